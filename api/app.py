@@ -1,0 +1,83 @@
+"""The ASGI application: GraphQL at /graphql, health probes, bearer auth on every request."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from strawberry.fastapi import GraphQLRouter
+
+from api import health
+from api.auth import Authenticator
+from api.graphql.context import get_context
+from api.graphql.schema import build_schema
+from domain.application import Stagegate
+
+_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    graphiql: bool = False
+    """Serve the GraphiQL IDE at /graphql (development only)."""
+    graphql_max_depth: int = 12
+    graphql_max_aliases: int = 30
+
+
+def create_app(
+    stagegate: Stagegate,
+    authenticate: Authenticator,
+    check_ready: Callable[[], None],
+    config: ApiConfig,
+) -> FastAPI:
+    app = FastAPI(
+        title="stagegate",
+        summary="System of record for AI use cases from pilot to measured production value.",
+        version="0.1.0",
+    )
+    app.state.stagegate = stagegate
+    app.state.authenticate = authenticate
+    app.state.check_ready = check_ready
+    app.state.graphiql = config.graphiql
+
+    @app.middleware("http")
+    async def correlation_id(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        presented = request.headers.get("x-correlation-id", "")
+        request.state.correlation_id = (
+            presented if _CORRELATION_ID.match(presented) else str(uuid.uuid4())
+        )
+        response = await call_next(request)
+        response.headers["X-Correlation-ID"] = request.state.correlation_id
+        return response
+
+    @app.exception_handler(HTTPException)
+    async def problem(request: Request, error: HTTPException) -> JSONResponse:
+        # RFC 9457 problem details, so every HTTP error has one shape.
+        titles = {401: "Unauthenticated", 403: "Forbidden", 404: "Not Found"}
+        return JSONResponse(
+            status_code=error.status_code,
+            content={
+                "type": f"https://stagegate.dev/problems/http-{error.status_code}",
+                "title": titles.get(error.status_code, "Error"),
+                "status": error.status_code,
+                "detail": error.detail,
+            },
+            headers=error.headers,
+            media_type="application/problem+json",
+        )
+
+    schema = build_schema(config.graphql_max_depth, config.graphql_max_aliases)
+    graphql = GraphQLRouter(
+        schema,
+        context_getter=get_context,
+        graphql_ide="graphiql" if config.graphiql else None,
+    )
+    app.include_router(graphql, prefix="/graphql", include_in_schema=False)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,53 @@
+"""Bearer-token authentication for every request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from domain.metadata import Actor
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: who (actor), what role, and for integrations, what scope."""
+
+    actor: Actor
+    token_id: str
+    sources: tuple[str, ...] = field(default=())
+    event_types: tuple[str, ...] = field(default=())
+
+
+Authenticator = Callable[[str], Principal | None]
+"""Looks a presented bearer token up; None when it is unknown, revoked or malformed."""
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer sgt_…`")
+
+
+class Unauthenticated(HTTPException):
+    def __init__(self, detail: str) -> None:
+        super().__init__(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def authenticate_request(request: Request, credentials: BearerCredentials) -> Principal:
+    """FastAPI dependency: the caller, or 401 naming what is wrong with the credentials."""
+    if credentials is None:
+        raise Unauthenticated(
+            "No bearer token: send 'Authorization: Bearer <token>'. "
+            "Create one with 'stagegate token create --actor ID --role ROLE'."
+        )
+    authenticate: Authenticator = request.app.state.authenticate
+    principal = authenticate(credentials.credentials)
+    if principal is None:
+        raise Unauthenticated("The bearer token is unknown, revoked or malformed.")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate_request)]

@@ -1,0 +1,162 @@
+"""The GraphQL schema: queries, one mutation per command, and the execution limits.
+
+Resolvers that touch the store are ``async`` and hand the synchronous work to a thread, so
+the event loop never waits on the database; everything below them is in-memory.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import strawberry
+from pydantic.alias_generators import to_camel
+from starlette.concurrency import run_in_threadpool
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+
+from api.graphql.context import Context
+from api.graphql.derive import input_type, to_wire
+from api.graphql.errors import (
+    Forbidden,
+    GateBlocked,
+    NotFound,
+    RuleViolated,
+    ValidationFailed,
+    VersionConflict,
+    error_member,
+)
+from api.graphql.types import Policy, Principal, UseCase, UseCaseView
+from domain.application import authorize_read
+from domain.commands import USE_CASE_COMMANDS, Command, RegisterUseCase, SetPolicy
+from domain.errors import DomainError
+from domain.errors import Forbidden as DomainForbidden
+from domain.errors import NotFound as DomainNotFound
+
+UseCaseResult = Annotated[
+    UseCase
+    | GateBlocked
+    | VersionConflict
+    | ValidationFailed
+    | NotFound
+    | Forbidden
+    | RuleViolated,
+    strawberry.union("UseCaseResult", description="The updated use case, or why not."),
+]
+PolicyResult = Annotated[
+    Policy | VersionConflict | ValidationFailed | Forbidden,
+    strawberry.union("PolicyResult", description="The policy now in force, or why not."),
+]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="A use case by its key; null if there is none.")
+    async def use_case(self, info: strawberry.Info[Context, None], key: str) -> UseCase | None:
+        context = info.context
+
+        def load() -> UseCase | None:
+            _authorize_read(context)
+            try:
+                use_case = context.stagegate.use_case(key)
+            except DomainNotFound:
+                return None
+            return UseCase(view=UseCaseView(use_case, context.stagegate.policy()))
+
+        return await run_in_threadpool(load)
+
+    @strawberry.field(description="The policy in force: the thresholds the gates judge by.")
+    async def policy(self, info: strawberry.Info[Context, None]) -> Policy:
+        context = info.context
+
+        def load() -> Policy:
+            _authorize_read(context)
+            return Policy.from_domain(context.stagegate.policy())
+
+        return await run_in_threadpool(load)
+
+    @strawberry.field(description="Who the bearer token says the caller is.")
+    def me(self, info: strawberry.Info[Context, None]) -> Principal:
+        actor = info.context.actor
+        return Principal(actor_id=actor.id, role=actor.role)
+
+
+def _authorize_read(context: Context) -> None:
+    try:
+        authorize_read(context.actor)
+    except DomainForbidden as error:
+        raise PermissionError(error.message) from None
+
+
+def _use_case_mutation(command_class: type[Command]) -> Any:
+    """A mutation that validates its input into ``command_class`` and executes it."""
+    input_class = input_type(command_class)
+
+    async def resolve(info: strawberry.Info[Context, None], input: Any) -> Any:
+        context = info.context
+
+        def run() -> Any:
+            try:
+                command = command_class.parse(to_wire(input))
+                use_case = context.stagegate.execute(command, context.command_context())
+            except DomainError as error:
+                return error_member(error)
+            return UseCase(view=UseCaseView(use_case, context.stagegate.policy()))
+
+        return await run_in_threadpool(run)
+
+    resolve.__annotations__ = {
+        "info": strawberry.Info[Context, None],
+        "input": input_class,
+        "return": UseCaseResult,
+    }
+    return strawberry.mutation(
+        resolver=resolve,
+        name=to_camel(command_class.__name__),
+        description=(command_class.__doc__ or "").strip() or None,
+    )
+
+
+async def _set_policy(info: strawberry.Info[Context, None], input: Any) -> Any:
+    context = info.context
+
+    def run() -> Any:
+        try:
+            command = SetPolicy.parse(to_wire(input))
+            policy = context.stagegate.set_policy(command, context.command_context())
+        except DomainError as error:
+            return error_member(error)
+        return Policy.from_domain(policy)
+
+    return await run_in_threadpool(run)
+
+
+_set_policy.__annotations__ = {
+    "info": strawberry.Info[Context, None],
+    "input": input_type(SetPolicy),
+    "return": PolicyResult,
+}
+
+_COMMANDS: tuple[type[Command], ...] = (RegisterUseCase, *USE_CASE_COMMANDS)
+_mutations: dict[str, Any] = {to_camel(c.__name__): _use_case_mutation(c) for c in _COMMANDS}
+_mutations["setPolicy"] = strawberry.mutation(
+    resolver=_set_policy, name="setPolicy", description=(SetPolicy.__doc__ or "").strip()
+)
+Mutation = strawberry.type(type("Mutation", (), _mutations), name="Mutation")
+
+
+def build_schema(max_depth: int = 12, max_aliases: int = 30) -> strawberry.Schema:
+    extensions: list[Any] = [
+        # Parsing and validating dominate a small query's cost; both caches more than double
+        # throughput for the repeated queries portals send.
+        ParserCache(maxsize=512),
+        ValidationCache(maxsize=512),
+        QueryDepthLimiter(max_depth=max_depth),
+        MaxAliasesLimiter(max_alias_count=max_aliases),
+        MaxTokensLimiter(max_token_count=4000),
+    ]
+    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)

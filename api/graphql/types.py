@@ -1,0 +1,267 @@
+"""The ``UseCase`` type and its companions, built from a loaded aggregate and the policy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import strawberry
+
+from api.graphql.derive import graphql_enum, output_type
+from api.graphql.errors import Requirement, Stage
+from domain import values as v
+from domain.gates import gate_status
+from domain.policy import PolicyInForce
+from domain.policy import PolicyValues as DomainPolicyValues
+from domain.state import UseCaseState
+from domain.usecase import UseCase as DomainUseCase
+
+# mypy sees the domain classes the resolvers really return; strawberry sees GraphQL types.
+if TYPE_CHECKING:
+    Role = v.Role
+    Person = v.Person
+    PriorityScore = v.PriorityScore
+    WorkflowSpec = v.WorkflowSpec
+    Criterion = v.Criterion
+    Baseline = v.Baseline
+    ModelVersion = v.ModelVersion
+    Evaluation = v.Evaluation
+    SignOff = v.SignOff
+    ReadinessConfirmation = v.ReadinessConfirmation
+    Deployment = v.Deployment
+    Change = v.Change
+    Measurement = v.Measurement
+    Adoption = v.Adoption
+    InferenceCost = v.InferenceCost
+    ValueStatement = v.ValueStatement
+    ScaleCriterion = v.ScaleCriterion
+    ScaleConfirmation = v.ScaleConfirmation
+    QualityAlert = v.QualityAlert
+    PolicyValues = DomainPolicyValues
+else:
+    Role = graphql_enum(v.Role)
+    Person = output_type(v.Person)
+    PriorityScore = output_type(v.PriorityScore)
+    WorkflowSpec = output_type(v.WorkflowSpec)
+    Criterion = output_type(v.Criterion)
+    Baseline = output_type(v.Baseline)
+    ModelVersion = output_type(v.ModelVersion)
+    Evaluation = output_type(v.Evaluation)
+    SignOff = output_type(v.SignOff)
+    ReadinessConfirmation = output_type(v.ReadinessConfirmation)
+    Deployment = output_type(v.Deployment)
+    Change = output_type(v.Change)
+    Measurement = output_type(v.Measurement)
+    Adoption = output_type(v.Adoption)
+    InferenceCost = output_type(v.InferenceCost)
+    ValueStatement = output_type(v.ValueStatement)
+    ScaleCriterion = output_type(v.ScaleCriterion)
+    ScaleConfirmation = output_type(v.ScaleConfirmation)
+    QualityAlert = output_type(v.QualityAlert)
+    PolicyValues = output_type(DomainPolicyValues)
+
+
+@strawberry.type(description="The three owners a use case needs; null until named.")
+class Owners:
+    business: Person | None
+    technical: Person | None
+    monitoring: Person | None
+
+
+@strawberry.type(description="Where the use case could go next and every requirement in the way.")
+class GateStatus:
+    stage: Stage
+    next: Stage | None = strawberry.field(description="Null from SCALE and RETIRED.")
+    unmet: list[Requirement]
+    policy_version: int = strawberry.field(description="The policy version this was judged by.")
+    open: bool = strawberry.field(description="True when `advanceStage` would pass now.")
+
+
+@strawberry.type(description="A scale-readiness criterion and whether it is confirmed met.")
+class ScaleCriterionStatus:
+    criterion: ScaleCriterion
+    confirmation: ScaleConfirmation | None
+    met: bool
+
+
+@strawberry.type(description="The organisation's policy in force.")
+class Policy:
+    version: int = strawberry.field(description="0 is the built-in default.")
+    values: PolicyValues
+
+    @classmethod
+    def from_domain(cls, policy: PolicyInForce) -> Policy:
+        return cls(version=policy.version, values=policy.values)
+
+
+@strawberry.type(description="Who the caller is, as their token says.")
+class Principal:
+    actor_id: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class UseCaseView:
+    """A loaded use case with the policy its gate is judged by (no further I/O needed)."""
+
+    use_case: DomainUseCase
+    policy: PolicyInForce
+
+
+@strawberry.type(description="An AI use case and everything recorded about it.")
+class UseCase:
+    view: strawberry.Private[UseCaseView]
+
+    @property
+    def _state(self) -> UseCaseState:
+        return self.view.use_case.state
+
+    @strawberry.field
+    def key(self) -> str:
+        return self._state.key
+
+    @strawberry.field
+    def title(self) -> str:
+        return self._state.title
+
+    @strawberry.field
+    def description(self) -> str | None:
+        return self._state.description
+
+    @strawberry.field
+    def business_unit(self) -> str | None:
+        return self._state.business_unit
+
+    @strawberry.field
+    def stage(self) -> Stage:
+        return self._state.stage
+
+    @strawberry.field(description="When the use case entered its current stage (server time).")
+    def stage_since(self) -> datetime:
+        return self._state.stage_since
+
+    @strawberry.field(description="Number of events recorded for this use case.")
+    def version(self) -> int:
+        return self.view.use_case.version
+
+    @strawberry.field
+    def registered_at(self) -> datetime:
+        return self.view.use_case.created_on
+
+    @strawberry.field
+    def registered_by(self) -> str:
+        return self._state.registered_by
+
+    @strawberry.field
+    def updated_at(self) -> datetime:
+        return self.view.use_case.modified_on
+
+    @strawberry.field
+    def priority(self) -> PriorityScore | None:
+        return self._state.priority
+
+    @strawberry.field
+    def owners(self) -> Owners:
+        owners = self._state.owners
+        return Owners(
+            business=owners.get(v.OwnerRole.BUSINESS),
+            technical=owners.get(v.OwnerRole.TECHNICAL),
+            monitoring=owners.get(v.OwnerRole.MONITORING),
+        )
+
+    @strawberry.field
+    def workflow(self) -> WorkflowSpec | None:
+        return self._state.workflow
+
+    @strawberry.field
+    def acceptance_criteria(self) -> list[Criterion]:
+        return list(self._state.acceptance_criteria)
+
+    @strawberry.field
+    def approver(self) -> Person | None:
+        return self._state.approver
+
+    @strawberry.field(description="The latest baseline of each metric.")
+    def baselines(self) -> list[Baseline]:
+        return list(self._state.baselines.values())
+
+    @strawberry.field
+    def candidate_version(self) -> ModelVersion | None:
+        label = self._state.candidate_version
+        return self._state.versions[label] if label else None
+
+    @strawberry.field(description="Every version registered, as candidate or through a change.")
+    def versions(self) -> list[ModelVersion]:
+        return list(self._state.versions.values())
+
+    @strawberry.field
+    def evaluations(self) -> list[Evaluation]:
+        return list(self._state.evaluations)
+
+    @strawberry.field
+    def sign_off(self) -> SignOff | None:
+        return self._state.sign_off
+
+    @strawberry.field
+    def readiness(self) -> list[ReadinessConfirmation]:
+        return list(self._state.readiness.values())
+
+    @strawberry.field
+    def deployments(self) -> list[Deployment]:
+        return list(self._state.deployments)
+
+    @strawberry.field(description="The version in production now, if any.")
+    def production_version(self) -> str | None:
+        return self._state.production_version
+
+    @strawberry.field
+    def first_production_deployment_at(self) -> datetime | None:
+        return self._state.first_production_deployment_at
+
+    @strawberry.field
+    def changes(self) -> list[Change]:
+        return list(self._state.changes)
+
+    @strawberry.field(description="After-state measurements, oldest recorded first.")
+    def measurements(self) -> list[Measurement]:
+        return list(self._state.measurements)
+
+    @strawberry.field
+    def adoption(self) -> list[Adoption]:
+        return list(self._state.adoption)
+
+    @strawberry.field
+    def inference_costs(self) -> list[InferenceCost]:
+        return list(self._state.inference_costs)
+
+    @strawberry.field
+    def value_statement(self) -> ValueStatement | None:
+        return self._state.value_statement
+
+    @strawberry.field
+    def scale_criteria(self) -> list[ScaleCriterionStatus]:
+        confirmations = self._state.scale_confirmations
+        return [
+            ScaleCriterionStatus(
+                criterion=criterion,
+                confirmation=confirmations.get(dimension),
+                met=dimension in confirmations,
+            )
+            for dimension, criterion in self._state.scale_criteria.items()
+        ]
+
+    @strawberry.field
+    def quality_alerts(self) -> list[QualityAlert]:
+        return list(self._state.quality_alerts.values())
+
+    @strawberry.field(description="What blocks the next forward move now.")
+    def gate(self) -> GateStatus:
+        status = gate_status(self._state, self.view.policy)
+        return GateStatus(
+            stage=status.stage,
+            next=status.next,
+            unmet=[Requirement(code=r.code, message=r.message) for r in status.unmet],
+            policy_version=status.policy_version,
+            open=status.open,
+        )

@@ -1,0 +1,99 @@
+"""Pydantic base classes for event-sourced aggregates on ``eventsourcing`` 9.5.
+
+An aggregate keeps its whole state in one pydantic model (``state``), so that a snapshot, an
+``asOf`` answer and an equality check are all plain model operations.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from uuid import UUID
+
+from eventsourcing.domain import (
+    BaseAggregate,
+    CanInitAggregate,
+    CanMutateAggregate,
+    CanSnapshotAggregate,
+)
+from eventsourcing.utils import get_topic, resolve_topic
+from pydantic import BaseModel, ConfigDict
+
+from domain.metadata import EventMeta
+
+StateT = TypeVar("StateT", bound=BaseModel)
+
+
+class DomainEvent(BaseModel):
+    """An immutable fact. ``timestamp`` is the server's clock when it was recorded."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    originator_id: UUID
+    originator_version: int
+    timestamp: datetime
+
+
+class AggregateEvent(DomainEvent, CanMutateAggregate[UUID]):
+    """An event of an aggregate, carrying who caused it, through what and why."""
+
+    meta: EventMeta
+
+
+class AggregateCreated(AggregateEvent, CanInitAggregate[UUID]):
+    originator_topic: str
+
+
+class StateSnapshot(DomainEvent, CanSnapshotAggregate[UUID]):
+    """A snapshot of a ``StatefulAggregate``: its state model as JSON, plus its timestamps."""
+
+    topic: str
+    state: dict[str, Any]
+
+    @classmethod
+    def take(cls, aggregate: Any) -> StateSnapshot:
+        assert isinstance(aggregate, StatefulAggregate)
+        return cls(
+            originator_id=aggregate.id,
+            originator_version=aggregate.version,
+            timestamp=cls.create_timestamp(),
+            topic=get_topic(type(aggregate)),
+            state={
+                "created_on": aggregate.created_on.isoformat(),
+                "modified_on": aggregate.modified_on.isoformat(),
+                "state": aggregate.state.model_dump(mode="json"),
+            },
+        )
+
+    def mutate(self, _: Any) -> Any:
+        aggregate_class = resolve_topic(self.topic)
+        assert issubclass(aggregate_class, StatefulAggregate)
+        aggregate = object.__new__(aggregate_class)
+        aggregate.__base_init__(
+            originator_id=self.originator_id,
+            originator_version=self.originator_version,
+            timestamp=datetime.fromisoformat(self.state["created_on"]),
+        )
+        aggregate.modified_on = datetime.fromisoformat(self.state["modified_on"])
+        aggregate.state = aggregate_class.state_class.model_validate(self.state["state"])
+        return aggregate
+
+
+class StatefulAggregate(BaseAggregate[UUID], Generic[StateT]):
+    """An aggregate whose state is a single pydantic model, set by its created event."""
+
+    state_class: ClassVar[type[BaseModel]]
+    if TYPE_CHECKING:  # not a class annotation at run time: the library would make a dataclass
+        state: StateT
+
+    Snapshot = StateSnapshot
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(self) is type(other)
+            and isinstance(other, StatefulAggregate)
+            and (self.id, self.version, self.created_on, self.modified_on, self.state)
+            == (other.id, other.version, other.created_on, other.modified_on, other.state)
+        )
+
+    __hash__ = None  # type: ignore[assignment]

@@ -1,0 +1,140 @@
+"""The state of one use case, and the questions the gates and rules ask of it.
+
+State only changes by applying events (see ``domain.usecase``); everything here reads.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from domain.values import (
+    Adoption,
+    Baseline,
+    Change,
+    ChangeStatus,
+    Criterion,
+    Deployment,
+    Evaluation,
+    InferenceCost,
+    Measurement,
+    ModelVersion,
+    OwnerRole,
+    Person,
+    PriorityScore,
+    QualityAlert,
+    ReadinessConfirmation,
+    ReadinessItem,
+    ScaleConfirmation,
+    ScaleCriterion,
+    ScaleDimension,
+    SignOff,
+    Stage,
+    ValueStatement,
+    WorkflowSpec,
+)
+
+
+class UseCaseState(BaseModel):
+    """Everything recorded about a use case, as it stands after its last event."""
+
+    key: str
+    title: str
+    description: str | None = None
+    business_unit: str | None = None
+    registered_by: str
+    stage: Stage = Stage.PROPOSED
+    stage_since: datetime
+    """Server time of the last stage transition (or registration)."""
+    reached_deployment: bool = False
+    """Whether the use case has ever been in ``deployment``; baselines are closed from then."""
+
+    priority: PriorityScore | None = None
+    owners: dict[OwnerRole, Person] = Field(default_factory=dict)
+    workflow: WorkflowSpec | None = None
+    acceptance_criteria: tuple[Criterion, ...] = ()
+    approver: Person | None = None
+    baselines: dict[str, Baseline] = Field(default_factory=dict)
+    """Latest baseline per metric name."""
+
+    versions: dict[str, ModelVersion] = Field(default_factory=dict)
+    """Every version ever registered (as candidate or through a change), by label."""
+    candidate_version: str | None = None
+    evaluations: list[Evaluation] = Field(default_factory=list)
+    sign_off: SignOff | None = None
+    readiness: dict[ReadinessItem, ReadinessConfirmation] = Field(default_factory=dict)
+
+    deployments: list[Deployment] = Field(default_factory=list)
+    production_version: str | None = None
+    previous_production_versions: list[str] = Field(default_factory=list)
+    """What a rollback returns to, most recent last."""
+    first_production_deployment_at: datetime | None = None
+    changes: list[Change] = Field(default_factory=list)
+
+    measurements: list[Measurement] = Field(default_factory=list)
+    adoption: list[Adoption] = Field(default_factory=list)
+    inference_costs: list[InferenceCost] = Field(default_factory=list)
+    value_statement: ValueStatement | None = None
+    scale_criteria: dict[ScaleDimension, ScaleCriterion] = Field(default_factory=dict)
+    scale_confirmations: dict[ScaleDimension, ScaleConfirmation] = Field(default_factory=dict)
+    quality_alerts: dict[str, QualityAlert] = Field(default_factory=dict)
+
+    # --- questions ------------------------------------------------------------------------
+
+    def owner(self, role: OwnerRole) -> Person | None:
+        return self.owners.get(role)
+
+    def evaluation_passes(self, evaluation: Evaluation) -> bool:
+        """Judged against the criteria in force now, not those of the day it was recorded."""
+        criteria = self.acceptance_criteria
+        return bool(criteria) and all(c.met_by(evaluation.results) for c in criteria)
+
+    def passing_evaluations(self, version: str | None) -> list[Evaluation]:
+        return [e for e in self.evaluations if e.version == version and self.evaluation_passes(e)]
+
+    def evaluation(self, number: int) -> Evaluation | None:
+        return self.evaluations[number - 1] if 0 < number <= len(self.evaluations) else None
+
+    def sign_off_is_valid(self) -> bool:
+        """The named approver signed a passing evaluation of the current candidate."""
+        sign_off, approver = self.sign_off, self.approver
+        if sign_off is None or approver is None or sign_off.version != self.candidate_version:
+            return False
+        if not approver.same_person(sign_off.signed_by):
+            return False
+        technical = self.owner(OwnerRole.TECHNICAL)
+        if technical is not None and technical.same_person(sign_off.signed_by):
+            return False
+        evaluation = self.evaluation(sign_off.evaluation_number)
+        return evaluation is not None and self.evaluation_passes(evaluation)
+
+    def approved_versions(self) -> set[str]:
+        """Versions that may go to production: the signed-off one and approved changes."""
+        approved = {
+            c.to_version
+            for c in self.changes
+            if c.status in (ChangeStatus.APPROVED, ChangeStatus.DEPLOYED)
+        }
+        if self.sign_off is not None and self.sign_off_is_valid():
+            approved.add(self.sign_off.version)
+        return approved
+
+    def latest_adoption(self) -> Adoption | None:
+        if not self.adoption:
+            return None
+        # Latest by business time; among equal times, the one recorded last.
+        return max(enumerate(self.adoption), key=lambda pair: (pair[1].measured_at, pair[0]))[1]
+
+    def after_state_for(self, metric: str, not_before: datetime) -> Measurement | None:
+        """The latest measurement of ``metric`` taken at or after ``not_before``."""
+        eligible = [
+            m for m in self.measurements if m.metric == metric and m.measured_at >= not_before
+        ]
+        return max(eligible, key=lambda m: m.measured_at) if eligible else None
+
+    def open_quality_alerts(self) -> list[QualityAlert]:
+        return [a for a in self.quality_alerts.values() if a.is_open]
+
+    def pending_change(self, number: int) -> Change | None:
+        return self.changes[number - 1] if 0 < number <= len(self.changes) else None

@@ -1,0 +1,42 @@
+"""The one place that wires stagegate together from its settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.application import Stagegate
+from domain.values import Role
+from infra.database import Database, database_of
+from infra.persistence import build_application, schema_lock
+from infra.settings import Settings
+from infra.tokens import IssuedToken, TokenStore
+
+
+@dataclass
+class Services:
+    """Everything a process (API server, CLI command, worker) needs, built once."""
+
+    settings: Settings
+    app: Stagegate
+    database: Database
+    tokens: TokenStore
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def bootstrap(settings: Settings) -> Services:
+    """Open the configured store, creating its tables if this is the first start."""
+    with schema_lock(settings):
+        app = build_application(settings)
+        database = database_of(app.factory.datastore)  # type: ignore[attr-defined]
+        tokens = TokenStore(database)
+        tokens.create_table()
+    return Services(settings=settings, app=app, database=database, tokens=tokens)
+
+
+def ensure_admin_token(services: Services) -> IssuedToken | None:
+    """On a first start with no tokens at all, issue an admin token (returned to print once)."""
+    if services.tokens.count() > 0:
+        return None
+    return services.tokens.issue("admin", Role.ADMIN, description="created on first start")

@@ -1,0 +1,74 @@
+"""Plain SQL on the event store's own connection pool, for stagegate's non-event tables.
+
+One small seam over the two datastores eventsourcing gives us, so the token table (and later
+read models) are written with the same SQL on SQLite and PostgreSQL: ``%s`` placeholders,
+table names through ``table()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+    def fetchall(self) -> list[dict[str, Any]]: ...
+    def fetchone(self) -> dict[str, Any] | None: ...
+
+
+class _SQLiteCursor:
+    """Adapts sqlite3 to the psycopg conventions used in our SQL."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(sql.replace("%s", "?"), tuple(params))
+
+    def fetchall(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._cursor.fetchall()]
+
+    def fetchone(self) -> dict[str, Any] | None:
+        row = self._cursor.fetchone()
+        return dict(row) if row is not None else None
+
+
+class Database:
+    """A transaction on whichever store the application was built on."""
+
+    def __init__(self, datastore: SQLiteDatastore | PostgresDatastore) -> None:
+        self.datastore = datastore
+        self.is_postgres = isinstance(datastore, PostgresDatastore)
+
+    def table(self, name: str) -> str:
+        """A table name, qualified by the PostgreSQL schema (validated at settings time)."""
+        if isinstance(self.datastore, PostgresDatastore):
+            return f'"{self.datastore.schema}"."{name}"'
+        return name
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """A transaction that commits when the block ends without an exception."""
+        if isinstance(self.datastore, PostgresDatastore):
+            with self.datastore.transaction(commit=True) as curs:
+                yield curs  # type: ignore[misc]
+        else:
+            with self.datastore.transaction(commit=True) as curs:
+                yield _SQLiteCursor(curs)
+
+    def ping(self) -> None:
+        """Raise unless the database answers a query."""
+        with self.transaction() as curs:
+            curs.execute("SELECT 1 AS ok")
+            curs.fetchall()
+
+
+def database_of(datastore: Any) -> Database:
+    if not isinstance(datastore, (SQLiteDatastore, PostgresDatastore)):
+        raise TypeError(f"no SQL database behind {type(datastore).__name__}")
+    return Database(datastore)

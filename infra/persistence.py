@@ -1,0 +1,95 @@
+"""Choose and prepare the event store: SQLite (embedded default) or PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import psycopg
+from eventsourcing.utils import get_topic
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from domain.application import Stagegate
+from infra.serialization import CanonicalJSONTranscoder, PydanticMapper
+from infra.settings import Settings
+
+# Serialises schema creation when several processes start on one PostgreSQL database.
+_SCHEMA_LOCK_KEY = 0x5374_6167  # "Stag"
+
+
+def _serialization_env() -> dict[str, str]:
+    return {
+        "MAPPER_TOPIC": get_topic(PydanticMapper),
+        "TRANSCODER_TOPIC": get_topic(CanonicalJSONTranscoder),
+    }
+
+
+def in_memory_env() -> dict[str, str]:
+    """An in-process store that keeps nothing: for unit tests and experiments."""
+    return {**_serialization_env(), "PERSISTENCE_MODULE": "eventsourcing.popo"}
+
+
+def eventsourcing_env(settings: Settings) -> dict[str, str]:
+    """The eventsourcing library's configuration, derived from our settings only."""
+    env = {
+        **_serialization_env(),
+        # Cache loaded aggregates; fast-forwarding from the store keeps them current when
+        # another process writes to the same database.
+        "AGGREGATE_CACHE_MAXSIZE": "1000",
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+    }
+    if settings.is_postgres:
+        params = settings.postgres_params()
+        env.update(
+            {
+                "PERSISTENCE_MODULE": "eventsourcing.postgres",
+                "POSTGRES_DBNAME": params["dbname"],
+                "POSTGRES_HOST": params["host"],
+                "POSTGRES_PORT": params["port"],
+                "POSTGRES_USER": params["user"],
+                "POSTGRES_PASSWORD": params["password"],
+                "POSTGRES_SCHEMA": settings.postgres_schema,
+                "POSTGRES_POOL_SIZE": str(settings.postgres_pool_size),
+                "POSTGRES_MAX_OVERFLOW": str(settings.postgres_max_overflow),
+                "POSTGRES_LOCK_TIMEOUT": str(settings.postgres_lock_timeout_seconds),
+                "POSTGRES_CONNECT_TIMEOUT": "10",
+                "POSTGRES_PRE_PING": "y",
+            }
+        )
+    else:
+        path = settings.sqlite_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        env.update(
+            {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(path),
+                "SQLITE_LOCK_TIMEOUT": "10",
+            }
+        )
+    return env
+
+
+def build_application(settings: Settings) -> Stagegate:
+    """The application on the configured store; call inside ``schema_lock``."""
+    return Stagegate(eventsourcing_env(settings), snapshot_interval=settings.snapshot_interval)
+
+
+@contextlib.contextmanager
+def schema_lock(settings: Settings) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock while creating the schema and tables (no-op on SQLite)."""
+    if not settings.is_postgres:
+        yield
+        return
+    conninfo = make_conninfo(**settings.postgres_params())
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        try:
+            conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                    sql.Identifier(settings.postgres_schema)
+                )
+            )
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK_KEY,))

@@ -1,0 +1,61 @@
+"""How events are stored: canonical JSON of the pydantic event models.
+
+Canonical (sorted keys, no insignificant whitespace, UTF-8) so the bytes of an event are a
+function of its content alone, which is what an audit hash chain needs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.utils import get_topic, resolve_topic
+from pydantic import BaseModel
+
+
+def canonical_json(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class CanonicalJSONTranscoder(Transcoder):
+    def encode(self, obj: Any) -> bytes:
+        return canonical_json(obj)
+
+    def decode(self, data: bytes) -> Any:
+        return json.loads(data)
+
+
+class PydanticMapper(Mapper[Any]):
+    """Maps pydantic domain events to stored events and back, validating on the way in."""
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[Any]) -> StoredEvent:
+        assert isinstance(domain_event, BaseModel)
+        state = domain_event.model_dump(
+            mode="json", exclude={"originator_id", "originator_version"}
+        )
+        stored_state = self.transcoder.encode(state)
+        if self.compressor:
+            stored_state = self.compressor.compress(stored_state)
+        if self.cipher:
+            stored_state = self.cipher.encrypt(stored_state)
+        return StoredEvent(
+            originator_id=domain_event.originator_id,
+            originator_version=domain_event.originator_version,
+            topic=get_topic(type(domain_event)),
+            state=stored_state,
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[Any]:
+        stored_state = stored_event.state
+        if self.cipher:
+            stored_state = self.cipher.decrypt(stored_state)
+        if self.compressor:
+            stored_state = self.compressor.decompress(stored_state)
+        state = self.transcoder.decode(stored_state)
+        state["originator_id"] = stored_event.originator_id
+        state["originator_version"] = stored_event.originator_version
+        event_class = resolve_topic(stored_event.topic)
+        event: DomainEventProtocol[Any] = event_class.model_validate(state)
+        return event

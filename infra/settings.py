@@ -1,0 +1,72 @@
+"""Settings, read once from the environment (prefix ``STAGEGATE_``) and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STAGEGATE_", extra="ignore")
+
+    database_url: str = "sqlite:///./stagegate.db"
+    """``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or
+    ``postgresql://user:password@host:5432/dbname``."""
+    postgres_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    postgres_pool_size: int = Field(default=5, ge=1, le=100)
+    postgres_max_overflow: int = Field(default=10, ge=0, le=100)
+    postgres_lock_timeout_seconds: int = Field(default=5, ge=1, le=600)
+    """How long an append waits for the event table's lock before giving up (0 waits forever)."""
+    snapshot_interval: int = Field(default=50, ge=2, le=100_000)
+    """Take a snapshot of a use case every this many events, so loading stays flat."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    environment: Literal["production", "development"] = "production"
+    """``development`` serves GraphiQL at /graphql; ``production`` does not."""
+    graphql_max_depth: int = Field(default=12, ge=2, le=100)
+    graphql_max_aliases: int = Field(default=30, ge=1, le=1000)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_url(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(
+                f"unsupported database URL scheme '{scheme}'; use sqlite:///path/to/file.db "
+                "or postgresql://user:password@host:5432/dbname"
+            )
+        if scheme == "sqlite" and not value.startswith("sqlite:///"):
+            raise ValueError("a SQLite URL has three slashes: sqlite:///stagegate.db")
+        return value
+
+    @property
+    def is_postgres(self) -> bool:
+        return urlsplit(self.database_url).scheme in ("postgresql", "postgres")
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+    def postgres_params(self) -> dict[str, str]:
+        """Connection parameters of a PostgreSQL URL, password included."""
+        url = urlsplit(self.database_url)
+        return {
+            "host": url.hostname or "localhost",
+            "port": str(url.port or 5432),
+            "user": unquote(url.username or "postgres"),
+            "password": unquote(url.password or ""),
+            "dbname": url.path.lstrip("/") or "postgres",
+        }
+
+    def redacted_database_url(self) -> str:
+        """The database URL without its password, for logs and banners."""
+        url = urlsplit(self.database_url)
+        if url.password is None:
+            return self.database_url
+        netloc = url.netloc.replace(f":{url.password}@", ":***@")
+        return url._replace(netloc=netloc).geturl()

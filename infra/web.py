@@ -1,0 +1,30 @@
+"""Build the ASGI application from the wired services."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.app import ApiConfig, create_app
+from api.auth import Principal
+from infra.bootstrap import Services
+
+
+def build_api(services: Services) -> FastAPI:
+    def authenticate(presented: str) -> Principal | None:
+        record = services.tokens.authenticate(presented)
+        if record is None:
+            return None
+        return Principal(
+            actor=record.actor,
+            token_id=record.token_id,
+            sources=record.sources,
+            event_types=record.event_types,
+        )
+
+    settings = services.settings
+    config = ApiConfig(
+        graphiql=settings.environment == "development",
+        graphql_max_depth=settings.graphql_max_depth,
+        graphql_max_aliases=settings.graphql_max_aliases,
+    )
+    return create_app(services.app, authenticate, services.database.ping, config)
