@@ -36,7 +36,11 @@ def bootstrap(settings: Settings) -> Services:
 
 
 def ensure_admin_token(services: Services) -> IssuedToken | None:
-    """On a first start with no tokens at all, issue an admin token (returned to print once)."""
-    if services.tokens.count() > 0:
-        return None
-    return services.tokens.issue("admin", Role.ADMIN, description="created on first start")
+    """On a first start with no tokens at all, issue an admin token (returned to print once).
+
+    Under the schema lock, so two servers starting together on one database issue one token.
+    """
+    with schema_lock(services.settings):
+        if services.tokens.count() > 0:
+            return None
+        return services.tokens.issue("admin", Role.ADMIN, description="created on first start")

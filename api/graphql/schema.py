@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import strawberry
-from pydantic.alias_generators import to_camel
 from starlette.concurrency import run_in_threadpool
 from strawberry.extensions import (
     MaxAliasesLimiter,
@@ -92,6 +91,12 @@ def _authorize_read(context: Context) -> None:
         raise PermissionError(error.message) from None
 
 
+def mutation_name(command_class: type[Command]) -> str:
+    """``RecordEvaluation`` -> ``recordEvaluation``: the mutation names of the API contract."""
+    name = command_class.__name__
+    return name[0].lower() + name[1:]
+
+
 def _use_case_mutation(command_class: type[Command]) -> Any:
     """A mutation that validates its input into ``command_class`` and executes it."""
     input_class = input_type(command_class)
@@ -116,7 +121,7 @@ def _use_case_mutation(command_class: type[Command]) -> Any:
     }
     return strawberry.mutation(
         resolver=resolve,
-        name=to_camel(command_class.__name__),
+        name=mutation_name(command_class),
         description=(command_class.__doc__ or "").strip() or None,
     )
 
@@ -142,7 +147,7 @@ _set_policy.__annotations__ = {
 }
 
 _COMMANDS: tuple[type[Command], ...] = (RegisterUseCase, *USE_CASE_COMMANDS)
-_mutations: dict[str, Any] = {to_camel(c.__name__): _use_case_mutation(c) for c in _COMMANDS}
+_mutations: dict[str, Any] = {mutation_name(c): _use_case_mutation(c) for c in _COMMANDS}
 _mutations["setPolicy"] = strawberry.mutation(
     resolver=_set_policy, name="setPolicy", description=(SetPolicy.__doc__ or "").strip()
 )
@@ -150,13 +155,14 @@ Mutation = strawberry.type(type("Mutation", (), _mutations), name="Mutation")
 
 
 def build_schema(max_depth: int = 12, max_aliases: int = 30) -> strawberry.Schema:
+    # Factories: strawberry builds fresh extensions per request (the caches live at module
+    # level, shared). Parsing and validating dominate a small query's cost; both caches more
+    # than double throughput for the repeated queries portals send.
     extensions: list[Any] = [
-        # Parsing and validating dominate a small query's cost; both caches more than double
-        # throughput for the repeated queries portals send.
-        ParserCache(maxsize=512),
-        ValidationCache(maxsize=512),
-        QueryDepthLimiter(max_depth=max_depth),
-        MaxAliasesLimiter(max_alias_count=max_aliases),
-        MaxTokensLimiter(max_token_count=4000),
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+        lambda: QueryDepthLimiter(max_depth=max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=4000),
     ]
     return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)

@@ -1,0 +1,131 @@
+"""Acceptance 4: two ``stagegate serve`` processes on one PostgreSQL database, side by side."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+from domain.values import Role
+from infra.bootstrap import bootstrap
+from infra.settings import Settings
+
+pytestmark = pytest.mark.postgres
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def token(postgres_settings: Settings) -> str:
+    services = bootstrap(postgres_settings)
+    try:
+        return services.tokens.issue("eddie.editor@example.com", Role.EDITOR).secret_token
+    finally:
+        services.close()
+
+
+@pytest.fixture
+def servers(postgres_settings: Settings, token: str) -> Iterator[list[str]]:
+    env = {
+        **os.environ,
+        "STAGEGATE_DATABASE_URL": postgres_settings.database_url,
+        "STAGEGATE_POSTGRES_SCHEMA": postgres_settings.postgres_schema,
+    }
+    processes, urls = [], []
+    for _ in range(2):
+        port = _free_port()
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "infra.cli", "serve", "--port", str(port)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        )
+        urls.append(f"http://127.0.0.1:{port}")
+    try:
+        for url, process in zip(urls, processes, strict=True):
+            _wait_ready(url, process)
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            pytest.fail(f"server exited early:\n{output}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"{url} did not become ready")
+
+
+def _gql(url: str, token: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    response = httpx.post(
+        f"{url}/graphql",
+        json={"query": query, "variables": variables},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+REGISTER = """mutation($key: String!) { registerUseCase(input: {key: $key, title: "Shared"}) {
+  __typename ... on UseCase { version } } }"""
+ADOPTION = """mutation($key: String!, $active: Int!, $expected: Int) {
+  recordAdoption(input: {key: $key, activeUsers: $active, targetUsers: 10,
+                         expectedVersion: $expected}) {
+    __typename ... on UseCase { version } ... on Error { message } } }"""
+READ = """query($key: String!) { useCase(key: $key) { version adoption { activeUsers } } }"""
+
+
+def test_two_servers_share_one_database(servers: list[str], token: str) -> None:
+    first, second = servers
+    key = "shared-use-case"
+    assert _gql(first, token, REGISTER, {"key": key})["registerUseCase"]["version"] == 1
+
+    # Alternate writers: each server sees the other's writes at once.
+    for active in range(1, 7):
+        url = servers[active % 2]
+        result = _gql(url, token, ADOPTION, {"key": key, "active": active, "expected": active})
+        assert result["recordAdoption"] == {"__typename": "UseCase", "version": active + 1}
+
+    for url in servers:
+        use_case = _gql(url, token, READ, {"key": key})["useCase"]
+        assert use_case["version"] == 7
+        assert [a["activeUsers"] for a in use_case["adoption"]] == [1, 2, 3, 4, 5, 6]
+
+    # The same stale expectation sent to both servers at once: one wins, one conflicts.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(
+            pool.map(
+                lambda url: _gql(url, token, ADOPTION, {"key": key, "active": 9, "expected": 7}),
+                [first, second],
+            )
+        )
+    kinds = sorted(r["recordAdoption"]["__typename"] for r in results)
+    assert kinds == ["UseCase", "VersionConflict"]
+    assert _gql(second, token, READ, {"key": key})["useCase"]["version"] == 8

@@ -1,0 +1,97 @@
+"""The names portals and integrations rely on (SPEC.md, "API contract") are in the schema."""
+
+from __future__ import annotations
+
+import pytest
+from graphql import (
+    GraphQLEnumType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLUnionType,
+    get_named_type,
+)
+
+from api.graphql.schema import build_schema
+
+SPEC_MUTATIONS = [
+    "registerUseCase",
+    "scorePriority",
+    "assignOwner",
+    "specifyWorkflow",
+    "defineAcceptanceCriteria",
+    "captureBaseline",
+    "registerCandidateVersion",
+    "recordEvaluation",
+    "signOffAcceptance",
+    "confirmReadiness",
+    "advanceStage",
+    "recordDeployment",
+    "recordMeasurement",
+    "recordAdoption",
+    "recordInferenceCost",
+    "stateValue",
+    "defineScaleCriteria",
+    "confirmScaleCriterion",
+    "requestChange",
+    "approveChange",
+    "rollBack",
+    "raiseQualityAlert",
+    "resolveQualityAlert",
+    "returnToStage",
+    "retire",
+    "setPolicy",
+]
+ERROR_MEMBERS = {
+    "GateBlocked",
+    "VersionConflict",
+    "ValidationFailed",
+    "NotFound",
+    "Forbidden",
+    "RuleViolated",
+}
+
+
+@pytest.fixture(scope="module")
+def schema() -> GraphQLSchema:
+    return build_schema()._schema
+
+
+def test_every_mutation_of_the_spec_exists_and_none_other(schema: GraphQLSchema) -> None:
+    assert sorted(schema.mutation_type.fields) == sorted(SPEC_MUTATIONS)
+
+
+@pytest.mark.parametrize("name", [m for m in SPEC_MUTATIONS if m != "setPolicy"])
+def test_each_use_case_mutation_returns_the_use_case_or_an_error_member(
+    schema: GraphQLSchema, name: str
+) -> None:
+    field = schema.mutation_type.fields[name]
+    result = get_named_type(field.type)
+    assert isinstance(result, GraphQLUnionType)
+    assert {t.name for t in result.types} == {"UseCase"} | ERROR_MEMBERS
+    if name != "registerUseCase":
+        assert "expectedVersion" in get_named_type(field.args["input"].type).fields
+
+
+def test_stage_enum_has_the_upper_case_values_of_the_spec(schema: GraphQLSchema) -> None:
+    stage = schema.type_map["Stage"]
+    assert isinstance(stage, GraphQLEnumType)
+    assert list(stage.values) == [
+        "PROPOSED",
+        "PILOT",
+        "ACCEPTANCE",
+        "DEPLOYMENT",
+        "MEASUREMENT",
+        "SCALE",
+        "RETIRED",
+    ]
+
+
+def test_use_case_type_has_the_fields_portals_rely_on(schema: GraphQLSchema) -> None:
+    use_case = schema.type_map["UseCase"]
+    assert isinstance(use_case, GraphQLObjectType)
+    assert {"key", "title", "stage", "version", "owners", "gate"} <= set(use_case.fields)
+    gate = get_named_type(use_case.fields["gate"].type)
+    assert {"next", "unmet"} <= set(gate.fields)
+    requirement = get_named_type(gate.fields["unmet"].type)
+    assert {"code", "message"} <= set(requirement.fields)
+    assert str(schema.query_type.fields["useCase"].args["key"].type) == "String!"
