@@ -1,0 +1,158 @@
+"""Acceptance 7: the README's first command starts the service on the embedded default.
+
+``stagegate serve`` in an empty folder, with no configuration at all: it creates
+./stagegate.db, prints where it listens and how to authenticate (with a first admin token),
+and that token works. The token commands manage tokens on the same database.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+STAGEGATE = [sys.executable, "-m", "infra.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("STAGEGATE_")}
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own console script
+        [*STAGEGATE, *args], cwd=cwd, env=_clean_env(), capture_output=True, text=True, timeout=60
+    )
+
+
+def test_serve_starts_on_sqlite_by_default_and_prints_how_to_authenticate(tmp_path: Path) -> None:
+    port = _free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own console script
+        [*STAGEGATE, "serve", "--port", str(port), "--demo"],
+        cwd=tmp_path,
+        env=_clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        banner = _read_until(process, "Authenticate every request")
+        assert f"http://127.0.0.1:{port}/graphql" in banner
+        assert "sqlite:///./stagegate.db" in banner
+        assert "demo portfolio loaded: 10 use cases" in banner
+        token = re.search(r"sgt_[0-9a-f]{16}_[A-Za-z0-9_-]{43}", banner)
+        assert token, banner
+        assert (tmp_path / "stagegate.db").exists()
+
+        _wait_ready(port)
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/graphql",
+            json={"query": '{ me { role } useCase(key: "invoice-triage") { stage } }'},
+            headers={"Authorization": f"Bearer {token.group(0)}"},
+        )
+        assert response.json() == {"data": {"me": {"role": "ADMIN"}, "useCase": {"stage": "SCALE"}}}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_a_second_start_prints_no_new_token(tmp_path: Path) -> None:
+    created = _run(
+        "token", "create", "--actor", "ava@example.com", "--role", "editor", cwd=tmp_path
+    )
+    assert created.returncode == 0, created.stderr
+    port = _free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own console script
+        [*STAGEGATE, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=_clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        banner = _read_until(process, "Authenticate every request")
+        assert "sgt_" not in banner
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_token_commands_create_list_and_revoke(tmp_path: Path) -> None:
+    created = _run(
+        "token", "create", "--actor", "ava@example.com", "--role", "editor", cwd=tmp_path
+    )
+    assert created.returncode == 0, created.stderr
+    token_id = created.stdout.strip().split("_")[1]
+
+    listed = _run("token", "list", cwd=tmp_path)
+    assert token_id in listed.stdout
+    assert "ava@example.com" in listed.stdout
+    assert "active" in listed.stdout
+
+    revoked = _run("token", "revoke", token_id, cwd=tmp_path)
+    assert revoked.returncode == 0
+    assert "revoked" in _run("token", "list", cwd=tmp_path).stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["token", "create", "--actor", "ava", "--role", "wizard"], "wizard"),
+        (["token", "create", "--actor", "bad actor!", "--role", "editor"], "invalid --actor"),
+        (["token", "revoke", "nope"], "no token has the id nope"),
+    ],
+)
+def test_bad_cli_input_is_refused_with_a_clear_message(
+    tmp_path: Path, args: list[str], complaint: str
+) -> None:
+    result = _run(*args, cwd=tmp_path)
+    assert result.returncode != 0
+    assert complaint in result.stderr
+
+
+def test_bad_configuration_names_the_setting(tmp_path: Path) -> None:
+    env = {**_clean_env(), "STAGEGATE_DATABASE_URL": "mysql://x/y"}
+    result = subprocess.run(  # noqa: S603 - our own console script
+        [*STAGEGATE, "token", "list"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "STAGEGATE_DATABASE_URL" in result.stderr
+    assert "unsupported database URL scheme 'mysql'" in result.stderr
+
+
+def _read_until(process: subprocess.Popen[str], marker: str) -> str:
+    assert process.stdout is not None
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if marker in line:
+            return "".join(lines)
+    pytest.fail("server did not print its banner:\n" + "".join(lines))
+
+
+def _wait_ready(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    pytest.fail("server never became ready")
