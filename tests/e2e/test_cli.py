@@ -32,14 +32,14 @@ def _clean_env() -> dict[str, str]:
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own console script
+    return subprocess.run(
         [*STAGEGATE, *args], cwd=cwd, env=_clean_env(), capture_output=True, text=True, timeout=60
     )
 
 
 def test_serve_starts_on_sqlite_by_default_and_prints_how_to_authenticate(tmp_path: Path) -> None:
     port = _free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own console script
+    process = subprocess.Popen(
         [*STAGEGATE, "serve", "--port", str(port), "--demo"],
         cwd=tmp_path,
         env=_clean_env(),
@@ -74,7 +74,7 @@ def test_a_second_start_prints_no_new_token(tmp_path: Path) -> None:
     )
     assert created.returncode == 0, created.stderr
     port = _free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own console script
+    process = subprocess.Popen(
         [*STAGEGATE, "serve", "--port", str(port)],
         cwd=tmp_path,
         env=_clean_env(),
@@ -125,7 +125,7 @@ def test_bad_cli_input_is_refused_with_a_clear_message(
 
 def test_bad_configuration_names_the_setting(tmp_path: Path) -> None:
     env = {**_clean_env(), "STAGEGATE_DATABASE_URL": "mysql://x/y"}
-    result = subprocess.run(  # noqa: S603 - our own console script
+    result = subprocess.run(
         [*STAGEGATE, "token", "list"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert result.returncode != 0

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_docker_compose_file_follows_the_compose_specification() -> None:
-    result = subprocess.run(  # noqa: S603 - a pinned test tool on our own file
+    result = subprocess.run(
         [
             sys.executable,
             "-m",
