@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from strawberry.fastapi import GraphQLRouter
 
@@ -26,6 +27,8 @@ class ApiConfig:
     """Serve the GraphiQL IDE at /graphql (development only)."""
     graphql_max_depth: int = 12
     graphql_max_aliases: int = 30
+    cors_origins: tuple[str, ...] = ()
+    """Browser origins (internal portals) allowed to call the API."""
 
 
 def create_app(
@@ -70,6 +73,15 @@ def create_app(
             },
             headers=error.headers,
             media_type="application/problem+json",
+        )
+
+    if config.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Correlation-ID"],
+            expose_headers=["X-Correlation-ID"],
         )
 
     schema = build_schema(config.graphql_max_depth, config.graphql_max_aliases)

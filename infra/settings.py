@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     environment: Literal["production", "development"] = "production"
     """``development`` serves GraphiQL at /graphql; ``production`` does not."""
+    cors_origins: list[str] = Field(default_factory=list)
+    """Browser origins allowed to call the API (JSON list), e.g. ``["https://portal.example.com"]``."""
     graphql_max_depth: int = Field(default=12, ge=2, le=100)
     graphql_max_aliases: int = Field(default=30, ge=1, le=1000)
     log_level: Literal["debug", "info", "warning", "error"] = "info"

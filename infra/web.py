@@ -26,5 +26,6 @@ def build_api(services: Services) -> FastAPI:
         graphiql=settings.environment == "development",
         graphql_max_depth=settings.graphql_max_depth,
         graphql_max_aliases=settings.graphql_max_aliases,
+        cors_origins=tuple(settings.cors_origins),
     )
     return create_app(services.app, authenticate, services.database.ping, config)

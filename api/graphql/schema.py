@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import strawberry
+from graphql import GraphQLError
 from starlette.concurrency import run_in_threadpool
 from strawberry.extensions import (
+    MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
@@ -154,6 +156,11 @@ _mutations["setPolicy"] = strawberry.mutation(
 Mutation = strawberry.type(type("Mutation", (), _mutations), name="Mutation")
 
 
+def _is_unexpected(error: GraphQLError) -> bool:
+    original = error.original_error
+    return original is not None and not isinstance(original, (PermissionError, GraphQLError))
+
+
 def build_schema(max_depth: int = 12, max_aliases: int = 30) -> strawberry.Schema:
     # Factories: strawberry builds fresh extensions per request (the caches live at module
     # level, shared). Parsing and validating dominate a small query's cost; both caches more
@@ -164,5 +171,8 @@ def build_schema(max_depth: int = 12, max_aliases: int = 30) -> strawberry.Schem
         lambda: QueryDepthLimiter(max_depth=max_depth),
         lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
         lambda: MaxTokensLimiter(max_token_count=4000),
+        # Unexpected failures (a database outage, a bug) are logged in full but answered with
+        # a generic message, so no internals leak to callers.
+        lambda: MaskErrors(should_mask_error=_is_unexpected),
     ]
     return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
