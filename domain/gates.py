@@ -184,6 +184,13 @@ def _platform_ready(s: UseCaseState, _: PolicyValues) -> str | None:
 def _deployed(s: UseCaseState, _: PolicyValues) -> str | None:
     if s.production_version is None:
         return "Record a production deployment of the signed-off version."
+    if s.production_version not in s.approved_versions():
+        # E.g. sent back to acceptance and a new candidate signed off: the old version is
+        # still in production, but it is not the one this pass through the gates approved.
+        return (
+            f"Production runs version {s.production_version}, which is neither the signed-off "
+            "version nor an approved change; deploy the signed-off version."
+        )
     return None
 
 

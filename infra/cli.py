@@ -158,5 +158,7 @@ def token_revoke(token_id: str) -> None:
     finally:
         services.close()
     click.echo(f"revoked {token_id}")
+
+
 if __name__ == "__main__":
     main()
