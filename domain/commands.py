@@ -7,17 +7,18 @@ aggregate method carries it out. GraphQL mutations and CloudEvents both build th
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
-    model_validator,
+    ValidationInfo,
+    field_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -38,6 +39,7 @@ from domain.values import (
     Money,
     NamedValues,
     OwnerRole,
+    PastTime,
     Person,
     PriorityScore,
     ReadinessItem,
@@ -50,21 +52,22 @@ from domain.values import (
     WorkflowSpec,
 )
 
-CLOCK_SKEW = timedelta(minutes=5)
-
-
-def _not_in_future(value: datetime) -> datetime:
-    if value > datetime.now(UTC) + CLOCK_SKEW:
-        raise ValueError("must not be in the future")
-    return value
-
-
-PastTime = Annotated[AwareDatetime, AfterValidator(_not_in_future)]
-"""A business time (timezone-aware) that has already happened."""
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _goes_with(amount_field: str) -> Any:
+    """A validator for ``currency``: present exactly when ``amount_field`` is."""
+
+    def check(cls: type[BaseModel], currency: str | None, info: ValidationInfo) -> str | None:
+        if amount_field not in info.data:
+            return currency  # the amount itself was invalid and is reported on its own
+        if (info.data[amount_field] is None) != (currency is None):
+            raise ValueError(f"give a currency exactly when {to_camel(amount_field)} is given")
+        return currency
+
+    return classmethod(check)
 
 
 WRITERS = frozenset({Role.ADMIN, Role.EDITOR})
@@ -166,15 +169,18 @@ class DefineAcceptanceCriteria(UseCaseCommand):
     criteria: tuple[Criterion, ...] = Field(min_length=1, max_length=50)
     approver: Person
 
-    @model_validator(mode="after")
-    def _one_criterion_per_metric_and_comparator(self) -> DefineAcceptanceCriteria:
+    @field_validator("criteria")
+    @classmethod
+    def _one_criterion_per_metric_and_comparator(
+        cls, criteria: tuple[Criterion, ...]
+    ) -> tuple[Criterion, ...]:
         seen = set()
-        for criterion in self.criteria:
+        for criterion in criteria:
             pair = (criterion.metric, criterion.comparator)
             if pair in seen:
                 raise ValueError(f"criterion '{criterion.describe()}' is given twice")
             seen.add(pair)
-        return self
+        return criteria
 
     def execute(self, use_case: UseCase, meta: EventMeta, policy: PolicyInForce) -> None:
         use_case.define_acceptance_criteria(self.criteria, self.approver, meta)
@@ -202,14 +208,19 @@ class RecordEvaluation(UseCaseCommand):
     integration_may_post: ClassVar[bool] = True
 
     version: ShortText
-    results: NamedValues = Field(min_length=1)
+    results: Annotated[NamedValues, Field(min_length=1)]
     evaluated_at: PastTime = Field(default_factory=_now)
     harness: ShortText | None = None
     dataset: ShortText | None = None
 
     def execute(self, use_case: UseCase, meta: EventMeta, policy: PolicyInForce) -> None:
         use_case.record_evaluation(
-            self.version, self.results, self.evaluated_at, self.harness, self.dataset, meta
+            self.version,
+            {r.name: r.value for r in self.results},
+            self.evaluated_at,
+            self.harness,
+            self.dataset,
+            meta,
         )
 
 
@@ -228,18 +239,18 @@ class SignOffAcceptance(UseCaseCommand):
 class ConfirmReadiness(UseCaseCommand):
     item: ReadinessItem
     evidence: LongText
-    monthly_budget: Money | None = None
-    currency: Currency | None = None
+    monthly_budget: Money | None = Field(default=None, validate_default=True)
+    """Required when confirming cost tracking: the inference budget per month."""
+    currency: Currency | None = Field(default=None, validate_default=True)
 
-    @model_validator(mode="after")
-    def _budget_for_cost_tracking(self) -> ConfirmReadiness:
-        if self.item is ReadinessItem.COST_TRACKING and (
-            self.monthly_budget is None or self.currency is None
-        ):
-            raise ValueError("cost tracking needs a monthlyBudget and its currency")
-        if (self.monthly_budget is None) != (self.currency is None):
-            raise ValueError("monthlyBudget and currency go together")
-        return self
+    @field_validator("monthly_budget")
+    @classmethod
+    def _budget_for_cost_tracking(cls, budget: Decimal | None, info: ValidationInfo) -> Any:
+        if budget is None and info.data.get("item") is ReadinessItem.COST_TRACKING:
+            raise ValueError("cost tracking needs a monthly budget")
+        return budget
+
+    _currency_with_budget = field_validator("currency")(_goes_with("monthly_budget"))
 
     def execute(self, use_case: UseCase, meta: EventMeta, policy: PolicyInForce) -> None:
         use_case.confirm_readiness(
@@ -301,11 +312,13 @@ class RecordInferenceCost(UseCaseCommand):
     amount: Money
     currency: Currency
 
-    @model_validator(mode="after")
-    def _period_ordered(self) -> RecordInferenceCost:
-        if self.period_end <= self.period_start:
-            raise ValueError("periodEnd must be after periodStart")
-        return self
+    @field_validator("period_end")
+    @classmethod
+    def _period_ordered(cls, end: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("period_start")
+        if start is not None and end <= start:
+            raise ValueError("must be after periodStart")
+        return end
 
     def execute(self, use_case: UseCase, meta: EventMeta, policy: PolicyInForce) -> None:
         cost = InferenceCost(
@@ -324,13 +337,9 @@ class StateValue(UseCaseCommand):
 
     statement: Annotated[LongText, Field(min_length=10)]
     estimated_annual_value: Money | None = None
-    currency: Currency | None = None
+    currency: Currency | None = Field(default=None, validate_default=True)
 
-    @model_validator(mode="after")
-    def _value_with_currency(self) -> StateValue:
-        if (self.estimated_annual_value is None) != (self.currency is None):
-            raise ValueError("estimatedAnnualValue and currency go together")
-        return self
+    _currency_with_value = field_validator("currency")(_goes_with("estimated_annual_value"))
 
     def execute(self, use_case: UseCase, meta: EventMeta, policy: PolicyInForce) -> None:
         use_case.state_value(self.statement, self.estimated_annual_value, self.currency, meta)
@@ -339,12 +348,13 @@ class StateValue(UseCaseCommand):
 class DefineScaleCriteria(UseCaseCommand):
     criteria: tuple[ScaleCriterion, ...] = Field(min_length=1, max_length=3)
 
-    @model_validator(mode="after")
-    def _one_per_dimension(self) -> DefineScaleCriteria:
-        dimensions = [c.dimension for c in self.criteria]
+    @field_validator("criteria")
+    @classmethod
+    def _one_per_dimension(cls, criteria: tuple[ScaleCriterion, ...]) -> Any:
+        dimensions = [c.dimension for c in criteria]
         if len(set(dimensions)) != len(dimensions):
             raise ValueError("give at most one criterion per dimension")
-        return self
+        return criteria
 
     def execute(self, use_case: UseCase, meta: EventMeta, policy: PolicyInForce) -> None:
         use_case.define_scale_criteria(self.criteria, meta)

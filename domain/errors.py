@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from pydantic.alias_generators import to_camel
+
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
@@ -71,7 +73,6 @@ class Rule(StrEnum):
     ALERT_ALREADY_RAISED = "ALERT_ALREADY_RAISED"
     UNKNOWN_ALERT = "UNKNOWN_ALERT"
     ALERT_ALREADY_RESOLVED = "ALERT_ALREADY_RESOLVED"
-    BUSINESS_TIME_IN_FUTURE = "BUSINESS_TIME_IN_FUTURE"
     CORRECTS_UNKNOWN_VERSION = "CORRECTS_UNKNOWN_VERSION"
 
 
@@ -132,7 +133,8 @@ class ValidationFailed(DomainError):
     def from_pydantic(cls, error: ValidationError, prefix: str = "") -> ValidationFailed:
         field_errors = []
         for item in error.errors(include_url=False):
-            path = ".".join(str(part) for part in item["loc"])
+            # camelCase, as the caller wrote it (a defaulted field is located by its name).
+            path = ".".join(to_camel(p) if isinstance(p, str) else str(p) for p in item["loc"])
             if prefix:
                 path = f"{prefix}.{path}" if path else prefix
             field_errors.append(FieldError(path=path, message=item["msg"]))

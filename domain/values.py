@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
@@ -17,7 +17,6 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -86,29 +85,33 @@ class NamedValue(BaseModel):
     value: FiniteFloat
 
 
-def _named_values_to_dict(value: object) -> object:
-    """Accept ``[{"name": n, "value": v}, ...]`` (GraphQL has no maps) as well as a mapping."""
-    if not isinstance(value, (list, tuple)):
-        return value
-    pairs = [NamedValue.model_validate(item) for item in value]
-    names = [p.name for p in pairs]
+def _unique_names(values: tuple[NamedValue, ...]) -> tuple[NamedValue, ...]:
+    names = [v.name for v in values]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValueError(f"names given more than once: {', '.join(duplicates)}")
-    return {p.name: p.value for p in pairs}
+    return values
 
 
 NamedValues = Annotated[
-    dict[ShortText, FiniteFloat],
-    BeforeValidator(_named_values_to_dict),
-    Field(max_length=200),
+    tuple[NamedValue, ...], AfterValidator(_unique_names), Field(max_length=200)
 ]
-"""Numbers by name; on the wire, a list of ``{name, value}`` pairs."""
+"""Numbers by name, as a list of ``{name, value}`` pairs (GraphQL has no maps)."""
+
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _not_in_future(value: datetime) -> datetime:
+    if value > datetime.now(UTC) + CLOCK_SKEW:
+        raise ValueError("must not be in the future")
+    return value
+
+
+PastTime = Annotated[AwareDatetime, AfterValidator(_not_in_future)]
+"""A business time (timezone-aware) that has already happened (give or take clock skew)."""
 Score = Annotated[int, Field(ge=1, le=5)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-BusinessTime = AwareDatetime
-"""When something happened in the business (measured, deployed, evaluated): timezone-aware."""
 
 
 class Value(BaseModel):
@@ -314,7 +317,7 @@ class Baseline(Value):
     unit: ShortText
     value: FiniteFloat
     direction: Direction
-    measured_at: BusinessTime
+    measured_at: PastTime
     method: LongText
 
 
@@ -324,7 +327,10 @@ class ModelVersion(Value):
     label: ShortText
     model: ShortText
     prompt: LongText
-    thresholds: NamedValues = Field(default_factory=dict)
+    thresholds: NamedValues = ()
+
+    def threshold_values(self) -> dict[str, float]:
+        return {t.name: t.value for t in self.thresholds}
 
     def differences(self, other: ModelVersion) -> tuple[ChangeComponent, ...]:
         changed = []
@@ -332,7 +338,7 @@ class ModelVersion(Value):
             changed.append(ChangeComponent.MODEL)
         if self.prompt != other.prompt:
             changed.append(ChangeComponent.PROMPT)
-        if self.thresholds != other.thresholds:
+        if self.threshold_values() != other.threshold_values():
             changed.append(ChangeComponent.THRESHOLDS)
         return tuple(changed)
 

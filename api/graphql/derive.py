@@ -111,6 +111,8 @@ def to_wire(value: Any) -> Any:
     Fields left unset or null are dropped, so the command's own defaults apply; keys are the
     camelCase wire names, so validation errors name fields as the caller wrote them.
     """
+    if isinstance(value, Enum):
+        return value  # enum classes carry a strawberry definition too; members are values
     if isinstance(value, list):
         return [to_wire(item) for item in value]
     if hasattr(value, "__strawberry_definition__"):
