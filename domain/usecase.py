@@ -744,12 +744,8 @@ class UseCase(StatefulAggregate[UseCaseState]):
             raise Forbidden(
                 f"Only the named approver ({approver.id}) can {action}, not {actor_id}."
             )
-        technical = self.state.owner(OwnerRole.TECHNICAL)
-        if technical is not None and technical.same_person(actor_id):
-            raise RuleViolated(
-                Rule.SEPARATION_OF_DUTIES,
-                f"{actor_id} is the technical owner and cannot {action} (separation of duties).",
-            )
+        # The approver is never the technical owner: assign_owner and
+        # define_acceptance_criteria refuse that pairing, so no check is needed here.
 
 
 def _enter_stage(state: UseCaseState, stage: Stage, at: datetime) -> None:
