@@ -7,9 +7,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from strawberry.fastapi import GraphQLRouter
 
 from api import health
@@ -23,11 +24,11 @@ _CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 @dataclass(frozen=True)
 class ApiConfig:
-    graphiql: bool = False
+    graphiql: bool
     """Serve the GraphiQL IDE at /graphql (development only)."""
-    graphql_max_depth: int = 12
-    graphql_max_aliases: int = 30
-    cors_origins: tuple[str, ...] = ()
+    graphql_max_depth: int
+    graphql_max_aliases: int
+    cors_origins: tuple[str, ...]
     """Browser origins (internal portals) allowed to call the API."""
 
 
@@ -59,10 +60,16 @@ def create_app(
         response.headers["X-Correlation-ID"] = request.state.correlation_id
         return response
 
-    @app.exception_handler(HTTPException)
-    async def problem(request: Request, error: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)
+    async def problem(request: Request, error: StarletteHTTPException) -> JSONResponse:
         # RFC 9457 problem details, so every HTTP error has one shape.
-        titles = {401: "Unauthenticated", 403: "Forbidden", 404: "Not Found"}
+        titles = {
+            401: "Unauthenticated",
+            403: "Forbidden",
+            404: "Not Found",
+            405: "Method Not Allowed",
+            503: "Service Unavailable",
+        }
         return JSONResponse(
             status_code=error.status_code,
             content={

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -21,6 +22,8 @@ class Principal:
     sources: tuple[str, ...] = field(default=())
     event_types: tuple[str, ...] = field(default=())
 
+
+log = logging.getLogger(__name__)
 
 Authenticator = Callable[[str], Principal | None]
 """Looks a presented bearer token up; None when it is unknown, revoked or malformed."""
@@ -44,7 +47,13 @@ def authenticate_request(request: Request, credentials: BearerCredentials) -> Pr
             "Create one with 'stagegate token create --actor ID --role ROLE'."
         )
     authenticate: Authenticator = request.app.state.authenticate
-    principal = authenticate(credentials.credentials)
+    try:
+        principal = authenticate(credentials.credentials)
+    except Exception:
+        log.exception("token lookup failed")
+        raise HTTPException(
+            status_code=503, detail="Cannot check the token now: the database is unreachable."
+        ) from None
     if principal is None:
         raise Unauthenticated("The bearer token is unknown, revoked or malformed.")
     return principal

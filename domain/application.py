@@ -12,11 +12,21 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, OperationalError
 from eventsourcing.utils import Environment, EnvType
+from pydantic import ValidationError
 
 from domain.commands import Command, RegisterUseCase, SetPolicy, UseCaseCommand
-from domain.errors import Forbidden, NotFound, Rule, RuleViolated, VersionConflict
+from domain.errors import (
+    DomainError,
+    Forbidden,
+    NotFound,
+    Rule,
+    RuleViolated,
+    StoreUnavailable,
+    ValidationFailed,
+    VersionConflict,
+)
 from domain.gates import GateStatus, gate_status
 from domain.metadata import Actor, CommandContext
 from domain.policy import POLICY_ID, Policy, PolicyInForce, PolicyValues
@@ -26,6 +36,7 @@ from domain.values import Channel, Role
 log = logging.getLogger(__name__)
 
 READERS = frozenset(Role) - {Role.INTEGRATION}
+UNCONDITIONAL_ATTEMPTS = 3
 
 
 class Stagegate(Application[UUID]):
@@ -61,54 +72,75 @@ class Stagegate(Application[UUID]):
 
     def set_policy(self, command: SetPolicy, ctx: CommandContext) -> PolicyInForce:
         authorize(command, ctx)
-        meta = ctx.meta(reason=command.reason)
-        changes = command.model_dump(exclude={"expected_version", "reason"}, exclude_none=True)
+        changes = command.changes()
+        if not changes:
+            raise ValidationFailed.single("", "give at least one policy value to change")
         policy = self._load_policy()
         current_version = policy.version if policy else 0
         if command.expected_version is not None and command.expected_version != current_version:
-            raise VersionConflict("policy", command.expected_version, current_version)
+            raise VersionConflict(
+                "policy", command.expected_version, current_version, subject="the policy"
+            )
         base = policy.values if policy else PolicyValues()
-        values = base.model_copy(update=changes)
+        try:
+            values = PolicyValues.model_validate({**base.model_dump(), **changes})
+        except ValidationError as error:
+            raise ValidationFailed.from_pydantic(error) from None
+        meta = ctx.meta(reason=command.reason)
         if policy is None:
             policy = Policy.define(values, meta)
         else:
             policy.change(values, meta)
-        try:
-            self.save(policy)
-        except IntegrityError:
-            raise VersionConflict("policy", command.expected_version, None) from None
+        self._save(policy, conflict=VersionConflict("policy", None, None, subject="the policy"))
         return PolicyInForce(version=policy.version, values=policy.values)
 
     def _register(self, command: RegisterUseCase, ctx: CommandContext) -> UseCase:
         use_case = UseCase.register(
             command.key, command.title, command.description, command.business_unit, ctx.meta()
         )
-        try:
-            self.save(use_case)
-        except IntegrityError:
-            raise RuleViolated(
-                Rule.KEY_TAKEN, f"The key '{command.key}' is already taken by another use case."
-            ) from None
+        taken = RuleViolated(
+            Rule.KEY_TAKEN, f"The key '{command.key}' is already taken by another use case."
+        )
+        self._save(use_case, conflict=taken)
         return use_case
 
     def _run(self, command: UseCaseCommand, ctx: CommandContext) -> UseCase:
-        use_case = self.use_case(command.key)
-        if command.expected_version is not None and command.expected_version != use_case.version:
-            raise VersionConflict(command.key, command.expected_version, use_case.version)
-        if command.corrects is not None and command.corrects > use_case.version:
-            raise RuleViolated(
-                Rule.CORRECTS_UNKNOWN_VERSION,
-                f"'corrects' names version {command.corrects}, but '{command.key}' has only "
-                f"{use_case.version} events.",
-            )
-        meta = ctx.meta(reason=command.reason_text, corrects=command.corrects)
-        command.execute(use_case, meta, self.policy())
+        # A command that named no expectedVersion is judged afresh against whatever won a
+        # race, so it may simply be retried; one that did must see its conflict.
+        attempts = 1 if command.expected_version is not None else UNCONDITIONAL_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            use_case = self.use_case(command.key)
+            expected = command.expected_version
+            if expected is not None and expected != use_case.version:
+                raise VersionConflict(command.key, expected, use_case.version)
+            if command.corrects is not None and command.corrects > use_case.version:
+                raise RuleViolated(
+                    Rule.CORRECTS_UNKNOWN_VERSION,
+                    f"'corrects' names version {command.corrects}, but '{command.key}' has "
+                    f"only {use_case.version} events.",
+                )
+            meta = ctx.meta(reason=command.reason_text, corrects=command.corrects)
+            command.execute(use_case, meta, self.policy())
+            try:
+                self._save(use_case, conflict=VersionConflict(command.key, expected, None))
+            except VersionConflict:
+                if attempt == attempts:
+                    raise
+                continue
+            return use_case
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _save(self, aggregate: Any, conflict: DomainError) -> None:
+        """Save, translating the store's refusals: a lost race is ``conflict``."""
         try:
-            self.save(use_case)
+            self.save(aggregate)
         except IntegrityError:
-            # Another writer appended the same version first: optimistic concurrency.
-            raise VersionConflict(command.key, command.expected_version, None) from None
-        return use_case
+            # Another writer appended the same version (or registered the key) first.
+            raise conflict from None
+        except OperationalError:
+            # The table lock was not granted in time, or the database is unreachable.
+            log.exception("event store refused a write")
+            raise StoreUnavailable() from None
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
         # The events are committed by now; a failed snapshot must not turn success into an error.

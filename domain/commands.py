@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -27,6 +28,7 @@ from domain.metadata import EventMeta
 from domain.policy import PolicyInForce
 from domain.usecase import UseCase
 from domain.values import (
+    PRODUCTION,
     AlertSeverity,
     Baseline,
     Criterion,
@@ -68,6 +70,12 @@ def _goes_with(amount_field: str) -> Any:
         return currency
 
     return classmethod(check)
+
+
+def _canonical_environment(value: object) -> object:
+    if isinstance(value, str) and value.strip().lower() in ("prod", "prd", "live", PRODUCTION):
+        return PRODUCTION  # so a deployment to "prod" cannot slip past the production rules
+    return value
 
 
 WRITERS = frozenset({Role.ADMIN, Role.EDITOR})
@@ -114,11 +122,15 @@ class SetPolicy(Command):
 
     expected_version: int | None = Field(default=None, ge=0)
     """Refuse with VersionConflict unless the policy is at exactly this version."""
-    measurement_window_days: int | None = Field(default=None, ge=1, le=3650)
-    min_adoption: float | None = Field(default=None, ge=0.0, le=1.0)
-    min_priority_score: int | None = Field(default=None, ge=1, le=5)
-    stuck_after_days: int | None = Field(default=None, ge=1, le=3650)
+    # Ranges are PolicyValues' own; they are checked on the merged policy.
+    measurement_window_days: int | None = None
+    min_adoption: float | None = None
+    min_priority_score: int | None = None
+    stuck_after_days: int | None = None
     reason: LongText | None = None
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"expected_version", "reason"}, exclude_none=True)
 
 
 class UseCaseCommand(Command):
@@ -153,6 +165,15 @@ class ScorePriority(UseCaseCommand):
 class AssignOwner(UseCaseCommand):
     role: OwnerRole
     person: Person
+
+    @field_validator("person")
+    @classmethod
+    def _technical_owner_names_the_ai_team(cls, person: Person, info: ValidationInfo) -> Person:
+        if info.data.get("role") is OwnerRole.TECHNICAL and not person.team:
+            raise ValueError(
+                "name the technical owner's team: it is the AI team that escalations bypass"
+            )
+        return person
 
     def execute(self, use_case: UseCase, meta: EventMeta, policy: PolicyInForce) -> None:
         use_case.assign_owner(self.role, self.person, meta)
@@ -271,8 +292,11 @@ class RecordDeployment(UseCaseCommand):
 
     version: ShortText
     environment: Annotated[
-        str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    ] = "production"
+        str,
+        BeforeValidator(_canonical_environment),
+        Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$"),
+    ] = PRODUCTION
+    """``production`` (also written prod, prd, live) is the one the gates and rules guard."""
     deployed_at: PastTime = Field(default_factory=_now)
 
     def execute(self, use_case: UseCase, meta: EventMeta, policy: PolicyInForce) -> None:

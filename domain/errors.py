@@ -55,7 +55,6 @@ class Rule(StrEnum):
     NO_APPROVER_NAMED = "NO_APPROVER_NAMED"
     NO_BUSINESS_OWNER_NAMED = "NO_BUSINESS_OWNER_NAMED"
     NO_CANDIDATE_VERSION = "NO_CANDIDATE_VERSION"
-    NO_ACCEPTANCE_CRITERIA = "NO_ACCEPTANCE_CRITERIA"
     UNKNOWN_VERSION = "UNKNOWN_VERSION"
     VERSION_LABEL_TAKEN = "VERSION_LABEL_TAKEN"
     UNKNOWN_EVALUATION = "UNKNOWN_EVALUATION"
@@ -64,6 +63,7 @@ class Rule(StrEnum):
     NO_BASELINE_FOR_METRIC = "NO_BASELINE_FOR_METRIC"
     NOT_YET_DEPLOYED = "NOT_YET_DEPLOYED"
     VERSION_NOT_APPROVED = "VERSION_NOT_APPROVED"
+    DEPLOYMENT_PREDATES_GATE = "DEPLOYMENT_PREDATES_GATE"
     NOTHING_DEPLOYED = "NOTHING_DEPLOYED"
     ROLLBACK_TARGET_MISMATCH = "ROLLBACK_TARGET_MISMATCH"
     NO_CHANGE = "NO_CHANGE"
@@ -73,6 +73,7 @@ class Rule(StrEnum):
     ALERT_ALREADY_RAISED = "ALERT_ALREADY_RAISED"
     UNKNOWN_ALERT = "UNKNOWN_ALERT"
     ALERT_ALREADY_RESOLVED = "ALERT_ALREADY_RESOLVED"
+    RESOLVED_BEFORE_RAISED = "RESOLVED_BEFORE_RAISED"
     CORRECTS_UNKNOWN_VERSION = "CORRECTS_UNKNOWN_VERSION"
 
 
@@ -87,18 +88,27 @@ class RuleViolated(DomainError):
 class VersionConflict(DomainError):
     """Another write got there first: the caller's view of the use case is stale."""
 
-    def __init__(self, key: str, expected: int | None, actual: int | None) -> None:
-        if expected is None:
-            message = f"use case '{key}' was changed by another writer; reload and retry"
+    def __init__(
+        self, key: str, expected: int | None, actual: int | None, subject: str | None = None
+    ) -> None:
+        subject = subject or f"use case '{key}'"
+        if actual is None:
+            message = f"{subject} was changed by another writer; reload and retry"
         else:
             message = (
-                f"use case '{key}' is at version {actual}, not the expected {expected}; "
-                "reload and retry"
+                f"{subject} is at version {actual}, not the expected {expected}; reload and retry"
             )
         super().__init__(message)
         self.key = key
         self.expected = expected
         self.actual = actual
+
+
+class StoreUnavailable(DomainError):
+    """The event store did not take the write in time (busy or unreachable); retry later."""
+
+    def __init__(self) -> None:
+        super().__init__("the event store is busy or unreachable; nothing was written, retry")
 
 
 class NotFound(DomainError):

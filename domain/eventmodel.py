@@ -19,6 +19,7 @@ from eventsourcing.domain import (
 from eventsourcing.utils import get_topic, resolve_topic
 from pydantic import BaseModel, ConfigDict
 
+from domain import clock
 from domain.metadata import EventMeta
 
 StateT = TypeVar("StateT", bound=BaseModel)
@@ -32,6 +33,10 @@ class DomainEvent(BaseModel):
     originator_id: UUID
     originator_version: int
     timestamp: datetime
+
+    @staticmethod
+    def create_timestamp() -> datetime:
+        return clock.now()
 
 
 class AggregateEvent(DomainEvent, CanMutateAggregate[UUID]):

@@ -49,6 +49,8 @@ class UseCaseState(BaseModel):
     """Server time of the last stage transition (or registration)."""
     reached_deployment: bool = False
     """Whether the use case has ever been in ``deployment``; baselines are closed from then."""
+    entered_deployment_at: datetime | None = None
+    """Server time the use case last entered ``deployment``; no production deployment is older."""
 
     priority: PriorityScore | None = None
     owners: dict[OwnerRole, Person] = Field(default_factory=dict)
@@ -110,15 +112,36 @@ class UseCaseState(BaseModel):
         return evaluation is not None and self.evaluation_passes(evaluation)
 
     def approved_versions(self) -> set[str]:
-        """Versions that may go to production: the signed-off one and approved changes."""
+        """Versions approved for production: the signed-off one and approved changes.
+
+        Like the sign-off, a change's approval stands only while its version passes the
+        acceptance criteria in force.
+        """
         approved = {
             c.to_version
             for c in self.changes
             if c.status in (ChangeStatus.APPROVED, ChangeStatus.DEPLOYED)
+            and self.passing_evaluations(c.to_version)
         }
         if self.sign_off is not None and self.sign_off_is_valid():
             approved.add(self.sign_off.version)
         return approved
+
+    def deployable_versions(self) -> set[str]:
+        """Versions a production deployment may install now.
+
+        Nothing in production: the signed-off version or an approved change. Something in
+        production: that same version again, or the target of an approved change not yet
+        deployed; going back goes through a rollback.
+        """
+        pending_changes = {
+            c.to_version
+            for c in self.changes
+            if c.status is ChangeStatus.APPROVED and self.passing_evaluations(c.to_version)
+        }
+        if self.production_version is None:
+            return self.approved_versions() | pending_changes
+        return {self.production_version} | pending_changes
 
     def latest_adoption(self) -> Adoption | None:
         if not self.adoption:

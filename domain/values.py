@@ -44,6 +44,7 @@ ShortText = Annotated[
 LongText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=4000),
+    AfterValidator(_no_control_characters),
 ]
 """A rationale, description, evidence or reason: 1-4000 characters after trimming."""
 
@@ -285,6 +286,16 @@ class PriorityScore(Value):
         return min(self.leverage.score, self.feasibility.score, self.readiness.score)
 
 
+def _has_team(person: Person) -> Person:
+    if not person.team:
+        raise ValueError("name the responder's team: the gate checks it is not the AI team")
+    return person
+
+
+Responder = Annotated[Person, AfterValidator(_has_team)]
+"""A person on an escalation path; their team is what ``ESCALATION_OUTSIDE_AI_TEAM`` judges."""
+
+
 class WorkflowStep(Value):
     description: ShortText
     performed_by_role: ShortText
@@ -295,7 +306,7 @@ class WorkflowSpec(Value):
     """The changed workflow: ordered steps with who performs each, and the escalation path."""
 
     steps: tuple[WorkflowStep, ...] = Field(min_length=1, max_length=100)
-    escalation_path: tuple[Person, ...] = Field(default=(), max_length=20)
+    escalation_path: tuple[Responder, ...] = Field(default=(), max_length=20)
     """Who responds to an operational issue, in order; the first must be outside the AI team."""
 
 

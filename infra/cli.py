@@ -7,6 +7,7 @@ import sys
 
 import click
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from domain.errors import DomainError
 from domain.values import Role
@@ -17,6 +18,8 @@ from infra.settings import Settings
 def _settings() -> Settings:
     try:
         return Settings()
+    except SettingsError as error:  # e.g. a list setting that is not JSON
+        raise click.ClickException(f"invalid configuration: {error}") from None
     except ValidationError as error:
         problems = "; ".join(
             f"STAGEGATE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
@@ -153,11 +156,12 @@ def token_revoke(token_id: str) -> None:
     """Revoke a token by its id (the part after 'sgt_')."""
     services = _services(_settings())
     try:
-        if not services.tokens.revoke(token_id):
-            raise click.ClickException(f"no token has the id {token_id}")
+        outcome = services.tokens.revoke(token_id)
     finally:
         services.close()
-    click.echo(f"revoked {token_id}")
+    if outcome is None:
+        raise click.ClickException(f"no token has the id {token_id}")
+    click.echo(f"revoked {token_id}" if outcome else f"{token_id} was already revoked")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """A realistic demo portfolio, loaded through the same commands a user would issue.
 
 Ten use cases across every stage, some moving freely and some blocked at a gate, so that a new
-team member can open GraphiQL and see what stagegate is for.
+team member can open GraphiQL and see what stagegate is for. Each use case is written on its
+own timeline (months of history), with the server clock moved in-process while it loads.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 
 from domain import commands as c
 from domain.application import Stagegate
-from domain.errors import DomainError, Rule, RuleViolated
+from domain.clock import clock_set_to
+from domain.errors import DomainError, NotFound, Rule, RuleViolated
 from domain.metadata import Actor, CommandContext
 from domain.values import Channel, Role
 
@@ -32,6 +34,16 @@ PRIYA = ("priya.nair@example.com", "Priya Nair", "Procurement")
 JONAS = ("jonas.berg@example.com", "Jonas Berg", "Compliance")
 
 
+def _business_times(fields: Any) -> list[datetime]:
+    if isinstance(fields, datetime):
+        return [fields]
+    if isinstance(fields, dict):
+        return [t for value in fields.values() for t in _business_times(value)]
+    if isinstance(fields, list):
+        return [t for value in fields for t in _business_times(value)]
+    return []
+
+
 def person(who: tuple[str, str, str]) -> dict[str, str]:
     return {"id": who[0], "name": who[1], "team": who[2]}
 
@@ -41,12 +53,20 @@ def days_ago(days: float) -> datetime:
 
 
 class DemoLoader:
-    """Issues commands as the people who would issue them."""
+    """Issues commands as the people who would issue them, on a simulated timeline."""
 
     def __init__(self, app: Stagegate) -> None:
         self.app = app
         self.correlation_id = f"demo-{uuid.uuid4()}"
         self.gate_refusals = 0
+        self.now = NOW
+
+    def start(self, days_before_today: float) -> None:
+        """Begin a use case's timeline this many days ago."""
+        self.now = days_ago(days_before_today)
+
+    def wait(self, days: float) -> None:
+        self.now += timedelta(days=days)
 
     def as_(self, who: tuple[str, str, str], role: Role) -> Callable[..., Any]:
         ctx = CommandContext(
@@ -56,7 +76,12 @@ class DemoLoader:
         )
 
         def issue(command_class: type[c.Command], **fields: Any) -> Any:
-            return self.app.execute(command_class.parse(fields), ctx)
+            # Record each event a little after the previous one, and never before the
+            # business time it reports (a deployment is recorded once it has happened).
+            self.now = max([self.now + timedelta(minutes=7), *_business_times(fields)])
+            assert self.now <= NOW, "the demo timeline ran into the future"
+            with clock_set_to(lambda: self.now):
+                return self.app.execute(command_class.parse(fields), ctx)
 
         return issue
 
@@ -74,7 +99,7 @@ def load_demo(app: Stagegate) -> list[str]:
     """Load the portfolio; returns the keys created. Refuses if it is already loaded."""
     loader = DemoLoader(app)
     keys = []
-    for build in (
+    builders = (
         _invoice_triage,
         _claims_summarisation,
         _contract_clauses,
@@ -85,20 +110,39 @@ def load_demo(app: Stagegate) -> list[str]:
         _fraud_alert_explainer,
         _procurement_classifier,
         _kyc_document_check,
-    ):
+    )
+    for key in DEMO_KEYS:
         try:
-            keys.append(build(loader))
-        except RuleViolated as error:
-            if error.code is Rule.KEY_TAKEN:
-                raise RuleViolated(Rule.KEY_TAKEN, "the demo portfolio is already loaded") from None
-            raise
+            app.use_case(key)
+        except NotFound:
+            continue
+        raise RuleViolated(Rule.KEY_TAKEN, f"the demo portfolio is already loaded ({key})")
+    for build in builders:
+        keys.append(build(loader))
     return keys
+
+
+DEMO_KEYS = (
+    "invoice-triage",
+    "claims-summarisation",
+    "contract-clause-extraction",
+    "support-reply-drafts",
+    "demand-forecast-copilot",
+    "hr-policy-assistant",
+    "sales-call-notes",
+    "fraud-alert-explainer",
+    "procurement-spend-classifier",
+    "kyc-document-check",
+)
 
 
 # --- the shared journey ---------------------------------------------------------------------
 
 
-def _register(d: DemoLoader, key: str, title: str, unit: str, description: str) -> None:
+def _register(
+    d: DemoLoader, key: str, title: str, unit: str, description: str, started: float
+) -> None:
+    d.start(started)
     d.as_(AVA, Role.EDITOR)(
         c.RegisterUseCase, key=key, title=title, business_unit=unit, description=description
     )
@@ -173,7 +217,7 @@ def _to_deployment(
         key=key,
         version="v1",
         results=[{"name": "accuracy", "value": 0.94}, {"name": "p95_latency_s", "value": 2.7}],
-        evaluated_at=days_ago(200),
+        evaluated_at=d.now - timedelta(days=1),
         harness="eval-harness 2.3",
         dataset="golden-set-2026-q1",
     )
@@ -214,7 +258,14 @@ def _deploy(d: DemoLoader, key: str, version: str, when: datetime) -> None:
 
 def _invoice_triage(d: DemoLoader) -> str:
     key = "invoice-triage"
-    _register(d, key, "Invoice triage", "Finance", "Route supplier invoices to the right queue.")
+    _register(
+        d,
+        key,
+        "Invoice triage",
+        "Finance",
+        "Route supplier invoices to the right queue.",
+        started=260,
+    )
     _score(d, key, 5, 4, 5)
     _to_pilot(d, key)
     _to_acceptance(d, key, MARIA, RAJ)
@@ -275,7 +326,14 @@ def _invoice_triage(d: DemoLoader) -> str:
 
 def _claims_summarisation(d: DemoLoader) -> str:
     key = "claims-summarisation"
-    _register(d, key, "Claims summarisation", "Insurance Operations", "Summarise claim files.")
+    _register(
+        d,
+        key,
+        "Claims summarisation",
+        "Insurance Operations",
+        "Summarise claim files.",
+        started=120,
+    )
     _score(d, key, 4, 4, 4)
     _to_pilot(d, key)
     _to_acceptance(d, key, TOM, SOFIA)
@@ -312,7 +370,14 @@ def _claims_summarisation(d: DemoLoader) -> str:
 
 def _contract_clauses(d: DemoLoader) -> str:
     key = "contract-clause-extraction"
-    _register(d, key, "Contract clause extraction", "Legal", "Extract renewal and liability terms.")
+    _register(
+        d,
+        key,
+        "Contract clause extraction",
+        "Legal",
+        "Extract renewal and liability terms.",
+        started=80,
+    )
     _score(d, key, 4, 3, 4)
     _to_pilot(d, key)
     _to_acceptance(d, key, LENA, RAJ)
@@ -357,7 +422,9 @@ def _contract_clauses(d: DemoLoader) -> str:
 
 def _support_replies(d: DemoLoader) -> str:
     key = "support-reply-drafts"
-    _register(d, key, "Support reply drafts", "Customer Service", "Draft replies for agents.")
+    _register(
+        d, key, "Support reply drafts", "Customer Service", "Draft replies for agents.", started=40
+    )
     _score(d, key, 4, 5, 3)
     _to_pilot(d, key, technical=AVA)
     _to_acceptance(d, key, OMAR, SOFIA)
@@ -394,7 +461,9 @@ def _support_replies(d: DemoLoader) -> str:
 
 def _demand_forecast(d: DemoLoader) -> str:
     key = "demand-forecast-copilot"
-    _register(d, key, "Demand forecast copilot", "Supply Chain", "Explain forecast changes.")
+    _register(
+        d, key, "Demand forecast copilot", "Supply Chain", "Explain forecast changes.", started=30
+    )
     _score(d, key, 3, 3, 4)
     _to_pilot(d, key)
     ed = d.as_(AVA, Role.EDITOR)
@@ -414,7 +483,9 @@ def _demand_forecast(d: DemoLoader) -> str:
 
 def _hr_policy_assistant(d: DemoLoader) -> str:
     key = "hr-policy-assistant"
-    _register(d, key, "HR policy assistant", "People", "Answer employee policy questions.")
+    _register(
+        d, key, "HR policy assistant", "People", "Answer employee policy questions.", started=20
+    )
     _score(d, key, 3, 4, 2)
     d.expect_refusal(d.as_(AVA, Role.EDITOR), c.AdvanceStage, key=key, to="pilot")
     return key
@@ -422,13 +493,15 @@ def _hr_policy_assistant(d: DemoLoader) -> str:
 
 def _sales_call_notes(d: DemoLoader) -> str:
     key = "sales-call-notes"
-    _register(d, key, "Sales call notes", "Sales", "Summarise calls into CRM notes.")
+    _register(d, key, "Sales call notes", "Sales", "Summarise calls into CRM notes.", started=10)
     return key
 
 
 def _fraud_alert_explainer(d: DemoLoader) -> str:
     key = "fraud-alert-explainer"
-    _register(d, key, "Fraud alert explainer", "Risk", "Explain fraud alerts to analysts.")
+    _register(
+        d, key, "Fraud alert explainer", "Risk", "Explain fraud alerts to analysts.", started=60
+    )
     _score(d, key, 4, 2, 2)
     _to_pilot(d, key)
     d.as_(AVA, Role.EDITOR)(
@@ -442,7 +515,9 @@ def _fraud_alert_explainer(d: DemoLoader) -> str:
 
 def _procurement_classifier(d: DemoLoader) -> str:
     key = "procurement-spend-classifier"
-    _register(d, key, "Procurement spend classifier", "Procurement", "Classify spend lines.")
+    _register(
+        d, key, "Procurement spend classifier", "Procurement", "Classify spend lines.", started=170
+    )
     _score(d, key, 4, 5, 4)
     _to_pilot(d, key)
     _to_acceptance(d, key, PRIYA, RAJ)
@@ -512,7 +587,9 @@ def _procurement_classifier(d: DemoLoader) -> str:
 
 def _kyc_document_check(d: DemoLoader) -> str:
     key = "kyc-document-check"
-    _register(d, key, "KYC document check", "Compliance", "Pre-check identity documents.")
+    _register(
+        d, key, "KYC document check", "Compliance", "Pre-check identity documents.", started=45
+    )
     _score(d, key, 5, 3, 4)
     _to_pilot(d, key)
     _to_acceptance(d, key, JONAS, SOFIA)

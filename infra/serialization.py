@@ -1,7 +1,7 @@
 """How events are stored: canonical JSON of the pydantic event models.
 
 Canonical (sorted keys, no insignificant whitespace, UTF-8) so the bytes of an event are a
-function of its content alone, which is what an audit hash chain needs.
+function of its content alone: the same event always hashes and compares the same.
 """
 
 from __future__ import annotations

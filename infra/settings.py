@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     postgres_pool_size: int = Field(default=5, ge=1, le=100)
     postgres_max_overflow: int = Field(default=10, ge=0, le=100)
     postgres_lock_timeout_seconds: int = Field(default=5, ge=1, le=600)
-    """How long an append waits for the event table's lock before giving up (0 waits forever)."""
+    """How long an append waits for the event table's lock before giving up."""
     snapshot_interval: int = Field(default=50, ge=2, le=100_000)
     """Take a snapshot of a use case every this many events, so loading stays flat."""
     host: str = "127.0.0.1"
@@ -44,6 +44,16 @@ class Settings(BaseSettings):
             )
         if scheme == "sqlite" and not value.startswith("sqlite:///"):
             raise ValueError("a SQLite URL has three slashes: sqlite:///stagegate.db")
+        url = urlsplit(value)
+        if scheme != "sqlite":
+            if url.query:
+                # eventsourcing's pool takes host, port, user, password and database only;
+                # libpq reads the rest from its environment (PGSSLMODE, PGSSLROOTCERT, ...).
+                raise ValueError(
+                    "query parameters are not supported in the PostgreSQL URL; set libpq's "
+                    "environment variables instead (e.g. PGSSLMODE=require)"
+                )
+            url.port  # noqa: B018 - raises ValueError for a port that is not a number
         return value
 
     @property

@@ -126,16 +126,20 @@ class TokenStore:
             return None
         return _record(row)
 
-    def revoke(self, token_id: str) -> bool:
+    def revoke(self, token_id: str) -> bool | None:
+        """True if revoked now, False if it already was, None if there is no such token."""
         with self.db.transaction() as curs:
-            curs.execute(
-                f"UPDATE {self.table} SET revoked_at = %s"
-                " WHERE token_id = %s AND revoked_at IS NULL",
-                (datetime.now(UTC).isoformat(), token_id),
-            )
             curs.execute(f"SELECT revoked_at FROM {self.table} WHERE token_id = %s", (token_id,))
             row = curs.fetchone()
-        return row is not None
+            if row is None:
+                return None
+            if row["revoked_at"] is not None:
+                return False
+            curs.execute(
+                f"UPDATE {self.table} SET revoked_at = %s WHERE token_id = %s",
+                (datetime.now(UTC).isoformat(), token_id),
+            )
+        return True
 
     def list(self) -> list[TokenRecord]:
         with self.db.transaction() as curs:

@@ -1,7 +1,9 @@
 """Test helpers: people, contexts, and a journey that satisfies any gate requirement on demand.
 
 ``Journey.satisfy(code)`` does exactly what makes one requirement hold, through the same
-commands a user would issue; ``Journey.reach(stage)`` satisfies every gate on the way.
+commands a user would issue; ``Journey.reach(stage)`` satisfies every gate on the way. A journey
+runs on its own server clock, starting a year ago and moving forward with each command, so
+business times (deployments, measurements 60+ days later) stay consistent with it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from domain import commands as c
 from domain.application import Stagegate
+from domain.clock import clock_set_to
 from domain.gates import GATES, RequirementCode
 from domain.metadata import Actor, CommandContext
 from domain.usecase import UseCase
@@ -91,13 +94,22 @@ class Journey:
     def __init__(self, app: Stagegate, key: str | None = None) -> None:
         self.app = app
         self.key = key or unique_key()
-        self.deployed_at = days_ago(120)
+        self.now = days_ago(365)
+        """The journey's server clock: when its next event is recorded."""
+        self.deployed_at = self.now
+        """When ``satisfy(DEPLOYED)`` deployed (set then)."""
 
     def issue(
         self, command_class: type[c.Command], actor: Actor = EDITOR, **fields: Any
     ) -> UseCase:
         fields.setdefault("key", self.key)
-        return self.app.execute(command_class.parse(fields), ctx(actor))
+        self.now += timedelta(minutes=1)
+        with clock_set_to(lambda: self.now):
+            return self.app.execute(command_class.parse(fields), ctx(actor))
+
+    def wait(self, days: float) -> None:
+        """Let time pass on the journey's clock."""
+        self.now += timedelta(days=days)
 
     def register(self) -> Journey:
         self.issue(c.RegisterUseCase, title="Invoice triage", business_unit="Finance")
@@ -156,7 +168,7 @@ class Journey:
                     "unit": "minutes",
                     "value": 12.0,
                     "direction": "lower_is_better",
-                    "measured_at": days_ago(200),
+                    "measured_at": self.now - timedelta(days=1),
                     "method": "time study",
                 },
             )
@@ -170,7 +182,7 @@ class Journey:
                 c.RecordEvaluation,
                 version=self.use_case.state.candidate_version,
                 results=PASSING_RESULTS,
-                evaluated_at=days_ago(150),
+                evaluated_at=self.now,
             )
         elif code is R.ACCEPTANCE_SIGNED_OFF:
             if not self.use_case.state.passing_evaluations(self.use_case.state.candidate_version):
@@ -186,12 +198,16 @@ class Journey:
             self.issue(c.AssignOwner, role="monitoring", person=MONITOR)
         elif code is R.DEPLOYED:
             label = self.use_case.state.sign_off.version  # type: ignore[union-attr]
+            self.deployed_at = self.now
             self.issue(c.RecordDeployment, version=label, deployed_at=self.deployed_at)
         elif code is R.AFTER_STATE_MEASURED:
             for metric in self.use_case.state.baselines:
-                self.issue(c.RecordMeasurement, metric=metric, value=5.0, measured_at=days_ago(10))
+                first = self.use_case.state.first_production_deployment_at
+                assert first is not None
+                self.now = max(self.now, first + timedelta(days=61))
+                self.issue(c.RecordMeasurement, metric=metric, value=5.0, measured_at=self.now)
         elif code is R.ADOPTION:
-            self.issue(c.RecordAdoption, active_users=40, target_users=50, measured_at=days_ago(5))
+            self.issue(c.RecordAdoption, active_users=40, target_users=50, measured_at=self.now)
         elif code is R.VALUE_STATEMENT:
             self.issue(
                 c.StateValue,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import strawberry
+from graphql import GraphQLError
 
 from api.graphql.derive import graphql_enum
 from domain import errors as domain
@@ -77,7 +78,13 @@ ErrorMember = GateBlocked | VersionConflict | ValidationFailed | NotFound | Forb
 
 
 def error_member(error: domain.DomainError) -> ErrorMember:
-    """Translate a domain error into its GraphQL union member (the one place this happens)."""
+    """Translate a domain error into its GraphQL union member (the one place this happens).
+
+    A store that did not take the write is not the caller's doing and has no member: it is
+    raised as a GraphQL error with ``extensions.code = "UNAVAILABLE"``, safe to retry.
+    """
+    if isinstance(error, domain.StoreUnavailable):
+        raise GraphQLError(error.message, extensions={"code": "UNAVAILABLE", "retryable": True})
     if isinstance(error, domain.GateBlocked):
         return GateBlocked(
             message=error.message,

@@ -111,7 +111,7 @@ def _use_case_mutation(command_class: type[Command]) -> Any:
                 command = command_class.parse(to_wire(input))
                 use_case = context.stagegate.execute(command, context.command_context())
             except DomainError as error:
-                return error_member(error)
+                return error_member(error)  # raises GraphQLError for StoreUnavailable
             return UseCase(view=UseCaseView(use_case, context.stagegate.policy()))
 
         return await run_in_threadpool(run)
@@ -161,7 +161,7 @@ def _is_unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, (PermissionError, GraphQLError))
 
 
-def build_schema(max_depth: int = 12, max_aliases: int = 30) -> strawberry.Schema:
+def build_schema(max_depth: int, max_aliases: int) -> strawberry.Schema:
     # Factories: strawberry builds fresh extensions per request (the caches live at module
     # level, shared). Parsing and validating dominate a small query's cost; both caches more
     # than double throughput for the repeated queries portals send.

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from domain.clock import clock_set_to
 from tests.builders import (
     AI_COLLEAGUE,
     APPROVER,
@@ -113,6 +114,14 @@ class GraphQLJourney:
 
 
 def test_takes_a_use_case_from_proposed_to_scale_through_every_gate(api: Api) -> None:
+    # The server records the way to deployment 130 days ago (its clock is moved in-process),
+    # so that a deployment 120 days ago can pass the 60-day measurement window today.
+    with clock_set_to(lambda: datetime.now(UTC) - timedelta(days=130)):
+        journey = _to_deployment(api)
+    _from_deployment_to_scale(api, journey)
+
+
+def _to_deployment(api: Api) -> GraphQLJourney:
     t = api.tokens
     journey = GraphQLJourney(api, unique_key("invoice-triage"))
     registered = journey.accept("registerUseCase", title="Invoice triage", businessUnit="Finance")
@@ -191,6 +200,11 @@ def test_takes_a_use_case_from_proposed_to_scale_through_every_gate(api: Api) ->
     journey.blocked("ACCEPTANCE", "DEPLOYMENT", ["MONITORING_OWNER"])
     journey.accept("assignOwner", role="MONITORING", person=MONITOR)
     journey.advance("DEPLOYMENT")
+    return journey
+
+
+def _from_deployment_to_scale(api: Api, journey: GraphQLJourney) -> None:
+    t = api.tokens
 
     # --- deployment -> measurement -------------------------------------------------------
     journey.blocked("DEPLOYMENT", "MEASUREMENT", ["DEPLOYED"])

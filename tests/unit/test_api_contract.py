@@ -53,7 +53,7 @@ ERROR_MEMBERS = {
 
 @pytest.fixture(scope="module")
 def schema() -> GraphQLSchema:
-    return build_schema()._schema
+    return build_schema(max_depth=12, max_aliases=30)._schema
 
 
 def test_every_mutation_of_the_spec_exists_and_none_other(schema: GraphQLSchema) -> None:

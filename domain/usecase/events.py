@@ -1,0 +1,281 @@
+"""The events of a use case: immutable facts, each with the one ``apply`` that changes state.
+
+Every event carries ``meta`` (who, in what role, through what, why, correlation id) and the
+server's ``timestamp``; business times (``measured_at``, ``deployed_at``...) are in the payload.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from domain.eventmodel import AggregateCreated, AggregateEvent
+from domain.gates import RequirementCode
+from domain.state import UseCaseState
+from domain.values import (
+    Adoption,
+    Baseline,
+    Change,
+    ChangeStatus,
+    Criterion,
+    Deployment,
+    Evaluation,
+    InferenceCost,
+    Measurement,
+    ModelVersion,
+    OwnerRole,
+    Person,
+    PriorityScore,
+    QualityAlert,
+    ReadinessConfirmation,
+    ScaleConfirmation,
+    ScaleCriterion,
+    SignOff,
+    Stage,
+    ValueStatement,
+    WorkflowSpec,
+)
+
+
+class UseCaseEvent(AggregateEvent):
+    """Base of every use-case event."""
+
+
+class Registered(UseCaseEvent, AggregateCreated):
+    key: str
+    title: str
+    description: str | None
+    business_unit: str | None
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.state = UseCaseState(
+            key=self.key,
+            title=self.title,
+            description=self.description,
+            business_unit=self.business_unit,
+            registered_by=self.meta.actor_id,
+            stage_since=self.timestamp,
+        )
+
+
+class PriorityScored(UseCaseEvent):
+    priority: PriorityScore
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.state.priority = self.priority
+
+
+class OwnerAssigned(UseCaseEvent):
+    role: OwnerRole
+    person: Person
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.state.owners[self.role] = self.person
+
+
+class WorkflowSpecified(UseCaseEvent):
+    workflow: WorkflowSpec
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.state.workflow = self.workflow
+
+
+class AcceptanceCriteriaDefined(UseCaseEvent):
+    criteria: tuple[Criterion, ...]
+    approver: Person
+
+    def apply(self, aggregate: Any) -> None:
+        state: UseCaseState = aggregate.state
+        state.acceptance_criteria = self.criteria
+        state.approver = self.approver
+        state.sign_off = None  # signed against other criteria or by another approver
+
+
+class BaselineCaptured(UseCaseEvent):
+    baseline: Baseline
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.state.baselines[self.baseline.metric] = self.baseline
+
+
+class CandidateVersionRegistered(UseCaseEvent):
+    version: ModelVersion
+
+    def apply(self, aggregate: Any) -> None:
+        state: UseCaseState = aggregate.state
+        state.versions[self.version.label] = self.version
+        state.candidate_version = self.version.label
+        state.sign_off = None  # a newer candidate voids the sign-off
+
+
+class EvaluationRecorded(UseCaseEvent):
+    evaluation: Evaluation
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.state.evaluations.append(self.evaluation)
+
+
+class AcceptanceSignedOff(UseCaseEvent):
+    sign_off: SignOff
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.state.sign_off = self.sign_off
+
+
+class ReadinessConfirmed(UseCaseEvent):
+    confirmation: ReadinessConfirmation
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.state.readiness[self.confirmation.item] = self.confirmation
+
+
+class StageAdvanced(UseCaseEvent):
+    from_stage: Stage
+    to_stage: Stage
+    policy_version: int
+    requirements_met: tuple[RequirementCode, ...]
+
+    def apply(self, aggregate: Any) -> None:
+        _enter_stage(aggregate.state, self.to_stage, self.timestamp)
+
+
+class DeploymentRecorded(UseCaseEvent):
+    deployment: Deployment
+
+    def apply(self, aggregate: Any) -> None:
+        state: UseCaseState = aggregate.state
+        deployment = self.deployment
+        state.deployments.append(deployment)
+        if not deployment.is_production:
+            return
+        current = state.production_version
+        if current is not None and current != deployment.version:
+            state.previous_production_versions.append(current)
+        state.production_version = deployment.version
+        first = state.first_production_deployment_at
+        if first is None or deployment.deployed_at < first:
+            state.first_production_deployment_at = deployment.deployed_at
+        if deployment.change_number is not None:
+            change = state.changes[deployment.change_number - 1]
+            state.changes[deployment.change_number - 1] = change.model_copy(
+                update={"status": ChangeStatus.DEPLOYED}
+            )
+
+
+class RolledBack(UseCaseEvent):
+    from_version: str
+    to_version: str | None
+    rolled_back_at: datetime
+
+    def apply(self, aggregate: Any) -> None:
+        state: UseCaseState = aggregate.state
+        if state.previous_production_versions:
+            state.previous_production_versions.pop()
+        state.production_version = self.to_version
+
+
+class MeasurementRecorded(UseCaseEvent):
+    measurement: Measurement
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.state.measurements.append(self.measurement)
+
+
+class AdoptionRecorded(UseCaseEvent):
+    adoption: Adoption
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.state.adoption.append(self.adoption)
+
+
+class InferenceCostRecorded(UseCaseEvent):
+    cost: InferenceCost
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.state.inference_costs.append(self.cost)
+
+
+class ValueStated(UseCaseEvent):
+    statement: ValueStatement
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.state.value_statement = self.statement
+
+
+class ScaleCriteriaDefined(UseCaseEvent):
+    criteria: tuple[ScaleCriterion, ...]
+
+    def apply(self, aggregate: Any) -> None:
+        state: UseCaseState = aggregate.state
+        state.scale_criteria = {c.dimension: c for c in self.criteria}
+        state.scale_confirmations = {}  # confirmed against other targets
+
+
+class ScaleCriterionConfirmed(UseCaseEvent):
+    confirmation: ScaleConfirmation
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.state.scale_confirmations[self.confirmation.dimension] = self.confirmation
+
+
+class ChangeRequested(UseCaseEvent):
+    change: Change
+    version: ModelVersion
+
+    def apply(self, aggregate: Any) -> None:
+        state: UseCaseState = aggregate.state
+        state.versions[self.version.label] = self.version
+        state.changes.append(self.change)
+
+
+class ChangeApproved(UseCaseEvent):
+    change_number: int
+    approved_by: str
+
+    def apply(self, aggregate: Any) -> None:
+        changes = aggregate.state.changes
+        changes[self.change_number - 1] = changes[self.change_number - 1].model_copy(
+            update={"status": ChangeStatus.APPROVED, "approved_by": self.approved_by}
+        )
+
+
+class QualityAlertRaised(UseCaseEvent):
+    alert: QualityAlert
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.state.quality_alerts[self.alert.alert_id] = self.alert
+
+
+class QualityAlertResolved(UseCaseEvent):
+    alert_id: str
+    resolved_at: datetime
+    resolution: str
+
+    def apply(self, aggregate: Any) -> None:
+        alerts = aggregate.state.quality_alerts
+        alerts[self.alert_id] = alerts[self.alert_id].model_copy(
+            update={"resolved_at": self.resolved_at, "resolution": self.resolution}
+        )
+
+
+class ReturnedToStage(UseCaseEvent):
+    from_stage: Stage
+    to_stage: Stage
+
+    def apply(self, aggregate: Any) -> None:
+        _enter_stage(aggregate.state, self.to_stage, self.timestamp)
+
+
+class Retired(UseCaseEvent):
+    from_stage: Stage
+
+    def apply(self, aggregate: Any) -> None:
+        _enter_stage(aggregate.state, Stage.RETIRED, self.timestamp)
+
+
+def _enter_stage(state: UseCaseState, stage: Stage, at: datetime) -> None:
+    state.stage = stage
+    state.stage_since = at
+    if stage is Stage.DEPLOYMENT:
+        state.reached_deployment = True
+        state.entered_deployment_at = at
