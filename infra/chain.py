@@ -1,0 +1,171 @@
+"""The audit hash chain, written in the same transaction as the events it covers.
+
+Each event's hash covers its canonical content and the previous event's hash, per use case:
+
+    hash(n) = SHA-256( hash(n-1) "\\n" originator_id "\\n" version "\\n" topic "\\n" state )
+
+with ``hash(0)`` = 64 zeros, ``originator_id`` in canonical UUID form, ``version`` in decimal,
+and ``state`` the stored bytes (canonical JSON). Rewriting, dropping or reordering any event
+breaks every later hash; the chain head, exported and kept outside the database, also catches
+a chain an attacker recomputed. On PostgreSQL, triggers refuse UPDATE, DELETE and TRUNCATE on
+the events and their hashes, so tampering takes a deliberate superuser act.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+GENESIS = "0" * 64
+HASHES_TABLE = "stagegate_event_hashes"
+
+
+def event_hash(
+    previous: str, originator_id: UUID | str, version: int, topic: str, state: bytes
+) -> str:
+    """The chain hash of one event (see the module docstring for the definition)."""
+    header = f"{previous}\n{UUID(str(originator_id))}\n{version}\n{topic}\n".encode()
+    return hashlib.sha256(header + state).hexdigest()
+
+
+def chain_rows(
+    stored_events: Sequence[StoredEvent], previous: dict[tuple[str, int], str]
+) -> list[tuple[str, int, str, str]]:
+    """(originator_id, version, prev_hash, hash) for each event, chaining within the batch.
+
+    ``previous`` holds the stored hash of each aggregate's event just before the batch.
+    """
+    heads: dict[str, str] = {}
+    rows = []
+    for event in stored_events:
+        key = str(UUID(str(event.originator_id)))
+        prev = heads.get(key)
+        if prev is None:
+            prev = (
+                GENESIS
+                if event.originator_version == 1
+                else previous.get((key, event.originator_version - 1), GENESIS)
+            )
+        digest = event_hash(prev, key, event.originator_version, event.topic, event.state)
+        rows.append((key, event.originator_version, prev, digest))
+        heads[key] = digest
+    return rows
+
+
+def _predecessors(stored_events: Iterable[StoredEvent]) -> list[tuple[str, int]]:
+    firsts: dict[str, int] = {}
+    for event in stored_events:
+        key = str(UUID(str(event.originator_id)))
+        firsts[key] = min(firsts.get(key, event.originator_version), event.originator_version)
+    return [(key, version - 1) for key, version in firsts.items() if version > 1]
+
+
+class ChainedPostgresRecorder(PostgresApplicationRecorder):
+    """The application recorder, plus hash rows and append-only triggers."""
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema = Identifier(self.datastore.schema)
+        self.hashes_table = SQL("{}.{}").format(schema, Identifier(HASHES_TABLE))
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} ("
+                "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
+                "prev_hash char(64) NOT NULL, hash char(64) NOT NULL, "
+                "PRIMARY KEY (originator_id, originator_version))"
+            ).format(self.hashes_table)
+        )
+        refuse = SQL("{}.stagegate_refuse_rewrite").format(schema)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                "BEGIN RAISE EXCEPTION 'stagegate: % on % refused: the audit log is "
+                "append-only', TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege'; "
+                "END $$"
+            ).format(refuse)
+        )
+        for table in (Identifier(self.events_table_name), Identifier(HASHES_TABLE)):
+            qualified = SQL("{}.{}").format(schema, table)
+            self.sql_create_statements.append(
+                SQL(
+                    "CREATE OR REPLACE TRIGGER stagegate_append_only BEFORE UPDATE OR DELETE "
+                    "ON {} FOR EACH ROW EXECUTE FUNCTION {}()"
+                ).format(qualified, refuse)
+            )
+            self.sql_create_statements.append(
+                SQL(
+                    "CREATE OR REPLACE TRIGGER stagegate_no_truncate BEFORE TRUNCATE "
+                    "ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()"
+                ).format(qualified, refuse)
+            )
+
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        super()._insert_events(curs, stored_events, **kwargs)
+        predecessors = _predecessors(stored_events)
+        previous: dict[tuple[str, int], str] = {}
+        if predecessors:
+            curs.execute(
+                SQL(
+                    "SELECT originator_id::text AS id, originator_version AS version, hash "
+                    "FROM {} WHERE (originator_id, originator_version) IN "
+                    "(SELECT * FROM unnest(%s::uuid[], %s::bigint[]))"
+                ).format(self.hashes_table),
+                ([k for k, _ in predecessors], [v for _, v in predecessors]),
+            )
+            previous = {(r["id"], r["version"]): r["hash"] for r in curs.fetchall()}
+        rows = chain_rows(stored_events, previous)
+        curs.execute(
+            SQL(
+                "INSERT INTO {} (originator_id, originator_version, prev_hash, hash) "
+                "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::text[])"
+            ).format(self.hashes_table),
+            tuple(list(column) for column in zip(*rows, strict=True)),
+        )
+
+
+class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
+    """The application recorder, plus hash rows, on SQLite (no triggers: a local file)."""
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            f"CREATE TABLE IF NOT EXISTS {HASHES_TABLE} ("
+            "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
+            "prev_hash TEXT NOT NULL, hash TEXT NOT NULL, "
+            "PRIMARY KEY (originator_id, originator_version)) WITHOUT ROWID",
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        notification_ids = super()._insert_events(c, stored_events, **kwargs)
+        previous: dict[tuple[str, int], str] = {}
+        for key, version in _predecessors(stored_events):
+            c.execute(
+                f"SELECT hash FROM {HASHES_TABLE} "
+                "WHERE originator_id = ? AND originator_version = ?",
+                (key, version),
+            )
+            row = c.fetchone()
+            if row is not None:
+                previous[(key, version)] = row["hash"]
+        c.executemany(
+            f"INSERT INTO {HASHES_TABLE} (originator_id, originator_version, prev_hash, hash) "
+            "VALUES (?, ?, ?, ?)",
+            chain_rows(stored_events, previous),
+        )
+        return notification_ids

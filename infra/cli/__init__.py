@@ -1,0 +1,85 @@
+"""The ``stagegate`` command: serve, demo data, and the command groups of its modules."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from domain.errors import DomainError
+from infra.bootstrap import Services, ensure_admin_token
+from infra.cli.common import open_services, services_from_environment, settings_from_environment
+
+
+@click.group()
+def main() -> None:
+    """stagegate: the system of record for AI use cases, from pilot to measured value."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to listen on [STAGEGATE_HOST].")
+@click.option("--port", default=None, type=int, help="Port to listen on [STAGEGATE_PORT].")
+@click.option("--demo", is_flag=True, help="Load the demo portfolio first (if not yet loaded).")
+def serve(host: str | None, port: int | None, demo: bool) -> None:
+    """Run the API server (GraphQL at /graphql)."""
+    import uvicorn
+
+    from infra.web import build_api
+
+    settings = settings_from_environment()
+    host = host or settings.host
+    port = port or settings.port
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    services = open_services(settings)
+    issued = ensure_admin_token(services)
+    if demo:
+        _load_demo(services)
+    base = f"http://{host}:{port}"
+    click.echo(f"stagegate on {settings.redacted_database_url()} ({settings.environment} mode)")
+    click.echo(
+        f"  GraphQL   {base}/graphql"
+        + (" (GraphiQL in a browser)" if settings.environment == "development" else "")
+    )
+    click.echo(f"  Health    {base}/healthz  {base}/readyz")
+    if issued is not None:
+        click.echo("\nFirst start: an admin token was created. It is shown only this once:\n")
+        click.echo(f"  {issued.secret_token}\n")
+    click.echo(
+        "Authenticate every request with 'Authorization: Bearer <token>'; "
+        "create more with 'stagegate token create --actor ID --role ROLE'."
+    )
+    sys.stdout.flush()
+    uvicorn.run(build_api(services), host=host, port=port, log_level=settings.log_level)
+
+
+@main.command()
+def demo() -> None:
+    """Load the demo portfolio into the configured database and exit."""
+    services = services_from_environment()
+    try:
+        _load_demo(services)
+    finally:
+        services.close()
+
+
+def _load_demo(services: Services) -> None:
+    from infra.demo import load_demo
+
+    try:
+        keys = load_demo(services.app)
+    except DomainError as error:
+        click.echo(f"demo not loaded: {error.message}")
+        return
+    click.echo(f"demo portfolio loaded: {len(keys)} use cases ({', '.join(keys)})")
+
+
+def _register_command_groups() -> None:
+    from infra.cli import tokens
+
+    main.add_command(tokens.token)
+
+
+_register_command_groups()
