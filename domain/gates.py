@@ -211,7 +211,7 @@ def _after_state_measured(s: UseCaseState, p: PolicyValues) -> str | None:
 
 
 def _adoption(s: UseCaseState, p: PolicyValues) -> str | None:
-    latest = s.latest_adoption()
+    latest = s.latest_adoption
     if latest is None:
         return f"Record adoption (active / target users); at least {p.min_adoption:.0%} needed."
     if latest.rate < p.min_adoption:
@@ -245,9 +245,8 @@ def _scale_criteria_met(s: UseCaseState, _: PolicyValues) -> str | None:
 
 
 def _no_open_quality_alert(s: UseCaseState, _: PolicyValues) -> str | None:
-    open_alerts = s.open_quality_alerts()
-    if open_alerts:
-        ids = ", ".join(a.alert_id for a in open_alerts)
+    if s.open_quality_alerts:
+        ids = ", ".join(s.open_quality_alerts)
         return f"Resolve the open output-quality alerts: {ids}."
     return None
 

@@ -17,7 +17,6 @@ from domain.values import (
     Criterion,
     Deployment,
     Evaluation,
-    InferenceCost,
     Measurement,
     ModelVersion,
     OwnerRole,
@@ -74,13 +73,17 @@ class UseCaseState(BaseModel):
     first_production_deployment_at: datetime | None = None
     changes: list[Change] = Field(default_factory=list)
 
-    measurements: list[Measurement] = Field(default_factory=list)
-    adoption: list[Adoption] = Field(default_factory=list)
-    inference_costs: list[InferenceCost] = Field(default_factory=list)
+    # What the rules need of the measurements, not their history: that lives in the read
+    # models, so loading a use case stays cheap however long it has been measured.
+    latest_measurements: dict[str, Measurement] = Field(default_factory=dict)
+    """Per metric, the after-state measured latest (ties: the one recorded last)."""
+    latest_adoption: Adoption | None = None
+    """The adoption measured latest (ties: the one recorded last)."""
     value_statement: ValueStatement | None = None
     scale_criteria: dict[ScaleDimension, ScaleCriterion] = Field(default_factory=dict)
     scale_confirmations: dict[ScaleDimension, ScaleConfirmation] = Field(default_factory=dict)
-    quality_alerts: dict[str, QualityAlert] = Field(default_factory=dict)
+    open_quality_alerts: dict[str, QualityAlert] = Field(default_factory=dict)
+    alerts_raised: int = 0
 
     # --- questions ------------------------------------------------------------------------
 
@@ -143,21 +146,10 @@ class UseCaseState(BaseModel):
             return self.approved_versions() | pending_changes
         return {self.production_version} | pending_changes
 
-    def latest_adoption(self) -> Adoption | None:
-        if not self.adoption:
-            return None
-        # Latest by business time; among equal times, the one recorded last.
-        return max(enumerate(self.adoption), key=lambda pair: (pair[1].measured_at, pair[0]))[1]
-
     def after_state_for(self, metric: str, not_before: datetime) -> Measurement | None:
-        """The latest measurement of ``metric`` taken at or after ``not_before``."""
-        eligible = [
-            m for m in self.measurements if m.metric == metric and m.measured_at >= not_before
-        ]
-        return max(eligible, key=lambda m: m.measured_at) if eligible else None
-
-    def open_quality_alerts(self) -> list[QualityAlert]:
-        return [a for a in self.quality_alerts.values() if a.is_open]
+        """The latest measurement of ``metric``, if it was taken at or after ``not_before``."""
+        latest = self.latest_measurements.get(metric)
+        return latest if latest is not None and latest.measured_at >= not_before else None
 
     def pending_change(self, number: int) -> Change | None:
         return self.changes[number - 1] if 0 < number <= len(self.changes) else None

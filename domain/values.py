@@ -456,9 +456,3 @@ class QualityAlert(Value):
     severity: AlertSeverity
     description: str
     raised_at: datetime
-    resolved_at: datetime | None = None
-    resolution: str | None = None
-
-    @property
-    def is_open(self) -> bool:
-        return self.resolved_at is None

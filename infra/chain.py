@@ -21,8 +21,6 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
-from psycopg import Cursor
-from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 GENESIS = "0" * 64
@@ -70,68 +68,65 @@ def _predecessors(stored_events: Iterable[StoredEvent]) -> list[tuple[str, int]]
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
-    """The application recorder, plus hash rows and append-only triggers."""
+    """The application recorder, plus the chain and append-only triggers, in the database.
+
+    A row trigger computes each event's hash as it is inserted, in the inserting transaction,
+    so the chain needs no extra round trip and cannot disturb the library's pipelined insert.
+    """
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         schema = Identifier(self.datastore.schema)
-        self.hashes_table = SQL("{}.{}").format(schema, Identifier(HASHES_TABLE))
-        self.sql_create_statements.append(
+        events = SQL("{}.{}").format(schema, Identifier(self.events_table_name))
+        hashes = SQL("{}.{}").format(schema, Identifier(HASHES_TABLE))
+        chain = SQL("{}.stagegate_chain_event").format(schema)
+        refuse = SQL("{}.stagegate_refuse_rewrite").format(schema)
+        self.sql_create_statements += [
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} ("
                 "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
                 "prev_hash char(64) NOT NULL, hash char(64) NOT NULL, "
                 "PRIMARY KEY (originator_id, originator_version))"
-            ).format(self.hashes_table)
-        )
-        refuse = SQL("{}.stagegate_refuse_rewrite").format(schema)
-        self.sql_create_statements.append(
+            ).format(hashes),
+            # The same definition as event_hash() above, in SQL.
+            SQL(
+                "CREATE OR REPLACE FUNCTION {chain}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                "DECLARE prev text; "
+                "BEGIN "
+                "  SELECT h.hash INTO prev FROM {hashes} h "
+                "    WHERE h.originator_id = NEW.originator_id "
+                "    AND h.originator_version = NEW.originator_version - 1; "
+                "  prev := coalesce(prev, repeat('0', 64)); "
+                "  INSERT INTO {hashes} (originator_id, originator_version, prev_hash, hash) "
+                "  VALUES (NEW.originator_id, NEW.originator_version, prev, encode(sha256("
+                "    convert_to(prev || E'\\n' || NEW.originator_id::text || E'\\n' "
+                "      || NEW.originator_version::text || E'\\n' || NEW.topic || E'\\n', 'UTF8')"
+                "    || NEW.state), 'hex')); "
+                "  RETURN NULL; "
+                "END $$"
+            ).format(chain=chain, hashes=hashes),
+            SQL(
+                "CREATE OR REPLACE TRIGGER stagegate_chain AFTER INSERT ON {} "
+                "FOR EACH ROW EXECUTE FUNCTION {}()"
+            ).format(events, chain),
             SQL(
                 "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$ "
                 "BEGIN RAISE EXCEPTION 'stagegate: % on % refused: the audit log is "
                 "append-only', TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege'; "
                 "END $$"
-            ).format(refuse)
-        )
-        for table in (Identifier(self.events_table_name), Identifier(HASHES_TABLE)):
-            qualified = SQL("{}.{}").format(schema, table)
-            self.sql_create_statements.append(
+            ).format(refuse),
+        ]
+        for table in (events, hashes):
+            self.sql_create_statements += [
                 SQL(
                     "CREATE OR REPLACE TRIGGER stagegate_append_only BEFORE UPDATE OR DELETE "
                     "ON {} FOR EACH ROW EXECUTE FUNCTION {}()"
-                ).format(qualified, refuse)
-            )
-            self.sql_create_statements.append(
+                ).format(table, refuse),
                 SQL(
                     "CREATE OR REPLACE TRIGGER stagegate_no_truncate BEFORE TRUNCATE "
                     "ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()"
-                ).format(qualified, refuse)
-            )
-
-    def _insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        super()._insert_events(curs, stored_events, **kwargs)
-        predecessors = _predecessors(stored_events)
-        previous: dict[tuple[str, int], str] = {}
-        if predecessors:
-            curs.execute(
-                SQL(
-                    "SELECT originator_id::text AS id, originator_version AS version, hash "
-                    "FROM {} WHERE (originator_id, originator_version) IN "
-                    "(SELECT * FROM unnest(%s::uuid[], %s::bigint[]))"
-                ).format(self.hashes_table),
-                ([k for k, _ in predecessors], [v for _, v in predecessors]),
-            )
-            previous = {(r["id"], r["version"]): r["hash"] for r in curs.fetchall()}
-        rows = chain_rows(stored_events, previous)
-        curs.execute(
-            SQL(
-                "INSERT INTO {} (originator_id, originator_version, prev_hash, hash) "
-                "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::text[])"
-            ).format(self.hashes_table),
-            tuple(list(column) for column in zip(*rows, strict=True)),
-        )
+                ).format(table, refuse),
+            ]
 
 
 class ChainedSQLiteRecorder(SQLiteApplicationRecorder):

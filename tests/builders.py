@@ -220,9 +220,7 @@ class Journey:
             )
             self.issue(c.ConfirmScaleCriterion, dimension="volume", evidence="load test")
         elif code is R.NO_OPEN_QUALITY_ALERT:
-            for alert in self.use_case.state.open_quality_alerts():
-                self.issue(
-                    c.ResolveQualityAlert, alert_id=alert.alert_id, resolution="fixed upstream"
-                )
+            for alert_id in list(self.use_case.state.open_quality_alerts):
+                self.issue(c.ResolveQualityAlert, alert_id=alert_id, resolution="fixed upstream")
         else:  # pragma: no cover - a new requirement code needs a branch here
             raise AssertionError(f"no way to satisfy {code}")

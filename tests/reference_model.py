@@ -586,7 +586,8 @@ class UseCaseModel:
     ) -> Expectation:
         """Without an id, stagegate names the new alert (``name_anonymous_alert``)."""
         refusals = self._guards(caller)
-        if alert_id is not None and alert_id in self.alerts:
+        # Reading: an alert id that fires again after it was resolved is a new alert.
+        if alert_id is not None and alert_id in self.alerts and self.alerts[alert_id].open:
             refusals.add(rule("ALERT_ALREADY_RAISED"))
         expectation = self._decide(refusals)
         if expectation.accepted:
@@ -598,7 +599,8 @@ class UseCaseModel:
 
     def name_anonymous_alert(self, alert_id: str) -> None:
         assert self.anonymous_alerts, "no alert was raised without an id"
-        assert alert_id not in self.alerts, f"the new alert got the taken id {alert_id!r}"
+        taken = alert_id in self.alerts and self.alerts[alert_id].open
+        assert not taken, f"the new alert got the id of an open alert {alert_id!r}"
         self.alerts[alert_id] = Alert(self.anonymous_alerts.pop(0))
 
     def resolve_quality_alert(
@@ -606,10 +608,8 @@ class UseCaseModel:
     ) -> Expectation:
         refusals = self._guards(caller)
         alert = self.alerts.get(alert_id)
-        if alert is None:
-            refusals.add(rule("UNKNOWN_ALERT"))
-        elif not alert.open:
-            refusals.add(rule("ALERT_ALREADY_RESOLVED"))
+        if alert is None or not alert.open:
+            refusals.add(rule("UNKNOWN_ALERT"))  # Reading: only open alerts can be resolved
         elif resolved_at < alert.raised_at:
             refusals.add(rule("RESOLVED_BEFORE_RAISED"))  # Reading: time runs forward
         expectation = self._decide(refusals)

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     Change = v.Change
     Measurement = v.Measurement
     Adoption = v.Adoption
-    InferenceCost = v.InferenceCost
     ValueStatement = v.ValueStatement
     ScaleCriterion = v.ScaleCriterion
     ScaleConfirmation = v.ScaleConfirmation
@@ -54,7 +53,6 @@ else:
     Change = output_type(v.Change)
     Measurement = output_type(v.Measurement)
     Adoption = output_type(v.Adoption)
-    InferenceCost = output_type(v.InferenceCost)
     ValueStatement = output_type(v.ValueStatement)
     ScaleCriterion = output_type(v.ScaleCriterion)
     ScaleConfirmation = output_type(v.ScaleConfirmation)
@@ -223,17 +221,13 @@ class UseCase:
     def changes(self) -> list[Change]:
         return list(self._state.changes)
 
-    @strawberry.field(description="After-state measurements, oldest recorded first.")
-    def measurements(self) -> list[Measurement]:
-        return list(self._state.measurements)
+    @strawberry.field(description="Per baseline metric, the after-state measured latest.")
+    def latest_measurements(self) -> list[Measurement]:
+        return list(self._state.latest_measurements.values())
 
-    @strawberry.field
-    def adoption(self) -> list[Adoption]:
-        return list(self._state.adoption)
-
-    @strawberry.field
-    def inference_costs(self) -> list[InferenceCost]:
-        return list(self._state.inference_costs)
+    @strawberry.field(description="The adoption measured latest.")
+    def latest_adoption(self) -> Adoption | None:
+        return self._state.latest_adoption
 
     @strawberry.field
     def value_statement(self) -> ValueStatement | None:
@@ -251,9 +245,9 @@ class UseCase:
             for dimension, criterion in self._state.scale_criteria.items()
         ]
 
-    @strawberry.field
-    def quality_alerts(self) -> list[QualityAlert]:
-        return list(self._state.quality_alerts.values())
+    @strawberry.field(description="Output-quality alerts raised and not yet resolved.")
+    def open_quality_alerts(self) -> list[QualityAlert]:
+        return list(self._state.open_quality_alerts.values())
 
     @strawberry.field(description="What blocks the next forward move now.")
     def gate(self) -> GateStatus:

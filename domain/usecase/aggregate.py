@@ -444,15 +444,16 @@ class UseCase(StatefulAggregate[UseCaseState]):
         raised_at: datetime,
         meta: EventMeta,
     ) -> QualityAlert:
-        alerts = self.state.quality_alerts
+        alerts = self.state.open_quality_alerts
         if alert_id is None:
-            number = len(alerts) + 1
+            number = self.state.alerts_raised + 1
             while f"alert-{number}" in alerts:  # callers may have taken the obvious ids
                 number += 1
             alert_id = f"alert-{number}"
         elif alert_id in alerts:
+            # A resolved alert that fires again (same id from the monitor) is a new alert.
             raise RuleViolated(
-                Rule.ALERT_ALREADY_RAISED, f"Quality alert '{alert_id}' was already raised."
+                Rule.ALERT_ALREADY_RAISED, f"Quality alert '{alert_id}' is already open."
             )
         alert = QualityAlert(
             alert_id=alert_id, severity=severity, description=description, raised_at=raised_at
@@ -464,12 +465,12 @@ class UseCase(StatefulAggregate[UseCaseState]):
     def resolve_quality_alert(
         self, alert_id: str, resolution: str, resolved_at: datetime, meta: EventMeta
     ) -> None:
-        alert = self.state.quality_alerts.get(alert_id)
+        alert = self.state.open_quality_alerts.get(alert_id)
         if alert is None:
-            raise RuleViolated(Rule.UNKNOWN_ALERT, f"There is no quality alert '{alert_id}'.")
-        if not alert.is_open:
+            open_ids = ", ".join(self.state.open_quality_alerts) or "none"
             raise RuleViolated(
-                Rule.ALERT_ALREADY_RESOLVED, f"Quality alert '{alert_id}' is already resolved."
+                Rule.UNKNOWN_ALERT,
+                f"There is no open quality alert '{alert_id}' (open: {open_ids}).",
             )
         if resolved_at < alert.raised_at:
             raise RuleViolated(

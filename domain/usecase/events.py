@@ -178,21 +178,27 @@ class MeasurementRecorded(UseCaseEvent):
     measurement: Measurement
 
     def apply(self, aggregate: Any) -> None:
-        aggregate.state.measurements.append(self.measurement)
+        latest = aggregate.state.latest_measurements
+        current = latest.get(self.measurement.metric)
+        if current is None or self.measurement.measured_at >= current.measured_at:
+            latest[self.measurement.metric] = self.measurement
 
 
 class AdoptionRecorded(UseCaseEvent):
     adoption: Adoption
 
     def apply(self, aggregate: Any) -> None:
-        aggregate.state.adoption.append(self.adoption)
+        state: UseCaseState = aggregate.state
+        current = state.latest_adoption
+        if current is None or self.adoption.measured_at >= current.measured_at:
+            state.latest_adoption = self.adoption
 
 
 class InferenceCostRecorded(UseCaseEvent):
     cost: InferenceCost
 
     def apply(self, aggregate: Any) -> None:
-        aggregate.state.inference_costs.append(self.cost)
+        """Costs change no rule; they are summed by the read models."""
 
 
 class ValueStated(UseCaseEvent):
@@ -243,7 +249,9 @@ class QualityAlertRaised(UseCaseEvent):
     alert: QualityAlert
 
     def apply(self, aggregate: Any) -> None:
-        aggregate.state.quality_alerts[self.alert.alert_id] = self.alert
+        state: UseCaseState = aggregate.state
+        state.open_quality_alerts[self.alert.alert_id] = self.alert
+        state.alerts_raised += 1
 
 
 class QualityAlertResolved(UseCaseEvent):
@@ -252,10 +260,8 @@ class QualityAlertResolved(UseCaseEvent):
     resolution: str
 
     def apply(self, aggregate: Any) -> None:
-        alerts = aggregate.state.quality_alerts
-        alerts[self.alert_id] = alerts[self.alert_id].model_copy(
-            update={"resolved_at": self.resolved_at, "resolution": self.resolution}
-        )
+        # Resolved alerts leave the state (their history stays in the log and read models).
+        del aggregate.state.open_quality_alerts[self.alert_id]
 
 
 class ReturnedToStage(UseCaseEvent):

@@ -37,17 +37,20 @@ def instances(postgres_settings: Settings) -> Iterator[list[Services]]:
         s.close()
 
 
-def _race(apps: list[Stagegate], key: str, expected_version: int | None) -> list[object]:
-    """Twenty writers issue a conflicting command at once; returns each outcome."""
+def _race(
+    apps: list[Stagegate], key: str, expected_version: int | None, tag: str = "w"
+) -> list[object]:
+    """Twenty writers each raise alert ``<tag>-<writer>`` at once; returns each outcome."""
     barrier = threading.Barrier(WRITERS)
 
     def write(writer: int) -> object:
         app = apps[writer % len(apps)]
-        command = c.RecordAdoption.parse(
+        command = c.RaiseQualityAlert.parse(
             {
                 "key": key,
-                "activeUsers": writer,
-                "targetUsers": 100,
+                "alertId": f"{tag}-{writer}",
+                "severity": "low",
+                "description": f"written by writer {writer}",
                 "expectedVersion": expected_version,
             }
         )
@@ -76,7 +79,7 @@ def test_exactly_one_of_twenty_writers_wins_each_round(instances: list[Services]
 
     for round_number in range(ROUNDS):
         version = apps[0].use_case(journey.key).version
-        outcomes = _race(apps, journey.key, expected_version=version)
+        outcomes = _race(apps, journey.key, expected_version=version, tag=f"r{round_number}")
 
         winners = [o for o in outcomes if isinstance(o, UseCase)]
         conflicts = [o for o in outcomes if isinstance(o, VersionConflict)]
@@ -88,7 +91,7 @@ def test_exactly_one_of_twenty_writers_wins_each_round(instances: list[Services]
     versions = [e.originator_version for e in apps[0].events.get(final.id)]
     assert versions == list(range(1, ROUNDS + 2)), "no gaps, no duplicates"
     assert final.version == ROUNDS + 1
-    assert len(final.state.adoption) == ROUNDS
+    assert len(final.state.open_quality_alerts) == ROUNDS
     assert _replayed(apps[0], final) == final
 
 
@@ -105,9 +108,8 @@ def test_unconditional_writers_never_lose_an_update(instances: list[Services]) -
     final = apps[2].use_case(journey.key)
     # Every accepted write is in the log exactly once; every refused one is absent.
     assert final.version == 1 + len(winners)
-    recorded = sorted(a.active_users for a in final.state.adoption)
-    accepted = sorted(w.state.adoption[-1].active_users for w in winners)
-    assert recorded == accepted
+    accepted = {f"w-{i}" for i, outcome in enumerate(outcomes) if isinstance(outcome, UseCase)}
+    assert set(final.state.open_quality_alerts) == accepted
     assert _replayed(apps[0], final) == final
 
 

@@ -95,11 +95,11 @@ def _gql(url: str, token: str, query: str, variables: dict[str, Any]) -> dict[st
 
 REGISTER = """mutation($key: String!) { registerUseCase(input: {key: $key, title: "Shared"}) {
   __typename ... on UseCase { version } } }"""
-ADOPTION = """mutation($key: String!, $active: Int!, $expected: Int) {
-  recordAdoption(input: {key: $key, activeUsers: $active, targetUsers: 10,
-                         expectedVersion: $expected}) {
+ALERT = """mutation($key: String!, $alert: String!, $expected: Int) {
+  raiseQualityAlert(input: {key: $key, alertId: $alert, severity: LOW, description: "drift",
+                            expectedVersion: $expected}) {
     __typename ... on UseCase { version } ... on Error { message } } }"""
-READ = """query($key: String!) { useCase(key: $key) { version adoption { activeUsers } } }"""
+READ = """query($key: String!) { useCase(key: $key) { version openQualityAlerts { alertId } } }"""
 
 
 def test_two_servers_share_one_database(servers: list[str], token: str) -> None:
@@ -108,24 +108,26 @@ def test_two_servers_share_one_database(servers: list[str], token: str) -> None:
     assert _gql(first, token, REGISTER, {"key": key})["registerUseCase"]["version"] == 1
 
     # Alternate writers: each server sees the other's writes at once.
-    for active in range(1, 7):
-        url = servers[active % 2]
-        result = _gql(url, token, ADOPTION, {"key": key, "active": active, "expected": active})
-        assert result["recordAdoption"] == {"__typename": "UseCase", "version": active + 1}
+    for n in range(1, 7):
+        url = servers[n % 2]
+        result = _gql(url, token, ALERT, {"key": key, "alert": f"a{n}", "expected": n})
+        assert result["raiseQualityAlert"] == {"__typename": "UseCase", "version": n + 1}
 
     for url in servers:
         use_case = _gql(url, token, READ, {"key": key})["useCase"]
         assert use_case["version"] == 7
-        assert [a["activeUsers"] for a in use_case["adoption"]] == [1, 2, 3, 4, 5, 6]
+        assert [a["alertId"] for a in use_case["openQualityAlerts"]] == [
+            f"a{n}" for n in range(1, 7)
+        ]
 
     # The same stale expectation sent to both servers at once: one wins, one conflicts.
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(
             pool.map(
-                lambda url: _gql(url, token, ADOPTION, {"key": key, "active": 9, "expected": 7}),
+                lambda url: _gql(url, token, ALERT, {"key": key, "alert": url, "expected": 7}),
                 [first, second],
             )
         )
-    kinds = sorted(r["recordAdoption"]["__typename"] for r in results)
+    kinds = sorted(r["raiseQualityAlert"]["__typename"] for r in results)
     assert kinds == ["UseCase", "VersionConflict"]
     assert _gql(second, token, READ, {"key": key})["useCase"]["version"] == 8

@@ -150,7 +150,7 @@ def test_generated_alert_ids_never_collide_with_chosen_ones(memory_app: Stagegat
     journey = in_deployment(memory_app)
     journey.issue(c.RaiseQualityAlert, alert_id="alert-1", severity="low", description="drift")
     journey.issue(c.RaiseQualityAlert, severity="low", description="more drift")
-    assert sorted(journey.use_case.state.quality_alerts) == ["alert-1", "alert-2"]
+    assert sorted(journey.use_case.state.open_quality_alerts) == ["alert-1", "alert-2"]
 
 
 def test_an_alert_cannot_be_resolved_before_it_was_raised(memory_app: Stagegate) -> None:
