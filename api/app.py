@@ -18,6 +18,7 @@ from api.auth import Authenticator
 from api.graphql.context import get_context
 from api.graphql.schema import build_schema
 from domain.application import Stagegate
+from projections.readmodels import ReadModels
 
 _CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -32,20 +33,25 @@ class ApiConfig:
     """Browser origins (internal portals) allowed to call the API."""
 
 
-def create_app(
-    stagegate: Stagegate,
-    authenticate: Authenticator,
-    check_ready: Callable[[], None],
-    config: ApiConfig,
-) -> FastAPI:
+@dataclass(frozen=True)
+class Backends:
+    """What the transport calls: the write side, the read side, and the checks."""
+
+    stagegate: Stagegate
+    read_models: ReadModels
+    authenticate: Authenticator
+    check_ready: Callable[[], None]
+
+
+def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
     app = FastAPI(
         title="stagegate",
         summary="System of record for AI use cases from pilot to measured production value.",
         version="0.1.0",
     )
-    app.state.stagegate = stagegate
-    app.state.authenticate = authenticate
-    app.state.check_ready = check_ready
+    app.state.backends = backends
+    app.state.authenticate = backends.authenticate
+    app.state.check_ready = backends.check_ready
     app.state.graphiql = config.graphiql
 
     @app.middleware("http")

@@ -73,15 +73,13 @@ class StateSnapshot(DomainEvent, CanSnapshotAggregate[UUID]):
     def mutate(self, _: Any) -> Any:
         aggregate_class = resolve_topic(self.topic)
         assert issubclass(aggregate_class, StatefulAggregate)
-        aggregate = object.__new__(aggregate_class)
-        aggregate.__base_init__(
-            originator_id=self.originator_id,
-            originator_version=self.originator_version,
-            timestamp=datetime.fromisoformat(self.state["created_on"]),
+        return aggregate_class.from_state(
+            self.originator_id,
+            self.originator_version,
+            datetime.fromisoformat(self.state["created_on"]),
+            datetime.fromisoformat(self.state["modified_on"]),
+            aggregate_class.state_class.model_validate(self.state["state"]),
         )
-        aggregate.modified_on = datetime.fromisoformat(self.state["modified_on"])
-        aggregate.state = aggregate_class.state_class.model_validate(self.state["state"])
-        return aggregate
 
 
 class StatefulAggregate(BaseAggregate[UUID], Generic[StateT]):
@@ -92,6 +90,22 @@ class StatefulAggregate(BaseAggregate[UUID], Generic[StateT]):
         state: StateT
 
     Snapshot = StateSnapshot
+
+    @classmethod
+    def from_state(
+        cls,
+        id: UUID,
+        version: int,
+        created_on: datetime,
+        modified_on: datetime,
+        state: BaseModel,
+    ) -> Any:
+        """The aggregate as it stood at ``version``, from a saved copy of its state."""
+        aggregate = object.__new__(cls)
+        aggregate.__base_init__(originator_id=id, originator_version=version, timestamp=created_on)
+        aggregate.modified_on = modified_on
+        aggregate.state = state  # type: ignore[assignment]  # a state_class instance
+        return aggregate
 
     def __eq__(self, other: object) -> bool:
         return (

@@ -290,6 +290,16 @@ GATES: dict[Stage, tuple[tuple[RequirementCode, Check], ...]] = {
 """Requirements of the gate *into* each stage, in the order the spec lists them."""
 
 
+_CHECKS: dict[RequirementCode, Check] = {
+    code: check for requirements in GATES.values() for code, check in requirements
+}
+
+
+def requirement_holds(code: RequirementCode, state: UseCaseState, policy: PolicyValues) -> bool:
+    """Whether one requirement holds now, whatever stage the use case is in."""
+    return _CHECKS[code](state, policy) is None
+
+
 def unmet_requirements(
     state: UseCaseState, target: Stage, policy: PolicyValues
 ) -> list[Requirement]:

@@ -8,6 +8,7 @@ from domain.application import Stagegate
 from domain.values import Role
 from infra.database import Database, database_of
 from infra.persistence import build_application, schema_lock
+from infra.readmodels.service import ReadModelService
 from infra.settings import Settings
 from infra.tokens import IssuedToken, TokenStore
 
@@ -20,8 +21,10 @@ class Services:
     app: Stagegate
     database: Database
     tokens: TokenStore
+    read_models: ReadModelService
 
     def close(self) -> None:
+        self.read_models.stop()
         self.app.close()
 
 
@@ -32,7 +35,11 @@ def bootstrap(settings: Settings) -> Services:
         database = database_of(app.factory.datastore)  # type: ignore[attr-defined]
         tokens = TokenStore(database)
         tokens.create_table()
-    return Services(settings=settings, app=app, database=database, tokens=tokens)
+        read_models = ReadModelService(database, app, mode=settings.projections)
+        read_models.create_tables()
+    return Services(
+        settings=settings, app=app, database=database, tokens=tokens, read_models=read_models
+    )
 
 
 def ensure_admin_token(services: Services) -> IssuedToken | None:

@@ -8,7 +8,9 @@ table names through ``table()``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from eventsourcing.postgres import PostgresDatastore
@@ -17,6 +19,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 
 class Cursor(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+    def executemany(self, sql: str, params_seq: Iterable[Sequence[Any]]) -> None: ...
     def fetchall(self) -> list[dict[str, Any]]: ...
     def fetchone(self) -> dict[str, Any] | None: ...
 
@@ -29,6 +32,9 @@ class _SQLiteCursor:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._cursor.execute(sql.replace("%s", "?"), tuple(params))
+
+    def executemany(self, sql: str, params_seq: Iterable[Sequence[Any]]) -> None:
+        self._cursor.executemany(sql.replace("%s", "?"), [tuple(p) for p in params_seq])
 
     def fetchall(self) -> list[dict[str, Any]]:
         return [dict(row) for row in self._cursor.fetchall()]
@@ -61,11 +67,55 @@ class Database:
             with self.datastore.transaction(commit=True) as curs:
                 yield _SQLiteCursor(curs)
 
+    # --- values that the two drivers store differently ---------------------------------------
+
+    def ts(self, value: datetime | None) -> Any:
+        """A timestamp parameter: timestamptz on PostgreSQL, ISO text (UTC) on SQLite."""
+        if value is None or self.is_postgres:
+            return value
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+    def read_ts(self, value: Any) -> datetime | None:
+        if value is None or isinstance(value, datetime):
+            return value
+        return datetime.fromisoformat(str(value))
+
+    def read_required_ts(self, value: Any) -> datetime:
+        read = self.read_ts(value)
+        if read is None:
+            raise ValueError("a required timestamp is NULL")
+        return read
+
+    def money(self, value: Decimal | None) -> Any:
+        """A decimal parameter: numeric on PostgreSQL, exact text on SQLite."""
+        return value if value is None or self.is_postgres else str(value)
+
+    def type_of(self, kind: str) -> str:
+        """A column type by what it holds: timestamp, money, float, bool, bigint."""
+        types = _POSTGRES_TYPES if self.is_postgres else _SQLITE_TYPES
+        return types[kind]
+
     def ping(self) -> None:
         """Raise unless the database answers a query."""
         with self.transaction() as curs:
             curs.execute("SELECT 1 AS ok")
             curs.fetchall()
+
+
+_POSTGRES_TYPES = {
+    "timestamp": "timestamptz",
+    "money": "numeric",
+    "float": "double precision",
+    "bool": "boolean",
+    "bigint": "bigint",
+}
+_SQLITE_TYPES = {
+    "timestamp": "TEXT",
+    "money": "TEXT",
+    "float": "REAL",
+    "bool": "INTEGER",
+    "bigint": "INTEGER",
+}
 
 
 def database_of(datastore: Any) -> Database:

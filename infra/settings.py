@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     """How long an append waits for the event table's lock before giving up."""
     snapshot_interval: int = Field(default=50, ge=2, le=100_000)
     """Take a snapshot of a use case every this many events, so loading stays flat."""
+    projections: Literal["inline", "external"] = "inline"
+    """``inline``: each server keeps the read models current itself. ``external`` (PostgreSQL):
+    ``stagegate projections run`` workers do, and servers wait for them after a write."""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     environment: Literal["production", "development"] = "production"
@@ -55,6 +58,15 @@ class Settings(BaseSettings):
                 )
             url.port  # noqa: B018 - raises ValueError for a port that is not a number
         return value
+
+    @model_validator(mode="after")
+    def _external_projections_need_postgres(self) -> Settings:
+        if self.projections == "external" and not self.is_postgres:
+            raise ValueError(
+                "projections=external needs PostgreSQL: on SQLite the server keeps its read "
+                "models current itself (projections=inline)"
+            )
+        return self
 
     @property
     def is_postgres(self) -> bool:

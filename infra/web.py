@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api.app import ApiConfig, create_app
+from api.app import ApiConfig, Backends, create_app
 from api.auth import Principal
 from infra.bootstrap import Services
 
@@ -28,4 +28,10 @@ def build_api(services: Services) -> FastAPI:
         graphql_max_aliases=settings.graphql_max_aliases,
         cors_origins=tuple(settings.cors_origins),
     )
-    return create_app(services.app, authenticate, services.database.ping, config)
+    backends = Backends(
+        stagegate=services.app,
+        read_models=services.read_models,
+        authenticate=authenticate,
+        check_ready=services.database.ping,
+    )
+    return create_app(backends, config)

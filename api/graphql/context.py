@@ -8,17 +8,34 @@ from fastapi import Depends, Request
 from strawberry.fastapi import BaseContext
 
 from api.auth import BearerCredentials, Principal, authenticate_request
-from domain.application import Stagegate
+from domain.application import Stagegate, authorize_read
+from domain.errors import Forbidden
 from domain.metadata import Actor, CommandContext
-from domain.values import Channel
+from domain.policy import PolicyInForce
+from domain.values import Channel, Role
+from projections.readmodels import ReadModels
 
 
 class Context(BaseContext):
-    def __init__(self, stagegate: Stagegate, principal: Principal | None, correlation_id: str):
+    def __init__(
+        self,
+        stagegate: Stagegate,
+        read_models: ReadModels,
+        principal: Principal | None,
+        correlation_id: str,
+    ):
         super().__init__()
         self.stagegate = stagegate
+        self.read_models = read_models
         self._principal = principal
         self.correlation_id = correlation_id
+        self._policy: PolicyInForce | None = None
+
+    def policy(self) -> PolicyInForce:
+        """The policy in force, read once per request (call from a worker thread)."""
+        if self._policy is None:
+            self._policy = self.stagegate.policy()
+        return self._policy
 
     @property
     def principal(self) -> Principal:
@@ -29,6 +46,19 @@ class Context(BaseContext):
     @property
     def actor(self) -> Actor:
         return self.principal.actor
+
+    def authorize_read(self) -> None:
+        """Raise PermissionError (a GraphQL error naming why) unless the caller may read."""
+        try:
+            authorize_read(self.actor)
+        except Forbidden as error:
+            raise PermissionError(error.message) from None
+
+    def authorize_history(self) -> None:
+        """History and past states are for readers who audit (viewers see the present)."""
+        self.authorize_read()
+        if self.actor.role is Role.VIEWER:
+            raise PermissionError("Role viewer cannot read history; auditors and the team can.")
 
     def command_context(self) -> CommandContext:
         return CommandContext(
@@ -54,4 +84,7 @@ def get_context(
     request: Request,
     principal: Annotated[Principal | None, Depends(_principal_unless_graphiql_page)],
 ) -> Context:
-    return Context(request.app.state.stagegate, principal, request.state.correlation_id)
+    backends = request.app.state.backends
+    return Context(
+        backends.stagegate, backends.read_models, principal, request.state.correlation_id
+    )

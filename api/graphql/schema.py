@@ -31,11 +31,10 @@ from api.graphql.errors import (
     VersionConflict,
     error_member,
 )
+from api.graphql.readside import ReadQueries
 from api.graphql.types import Policy, Principal, UseCase, UseCaseView
-from domain.application import authorize_read
 from domain.commands import USE_CASE_COMMANDS, Command, RegisterUseCase, SetPolicy
 from domain.errors import DomainError
-from domain.errors import Forbidden as DomainForbidden
 from domain.errors import NotFound as DomainNotFound
 
 UseCaseResult = Annotated[
@@ -55,18 +54,18 @@ PolicyResult = Annotated[
 
 
 @strawberry.type
-class Query:
+class Query(ReadQueries):
     @strawberry.field(description="A use case by its key; null if there is none.")
     async def use_case(self, info: strawberry.Info[Context, None], key: str) -> UseCase | None:
         context = info.context
 
         def load() -> UseCase | None:
-            _authorize_read(context)
+            context.authorize_read()
             try:
                 use_case = context.stagegate.use_case(key)
             except DomainNotFound:
                 return None
-            return UseCase(view=UseCaseView(use_case, context.stagegate.policy()))
+            return UseCase(view=UseCaseView(use_case, context.policy()))
 
         return await run_in_threadpool(load)
 
@@ -75,7 +74,7 @@ class Query:
         context = info.context
 
         def load() -> Policy:
-            _authorize_read(context)
+            context.authorize_read()
             return Policy.from_domain(context.stagegate.policy())
 
         return await run_in_threadpool(load)
@@ -84,13 +83,6 @@ class Query:
     def me(self, info: strawberry.Info[Context, None]) -> Principal:
         actor = info.context.actor
         return Principal(actor_id=actor.id, role=actor.role)
-
-
-def _authorize_read(context: Context) -> None:
-    try:
-        authorize_read(context.actor)
-    except DomainForbidden as error:
-        raise PermissionError(error.message) from None
 
 
 def mutation_name(command_class: type[Command]) -> str:
@@ -112,7 +104,8 @@ def _use_case_mutation(command_class: type[Command]) -> Any:
                 use_case = context.stagegate.execute(command, context.command_context())
             except DomainError as error:
                 return error_member(error)  # raises GraphQLError for StoreUnavailable
-            return UseCase(view=UseCaseView(use_case, context.stagegate.policy()))
+            context.read_models.refresh()  # read-your-writes: lists and history include it
+            return UseCase(view=UseCaseView(use_case, context.policy()))
 
         return await run_in_threadpool(run)
 
@@ -137,6 +130,7 @@ async def _set_policy(info: strawberry.Info[Context, None], input: Any) -> Any:
             policy = context.stagegate.set_policy(command, context.command_context())
         except DomainError as error:
             return error_member(error)
+        context.read_models.refresh()
         return Policy.from_domain(policy)
 
     return await run_in_threadpool(run)

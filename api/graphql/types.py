@@ -7,9 +7,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import strawberry
+from graphql import GraphQLError
+from starlette.concurrency import run_in_threadpool
 
+from api.graphql.context import Context
 from api.graphql.derive import graphql_enum, output_type
 from api.graphql.errors import Requirement, Stage
+from api.graphql.history import HistoryConnection, check_page_size, history_connection
 from domain import values as v
 from domain.gates import gate_status
 from domain.policy import PolicyInForce
@@ -248,6 +252,73 @@ class UseCase:
     @strawberry.field(description="Output-quality alerts raised and not yet resolved.")
     def open_quality_alerts(self) -> list[QualityAlert]:
         return list(self._state.open_quality_alerts.values())
+
+    @strawberry.field(
+        description="Audit entries, oldest first: `first`/`after` page forward from the "
+        "start, `last`/`before` give the newest entries."
+    )
+    async def history(
+        self,
+        info: strawberry.Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> HistoryConnection:
+        if last is not None and (first is not None or after is not None):
+            raise GraphQLError("give first/after or last/before, not both")
+        newest = last is not None or before is not None
+        size = last if newest else first
+        size = 20 if size is None else size
+        check_page_size(size)
+        context = info.context
+        aggregate_id = str(self.view.use_case.id)
+
+        def load() -> HistoryConnection:
+            context.authorize_history()
+            try:
+                page = context.read_models.history(
+                    aggregate_id, size, before if newest else after, newest
+                )
+            except ValueError as error:
+                raise GraphQLError(str(error)) from None
+            return history_connection(page)
+
+        return await run_in_threadpool(load)
+
+    @strawberry.field(
+        description="The use case as it stood at a version, or at an instant (`at`), with its "
+        "gate judged under the policy in force then. Null before it existed."
+    )
+    async def as_of(
+        self,
+        info: strawberry.Info[Context, None],
+        version: int | None = None,
+        at: datetime | None = None,
+    ) -> UseCase | None:
+        if (version is None) == (at is None):
+            raise GraphQLError("give exactly one of version and at")
+        if at is not None and at.tzinfo is None:
+            raise GraphQLError("at needs a time zone, e.g. 2026-05-01T12:00:00Z")
+        context = info.context
+        current = self.view.use_case
+
+        def load() -> UseCase | None:
+            context.authorize_history()
+            wanted = version
+            if at is not None:
+                context.read_models.refresh()
+                wanted = context.read_models.version_at(str(current.id), at)
+                if wanted is None:
+                    return None
+            assert wanted is not None
+            if wanted < 1 or wanted > current.version:
+                raise GraphQLError(f"version must be between 1 and {current.version}, not {wanted}")
+            then = context.stagegate.use_case(current.state.key, version=wanted)
+            policy_version = context.read_models.policy_version_at(then.modified_on)
+            return UseCase(view=UseCaseView(then, context.stagegate.policy_at(policy_version)))
+
+        return await run_in_threadpool(load)
 
     @strawberry.field(description="What blocks the next forward move now.")
     def gate(self) -> GateStatus:

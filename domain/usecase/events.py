@@ -40,6 +40,11 @@ from domain.values import (
 class UseCaseEvent(AggregateEvent):
     """Base of every use-case event."""
 
+    @property
+    def business_time(self) -> datetime | None:
+        """When the reported fact happened in the business, if the event reports one."""
+        return None
+
 
 class Registered(UseCaseEvent, AggregateCreated):
     key: str
@@ -94,6 +99,10 @@ class AcceptanceCriteriaDefined(UseCaseEvent):
 class BaselineCaptured(UseCaseEvent):
     baseline: Baseline
 
+    @property
+    def business_time(self) -> datetime | None:
+        return self.baseline.measured_at
+
     def apply(self, aggregate: Any) -> None:
         aggregate.state.baselines[self.baseline.metric] = self.baseline
 
@@ -110,6 +119,10 @@ class CandidateVersionRegistered(UseCaseEvent):
 
 class EvaluationRecorded(UseCaseEvent):
     evaluation: Evaluation
+
+    @property
+    def business_time(self) -> datetime | None:
+        return self.evaluation.evaluated_at
 
     def apply(self, aggregate: Any) -> None:
         aggregate.state.evaluations.append(self.evaluation)
@@ -142,6 +155,10 @@ class StageAdvanced(UseCaseEvent):
 class DeploymentRecorded(UseCaseEvent):
     deployment: Deployment
 
+    @property
+    def business_time(self) -> datetime | None:
+        return self.deployment.deployed_at
+
     def apply(self, aggregate: Any) -> None:
         state: UseCaseState = aggregate.state
         deployment = self.deployment
@@ -167,6 +184,10 @@ class RolledBack(UseCaseEvent):
     to_version: str | None
     rolled_back_at: datetime
 
+    @property
+    def business_time(self) -> datetime | None:
+        return self.rolled_back_at
+
     def apply(self, aggregate: Any) -> None:
         state: UseCaseState = aggregate.state
         if state.previous_production_versions:
@@ -176,6 +197,10 @@ class RolledBack(UseCaseEvent):
 
 class MeasurementRecorded(UseCaseEvent):
     measurement: Measurement
+
+    @property
+    def business_time(self) -> datetime | None:
+        return self.measurement.measured_at
 
     def apply(self, aggregate: Any) -> None:
         latest = aggregate.state.latest_measurements
@@ -187,6 +212,10 @@ class MeasurementRecorded(UseCaseEvent):
 class AdoptionRecorded(UseCaseEvent):
     adoption: Adoption
 
+    @property
+    def business_time(self) -> datetime | None:
+        return self.adoption.measured_at
+
     def apply(self, aggregate: Any) -> None:
         state: UseCaseState = aggregate.state
         current = state.latest_adoption
@@ -196,6 +225,10 @@ class AdoptionRecorded(UseCaseEvent):
 
 class InferenceCostRecorded(UseCaseEvent):
     cost: InferenceCost
+
+    @property
+    def business_time(self) -> datetime | None:
+        return self.cost.period_end
 
     def apply(self, aggregate: Any) -> None:
         """Costs change no rule; they are summed by the read models."""
@@ -248,6 +281,10 @@ class ChangeApproved(UseCaseEvent):
 class QualityAlertRaised(UseCaseEvent):
     alert: QualityAlert
 
+    @property
+    def business_time(self) -> datetime | None:
+        return self.alert.raised_at
+
     def apply(self, aggregate: Any) -> None:
         state: UseCaseState = aggregate.state
         state.open_quality_alerts[self.alert.alert_id] = self.alert
@@ -258,6 +295,10 @@ class QualityAlertResolved(UseCaseEvent):
     alert_id: str
     resolved_at: datetime
     resolution: str
+
+    @property
+    def business_time(self) -> datetime | None:
+        return self.resolved_at
 
     def apply(self, aggregate: Any) -> None:
         # Resolved alerts leave the state (their history stays in the log and read models).

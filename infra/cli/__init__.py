@@ -37,6 +37,9 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     issued = ensure_admin_token(services)
     if demo:
         _load_demo(services)
+    if settings.projections == "inline":
+        services.read_models.catch_up()
+        services.read_models.start()  # picks up writes made by other processes
     base = f"http://{host}:{port}"
     click.echo(f"stagegate on {settings.redacted_database_url()} ({settings.environment} mode)")
     click.echo(
@@ -52,7 +55,10 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
         "create more with 'stagegate token create --actor ID --role ROLE'."
     )
     sys.stdout.flush()
-    uvicorn.run(build_api(services), host=host, port=port, log_level=settings.log_level)
+    try:
+        uvicorn.run(build_api(services), host=host, port=port, log_level=settings.log_level)
+    finally:
+        services.close()
 
 
 @main.command()
@@ -77,9 +83,11 @@ def _load_demo(services: Services) -> None:
 
 
 def _register_command_groups() -> None:
-    from infra.cli import tokens
+    from infra.cli import audit, projections, tokens
 
     main.add_command(tokens.token)
+    main.add_command(audit.audit)
+    main.add_command(projections.projections)
 
 
 _register_command_groups()

@@ -1,0 +1,226 @@
+"""Portfolio queries: use-case lists, the backlog, the portfolio figures, audit history.
+
+All are served by the read models (one query per page, whatever the page asks of its nodes'
+owners, evidence and gates) and run on a worker thread.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import strawberry
+from graphql import GraphQLError
+from starlette.concurrency import run_in_threadpool
+
+from api.graphql.context import Context
+from api.graphql.errors import RequirementCode, Stage
+from api.graphql.history import PageInfo, check_page_size
+from api.graphql.types import UseCase, UseCaseView
+from domain.gates import RequirementCode as DomainRequirementCode
+from domain.usecase import UseCase as DomainUseCase
+from domain.values import Stage as DomainStage
+from projections.readmodels import Page, UseCaseFilter, UseCaseRecord
+
+
+@strawberry.type
+class UseCaseEdge:
+    cursor: str
+    node: UseCase
+
+
+@strawberry.type(description="A page of use cases; `totalCount` counts every match.")
+class UseCaseConnection:
+    edges: list[UseCaseEdge]
+    page_info: PageInfo
+    filter: strawberry.Private[UseCaseFilter]
+
+    @strawberry.field
+    async def total_count(self, info: strawberry.Info[Context, None]) -> int:
+        read_models = info.context.read_models
+        return await run_in_threadpool(read_models.count_use_cases, self.filter)
+
+
+@strawberry.type
+class BacklogEdge:
+    cursor: str
+    rank: int = strawberry.field(description="1 is the first to invest in.")
+    node: UseCase
+
+
+@strawberry.type(
+    description="Use cases not yet in SCALE, strongest on all three priority dimensions first: "
+    "the weakest score decides, then organisational readiness, then the total; unscored last."
+)
+class BacklogConnection:
+    edges: list[BacklogEdge]
+    page_info: PageInfo
+
+
+@strawberry.input(description="Every given condition must hold.")
+class UseCaseFilterInput:
+    stages: list[Stage] | None = None
+    business_unit: str | None = None
+    owner: str | None = strawberry.field(
+        default=None, description="Business, technical or monitoring owner, or approver."
+    )
+    unmet_code: RequirementCode | None = strawberry.field(
+        default=None, description="Its next gate does not meet this requirement."
+    )
+    stuck_for_days: int | None = strawberry.field(
+        default=None, description="No stage transition for at least this many days."
+    )
+
+    def to_domain(self) -> UseCaseFilter:
+        if self.stuck_for_days is not None and self.stuck_for_days < 0:
+            raise GraphQLError("stuckForDays must not be negative")
+        return UseCaseFilter(
+            stages=tuple(DomainStage(s) for s in self.stages or ()),
+            business_unit=self.business_unit,
+            owner=self.owner,
+            unmet_code=DomainRequirementCode(self.unmet_code) if self.unmet_code else None,
+            stuck_for_days=self.stuck_for_days,
+        )
+
+
+@strawberry.type
+class StageFigures:
+    stage: Stage
+    count: int
+    average_days_in_stage: float | None = strawberry.field(
+        description="Mean days spent in the stage, counting those still in it up to now."
+    )
+
+
+@strawberry.type
+class ValueAgainstCost:
+    currency: str
+    estimated_annual_value: Decimal = strawberry.field(
+        description="Sum of the business owners' stated annual value."
+    )
+    annual_inference_cost: Decimal = strawberry.field(
+        description="Inference cost reported for periods ending in the last 365 days."
+    )
+
+
+@strawberry.type(description="The portfolio at a glance.")
+class Portfolio:
+    stages: list[StageFigures]
+    stuck_pilots: list[str] = strawberry.field(
+        description="Keys of pilots with no transition for `stuckAfterDays`, longest first."
+    )
+    stuck_after_days: int
+    deployed: int = strawberry.field(description="Use cases in production, not retired.")
+    deployed_with_measured_value: int
+    measured_value_share: float | None = strawberry.field(
+        description="Share of deployed use cases whose after-state counts as measured."
+    )
+    value_against_cost: list[ValueAgainstCost]
+
+
+def use_case_node(record: UseCaseRecord, context: Context) -> UseCase:
+    aggregate = DomainUseCase.from_state(
+        UUID(record.id), record.version, record.registered_at, record.updated_at, record.state
+    )
+    return UseCase(view=UseCaseView(aggregate, context.policy()))
+
+
+def _page_info(page: Page[Any]) -> PageInfo:
+    return PageInfo(
+        has_next_page=page.has_next_page, end_cursor=page.cursors[-1] if page.cursors else None
+    )
+
+
+def _cursor_error(error: ValueError) -> GraphQLError:
+    return GraphQLError(str(error))
+
+
+@strawberry.type
+class ReadQueries:
+    @strawberry.field(description="Use cases by key, filtered; a Relay-style connection.")
+    async def use_cases(
+        self,
+        info: strawberry.Info[Context, None],
+        filter: UseCaseFilterInput | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> UseCaseConnection:
+        context = info.context
+        check_page_size(first)
+        domain_filter = filter.to_domain() if filter else UseCaseFilter()
+
+        def load() -> UseCaseConnection:
+            context.authorize_read()
+            try:
+                page = context.read_models.use_cases(domain_filter, first, after)
+            except ValueError as error:
+                raise _cursor_error(error) from None
+            edges = [
+                UseCaseEdge(cursor=cursor, node=use_case_node(record, context))
+                for record, cursor in zip(page.items, page.cursors, strict=True)
+            ]
+            return UseCaseConnection(edges=edges, page_info=_page_info(page), filter=domain_filter)
+
+        return await run_in_threadpool(load)
+
+    @strawberry.field(description="The prioritised backlog.")
+    async def backlog(
+        self, info: strawberry.Info[Context, None], first: int = 20, after: str | None = None
+    ) -> BacklogConnection:
+        context = info.context
+        check_page_size(first)
+
+        def load() -> BacklogConnection:
+            context.authorize_read()
+            try:
+                page = context.read_models.backlog(first, after)
+            except ValueError as error:
+                raise _cursor_error(error) from None
+            edges = [
+                BacklogEdge(
+                    cursor=cursor, rank=entry.rank, node=use_case_node(entry.record, context)
+                )
+                for entry, cursor in zip(page.items, page.cursors, strict=True)
+            ]
+            return BacklogConnection(edges=edges, page_info=_page_info(page))
+
+        return await run_in_threadpool(load)
+
+    @strawberry.field(description="Counts, time in stage, stuck pilots, measured value, ROI.")
+    async def portfolio(
+        self, info: strawberry.Info[Context, None], stuck_after_days: int | None = None
+    ) -> Portfolio:
+        context = info.context
+        if stuck_after_days is not None and stuck_after_days < 0:
+            raise GraphQLError("stuckAfterDays must not be negative")
+
+        def load() -> Portfolio:
+            context.authorize_read()
+            days = stuck_after_days
+            if days is None:
+                days = context.policy().values.stuck_after_days
+            figures = context.read_models.portfolio(days)
+            return Portfolio(
+                stages=[
+                    StageFigures(
+                        stage=s.stage, count=s.count, average_days_in_stage=s.average_days_in_stage
+                    )
+                    for s in figures.stages
+                ],
+                stuck_pilots=figures.stuck_pilots,
+                stuck_after_days=figures.stuck_after_days,
+                deployed=figures.deployed,
+                deployed_with_measured_value=figures.deployed_with_measured_value,
+                measured_value_share=figures.measured_value_share,
+                value_against_cost=[
+                    ValueAgainstCost(
+                        currency=v.currency,
+                        estimated_annual_value=v.estimated_annual_value,
+                        annual_inference_cost=v.annual_inference_cost,
+                    )
+                    for v in figures.value_against_cost
+                ],
+            )
+
+        return await run_in_threadpool(load)

@@ -1,0 +1,312 @@
+"""The read side's questions, answered in SQL from the read-model tables."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from domain.policy import POLICY_ID
+from domain.state import UseCaseState
+from domain.values import Stage
+from infra.database import Database
+from infra.readmodels.schema import COSTS, HISTORY, PERIODS, SUMMARIES, UNMET
+from projections.history import HistoryEntry
+from projections.readmodels import (
+    BacklogEntry,
+    Page,
+    Portfolio,
+    StageFigures,
+    UseCaseFilter,
+    UseCaseRecord,
+    ValueAgainstCost,
+)
+
+_DONE = ("scale", "retired")
+_RECORD_COLUMNS = "s.id, s.key, s.version, s.registered_at, s.updated_at, s.state_json"
+# Strongest on all three dimensions first: the weakest score decides, then readiness (the
+# hardest to change and the most predictive), then the total; unscored use cases come last.
+_BACKLOG_ORDER = (
+    "s.priority_floor DESC NULLS LAST, s.readiness DESC NULLS LAST,"
+    " s.priority_total DESC NULLS LAST, s.key"
+)
+
+
+def encode_cursor(value: str | int) -> str:
+    return base64.urlsafe_b64encode(str(value).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> str:
+    """The cursor's content; raises ValueError for one that is not ours."""
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"'{cursor}' is not a cursor this API gave out") from error
+
+
+class SqlQueries:
+    """Answers the read-side questions from the tables the projections keep."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        t = db.table
+        self.summaries_table, self.unmet_table = t(SUMMARIES), t(UNMET)
+        self.history_table = t(HISTORY)
+        self.periods_table, self.costs_table = t(PERIODS), t(COSTS)
+
+    # --- use cases -------------------------------------------------------------------------
+
+    def use_cases(
+        self, filter: UseCaseFilter, first: int, after: str | None, now: datetime
+    ) -> Page[UseCaseRecord]:
+        where, params = self._where(filter, now)
+        if after is not None:
+            where.append("s.key > %s")
+            params.append(decode_cursor(after))
+        rows = self._select(
+            f"SELECT {_RECORD_COLUMNS} FROM {self.summaries_table} s {_clause(where)}"
+            " ORDER BY s.key LIMIT %s",
+            [*params, first + 1],
+        )
+        return self._page(rows, first, lambda row, _: str(row["key"]))
+
+    def count_use_cases(self, filter: UseCaseFilter, now: datetime) -> int:
+        where, params = self._where(filter, now)
+        rows = self._select(
+            f"SELECT COUNT(*) AS n FROM {self.summaries_table} s {_clause(where)}", params
+        )
+        return int(rows[0]["n"])
+
+    def backlog(self, first: int, after: str | None) -> Page[BacklogEntry]:
+        try:
+            offset = int(decode_cursor(after)) if after else 0
+        except ValueError:
+            raise ValueError(f"'{after}' is not a backlog cursor") from None
+        rows = self._select(
+            f"SELECT {_RECORD_COLUMNS} FROM {self.summaries_table} s"
+            f" WHERE s.stage NOT IN ('scale', 'retired') ORDER BY {_BACKLOG_ORDER}"
+            " LIMIT %s OFFSET %s",
+            [first + 1, offset],
+        )
+        entries = [
+            BacklogEntry(rank=offset + i + 1, record=self._record(row))
+            for i, row in enumerate(rows[:first])
+        ]
+        return Page(
+            items=entries,
+            cursors=[encode_cursor(entry.rank) for entry in entries],
+            has_next_page=len(rows) > first,
+        )
+
+    def _where(self, filter: UseCaseFilter, now: datetime) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if filter.stages:
+            where.append(f"s.stage IN ({', '.join(['%s'] * len(filter.stages))})")
+            params += [stage.value for stage in filter.stages]
+        if filter.business_unit is not None:
+            where.append("s.business_unit = %s")
+            params.append(filter.business_unit)
+        if filter.owner is not None:
+            where.append(
+                "(s.business_owner = %s OR s.technical_owner = %s OR s.monitoring_owner = %s"
+                " OR s.approver = %s)"
+            )
+            params += [filter.owner] * 4
+        if filter.unmet_code is not None:
+            where.append(
+                f"EXISTS (SELECT 1 FROM {self.unmet_table} u"
+                " WHERE u.use_case_id = s.id AND u.code = %s)"
+            )
+            params.append(filter.unmet_code.value)
+        if filter.stuck_for_days is not None:
+            where.append("s.stage NOT IN ('scale', 'retired') AND s.stage_since <= %s")
+            params.append(self.db.ts(now - timedelta(days=filter.stuck_for_days)))
+        return where, params
+
+    def _page(self, rows: list[dict[str, Any]], first: int, cursor_of: Any) -> Page[Any]:
+        items = [self._record(row) for row in rows[:first]]
+        cursors = [encode_cursor(cursor_of(row, i)) for i, row in enumerate(rows[:first])]
+        return Page(items=items, cursors=cursors, has_next_page=len(rows) > first)
+
+    def _record(self, row: dict[str, Any]) -> UseCaseRecord:
+        return UseCaseRecord(
+            id=str(row["id"]),
+            version=int(row["version"]),
+            registered_at=self.db.read_required_ts(row["registered_at"]),
+            updated_at=self.db.read_required_ts(row["updated_at"]),
+            state=UseCaseState.model_validate_json(row["state_json"]),
+        )
+
+    # --- history ---------------------------------------------------------------------------
+
+    def history(
+        self, aggregate_id: str, first: int, after: str | None, newest: bool = False
+    ) -> Page[HistoryEntry]:
+        """Entries oldest first; with ``newest``, the ``first`` newest before ``after``."""
+        if newest:
+            before_version = int(decode_cursor(after)) if after else None
+            rows = self._select(
+                f"SELECT * FROM {self.history_table} WHERE aggregate_id = %s"
+                + (" AND version < %s" if before_version is not None else "")
+                + " ORDER BY version DESC LIMIT %s",
+                [
+                    aggregate_id,
+                    *([before_version] if before_version is not None else []),
+                    first + 1,
+                ],
+            )
+            page = self._entries(rows[:first][::-1])
+            return Page(
+                items=page,
+                cursors=[encode_cursor(entry.version) for entry in page],
+                has_next_page=len(rows) > first,
+            )
+        after_version = int(decode_cursor(after)) if after else 0
+        rows = self._select(
+            f"SELECT * FROM {self.history_table} WHERE aggregate_id = %s AND version > %s"
+            " ORDER BY version LIMIT %s",
+            [aggregate_id, after_version, first + 1],
+        )
+        entries = self._entries(rows[:first])
+        return Page(
+            items=entries,
+            cursors=[encode_cursor(entry.version) for entry in entries],
+            has_next_page=len(rows) > first,
+        )
+
+    def _entries(self, rows: list[dict[str, Any]]) -> list[HistoryEntry]:
+        read = self.db.read_ts
+        return [
+            HistoryEntry(
+                notification_id=int(r["notification_id"]),
+                aggregate_id=str(r["aggregate_id"]),
+                version=int(r["version"]),
+                event_type=str(r["event_type"]),
+                recorded_at=self.db.read_required_ts(r["recorded_at"]),
+                business_time=read(r["business_time"]),
+                actor_id=str(r["actor_id"]),
+                actor_role=str(r["actor_role"]),
+                channel=str(r["channel"]),
+                reason=r["reason"],
+                correlation_id=str(r["correlation_id"]),
+                source=r["source"],
+                delivery_id=r["delivery_id"],
+                corrects=r["corrects"],
+                payload=str(r["payload"]),
+            )
+            for r in rows
+        ]
+
+    def version_at(self, aggregate_id: str, at: datetime) -> int | None:
+        rows = self._select(
+            f"SELECT MAX(version) AS version FROM {self.history_table}"
+            " WHERE aggregate_id = %s AND recorded_at <= %s",
+            [aggregate_id, self.db.ts(at)],
+        )
+        version = rows[0]["version"]
+        return int(version) if version is not None else None
+
+    def policy_version_at(self, at: datetime) -> int:
+        return self.version_at(str(POLICY_ID), at) or 0
+
+    # --- the portfolio ---------------------------------------------------------------------
+
+    def portfolio(self, now: datetime, stuck_after_days: int) -> Portfolio:
+        ts = self.db.ts
+        counts = {
+            str(r["stage"]): int(r["n"])
+            for r in self._select(
+                f"SELECT stage, COUNT(*) AS n FROM {self.summaries_table} GROUP BY stage", []
+            )
+        }
+        if self.db.is_postgres:
+            duration = "EXTRACT(EPOCH FROM (COALESCE(left_at, %s) - entered_at)) / 86400.0"
+        else:
+            duration = "julianday(COALESCE(left_at, %s)) - julianday(entered_at)"
+        days = {
+            str(r["stage"]): float(r["days"])
+            for r in self._select(
+                f"SELECT stage, AVG({duration}) AS days FROM {self.periods_table} GROUP BY stage",
+                [ts(now)],
+            )
+            if r["days"] is not None
+        }
+        stuck = [
+            str(r["key"])
+            for r in self._select(
+                f"SELECT key FROM {self.summaries_table}"
+                " WHERE stage = 'pilot' AND stage_since <= %s"
+                " ORDER BY stage_since, key",
+                [ts(now - timedelta(days=stuck_after_days))],
+            )
+        ]
+        [deployed] = self._select(
+            f"SELECT COUNT(*) AS n, SUM(CASE WHEN value_measured THEN 1 ELSE 0 END) AS measured"
+            f" FROM {self.summaries_table}"
+            " WHERE first_production_deployment_at IS NOT NULL AND stage <> 'retired'",
+            [],
+        )
+        return Portfolio(
+            stages=[
+                StageFigures(
+                    stage=stage,
+                    count=counts.get(stage.value, 0),
+                    average_days_in_stage=days.get(stage.value),
+                )
+                for stage in Stage
+            ],
+            stuck_pilots=stuck,
+            stuck_after_days=stuck_after_days,
+            deployed=int(deployed["n"]),
+            deployed_with_measured_value=int(deployed["measured"] or 0),
+            value_against_cost=self._value_against_cost(now),
+        )
+
+    def _value_against_cost(self, now: datetime) -> list[ValueAgainstCost]:
+        money = "amount" if self.db.is_postgres else "CAST(amount AS REAL)"
+        value = (
+            "estimated_annual_value"
+            if self.db.is_postgres
+            else "CAST(estimated_annual_value AS REAL)"
+        )
+        values = {
+            str(r["currency"]): _decimal(r["total"])
+            for r in self._select(
+                f"SELECT value_currency AS currency, SUM({value}) AS total"
+                f" FROM {self.summaries_table}"
+                " WHERE value_currency IS NOT NULL AND stage <> 'retired' GROUP BY value_currency",
+                [],
+            )
+        }
+        costs = {
+            str(r["currency"]): _decimal(r["total"])
+            for r in self._select(
+                f"SELECT c.currency, SUM({money}) AS total FROM {self.costs_table} c"
+                f" JOIN {self.summaries_table} s ON s.id = c.use_case_id"
+                " WHERE c.period_end > %s AND s.stage <> 'retired' GROUP BY c.currency",
+                [self.db.ts(now - timedelta(days=365))],
+            )
+        }
+        return [
+            ValueAgainstCost(
+                currency=currency,
+                estimated_annual_value=values.get(currency, Decimal(0)),
+                annual_inference_cost=costs.get(currency, Decimal(0)),
+            )
+            for currency in sorted(values.keys() | costs.keys())
+        ]
+
+    def _select(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+        with self.db.transaction() as curs:
+            curs.execute(sql, params)
+            return curs.fetchall()
+
+
+def _clause(where: list[str]) -> str:
+    return f"WHERE {' AND '.join(where)}" if where else ""
+
+
+def _decimal(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(round(float(value or 0), 2)))

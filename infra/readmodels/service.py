@@ -1,0 +1,152 @@
+"""The read side as one service: its projections, how they are kept current, its queries."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Literal
+
+from domain.application import Stagegate
+from infra.database import Database
+from infra.readmodels import schema
+from infra.readmodels.history import HistoryProjection
+from infra.readmodels.queries import SqlQueries
+from infra.readmodels.runner import FaultHook, ProjectionRunner
+from infra.readmodels.summaries import SummaryProjection
+from projections.history import HistoryEntry
+from projections.readmodels import BacklogEntry, Page, Portfolio, UseCaseFilter, UseCaseRecord
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["inline", "external"]
+REBUILD_TRANSACTION = 200_000
+"""Events per transaction when rebuilding: few commits, each use case written once per commit."""
+
+
+class ReadModelService:
+    """Implements ``projections.readmodels.ReadModels`` on the application's database.
+
+    ``inline``: this process keeps the projections current (after each of its writes, and from
+    a background thread for writes made elsewhere). ``external``: separate
+    ``stagegate projections run`` workers do, and reads wait for them to catch up.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        app: Stagegate,
+        mode: Mode = "inline",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        fault: FaultHook | None = None,
+    ) -> None:
+        self.db = db
+        self.mode = mode
+        self.clock = clock
+        events_table = db.table(app.recorder.events_table_name)  # type: ignore[attr-defined]
+        self._max_notification = (
+            f"SELECT MAX({'notification_id' if db.is_postgres else 'rowid'}) AS n"
+            f" FROM {events_table}"
+        )
+        self.runners = [
+            ProjectionRunner(db, app.mapper, events_table, projection, fault)
+            for projection in (SummaryProjection(db, events_table), HistoryProjection(db))
+        ]
+        self.queries = SqlQueries(db)
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+
+    def create_tables(self) -> None:
+        schema.create_tables(self.db)
+
+    # --- keeping current -------------------------------------------------------------------
+
+    def catch_up(self) -> int:
+        """Project every event written so far (this process does the work)."""
+        return sum(runner.catch_up() for runner in self.runners)
+
+    def refresh(self, timeout: float = 5.0) -> None:
+        if self.mode == "inline":
+            self.catch_up()
+            return
+        target = self.last_notification_id()
+        deadline = time.monotonic() + timeout
+        while any(runner.position() < target for runner in self.runners):
+            if time.monotonic() > deadline:
+                log.warning("read models did not reach notification %s in %ss", target, timeout)
+                return
+            time.sleep(0.01)
+
+    def last_notification_id(self) -> int:
+        with self.db.transaction() as curs:
+            curs.execute(self._max_notification)
+            row = curs.fetchone()
+        return int(row["n"]) if row and row["n"] is not None else 0
+
+    def rebuild(self) -> int:
+        """Empty every read model and project the whole log again."""
+        with self.db.transaction() as curs:
+            for runner in self.runners:
+                for table in schema.tables_of(runner.name):
+                    curs.execute(f"DELETE FROM {self.db.table(table)}")
+                curs.execute(
+                    f"UPDATE {self.db.table(schema.POSITIONS)} SET position = 0"
+                    " WHERE projection = %s",
+                    (runner.name,),
+                )
+        for runner in self.runners:
+            runner.projection.forget()
+        return sum(runner.catch_up(REBUILD_TRANSACTION) for runner in self.runners)
+
+    def run_forever(self, poll_interval: float = 0.2) -> None:
+        """Keep projecting until ``stop()``; each transaction is small, so lag stays low."""
+        while not self._stop.is_set():
+            try:
+                done = sum(runner.run_transaction() for runner in self.runners)
+            except Exception:
+                log.exception("projection transaction failed; it will be retried")
+                done = 0
+                self._stop.wait(1.0)
+            if done == 0:
+                self._stop.wait(poll_interval)
+
+    def start(self) -> None:
+        """Run ``run_forever`` in a background thread."""
+        self._stop.clear()
+        self._worker = threading.Thread(target=self.run_forever, name="projections", daemon=True)
+        self._worker.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+            self._worker = None
+
+    # --- the questions ---------------------------------------------------------------------
+
+    def use_cases(
+        self, filter: UseCaseFilter, first: int, after: str | None
+    ) -> Page[UseCaseRecord]:
+        return self.queries.use_cases(filter, first, after, self.clock())
+
+    def count_use_cases(self, filter: UseCaseFilter) -> int:
+        return self.queries.count_use_cases(filter, self.clock())
+
+    def backlog(self, first: int, after: str | None) -> Page[BacklogEntry]:
+        return self.queries.backlog(first, after)
+
+    def portfolio(self, stuck_after_days: int) -> Portfolio:
+        return self.queries.portfolio(self.clock(), stuck_after_days)
+
+    def history(
+        self, aggregate_id: str, first: int, after: str | None, newest: bool = False
+    ) -> Page[HistoryEntry]:
+        return self.queries.history(aggregate_id, first, after, newest)
+
+    def version_at(self, aggregate_id: str, at: datetime) -> int | None:
+        return self.queries.version_at(aggregate_id, at)
+
+    def policy_version_at(self, at: datetime) -> int:
+        return self.queries.policy_version_at(at)

@@ -1,0 +1,259 @@
+"""The summaries read model: a row per use case, its unmet codes, stage periods, and costs.
+
+Events are applied to the use-case aggregates themselves (kept in a bounded cache, or loaded
+from the summary row this projection wrote), so every summary is what the domain would say.
+A transaction may span many pages; a use case touched several times is written once, at the
+end, which is what lets a rebuild catch up fast.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import astuple, fields
+from typing import Any
+from uuid import UUID
+
+from domain.policy import POLICY_ID, Policy, PolicyInForce
+from domain.state import UseCaseState
+from domain.usecase import UseCase
+from domain.usecase import events as e
+from domain.values import Stage
+from infra.database import Cursor, Database
+from infra.readmodels.runner import LoggedEvent
+from infra.readmodels.schema import COSTS, PERIODS, SUMMARIES, UNMET
+from projections.summaries import UseCaseSummary, summarize
+
+CACHE_SIZE = 20_000
+_STAGE_EVENTS = (e.Registered, e.StageAdvanced, e.ReturnedToStage, e.Retired)
+_COLUMNS = [f.name for f in fields(UseCaseSummary) if f.name != "unmet_codes"]
+_TIMESTAMPS = {"stage_since", "registered_at", "updated_at", "first_production_deployment_at"}
+
+
+class SummaryProjection:
+    name = "summaries"
+
+    def __init__(self, db: Database, events_table: str) -> None:
+        self.db = db
+        t = db.table
+        self._cache: OrderedDict[str, UseCase] = OrderedDict()
+        self._dirty: dict[str, UseCase] = {}
+        self._transitions: dict[str, list[tuple[str, Any]]] = {}
+        self._policy: PolicyInForce | None = None
+        self._policy_changed = False
+        self._committed_position: int | None = None
+        """Where this process's last transaction left the position; the cache matches it."""
+        number = "notification_id" if db.is_postgres else "rowid"
+        policy_id = str(POLICY_ID) if db.is_postgres else POLICY_ID.hex
+        self._policy_events = (
+            f"SELECT originator_version, state FROM {events_table}"
+            f" WHERE originator_id = '{policy_id}' AND {number} <= %s"
+            " ORDER BY originator_version DESC LIMIT 1"
+        )
+        self._upsert = (
+            f"INSERT INTO {t(SUMMARIES)} ({', '.join(_COLUMNS)})"
+            f" VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
+            f" ON CONFLICT (id) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "id")
+        )
+        self._summaries = t(SUMMARIES)
+        self._unmet = t(UNMET)
+        self._periods = t(PERIODS)
+        self._costs = t(COSTS)
+
+    # --- the projection protocol ----------------------------------------------------------
+
+    def begin(self, position: int) -> None:
+        if position != self._committed_position:
+            # Another worker projected events since: what this process holds is stale.
+            self.forget()
+
+    def apply(self, curs: Cursor, events: list[LoggedEvent], position_before: int) -> None:
+        if self._policy is None:
+            self._policy = self._policy_at(curs, position_before)
+        self._load_missing(curs, events)
+        costs = []
+        for logged in events:
+            event = logged.event
+            if isinstance(event, Policy.Event):
+                self._policy = PolicyInForce(
+                    version=event.originator_version,
+                    values=event.values,  # type: ignore[attr-defined]
+                )
+                self._policy_changed = True
+                continue
+            if not isinstance(event, e.UseCaseEvent):
+                continue
+            key = str(event.originator_id)
+            held = self._dirty.get(key) or self._cache.get(key)
+            if held is not None and held.version != event.originator_version - 1:
+                raise AssertionError(
+                    f"summary of {key} is at version {held.version}, the log at "
+                    f"{event.originator_version - 1}"
+                )
+            aggregate = event.mutate(held)
+            assert isinstance(aggregate, UseCase)
+            self._dirty[key] = aggregate
+            if isinstance(event, _STAGE_EVENTS):
+                stage = aggregate.state.stage.value
+                self._transitions.setdefault(key, []).append((stage, event.timestamp))
+            if isinstance(event, e.InferenceCostRecorded):
+                cost = event.cost
+                costs.append(
+                    (
+                        logged.notification_id,
+                        key,
+                        self.db.ts(cost.period_start),
+                        self.db.ts(cost.period_end),
+                        self.db.money(cost.amount),
+                        cost.currency,
+                    )
+                )
+        if costs:
+            curs.executemany(
+                f"INSERT INTO {self._costs} (notification_id, use_case_id, period_start,"
+                " period_end, amount, currency) VALUES (%s, %s, %s, %s, %s, %s)",
+                costs,
+            )
+
+    def finish(self, curs: Cursor, position: int) -> None:
+        assert self._policy is not None
+        if self._policy_changed:
+            self._rejudge_all(curs)
+        self._write_periods(curs)
+        self._write_summaries(curs, self._dirty)
+        for key, aggregate in self._dirty.items():
+            self._cache[key] = aggregate
+            self._cache.move_to_end(key)
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        self._dirty.clear()
+        self._transitions.clear()
+        self._policy_changed = False
+        self._committed_position = position
+
+    def forget(self) -> None:
+        self._cache.clear()
+        self._dirty.clear()
+        self._transitions.clear()
+        self._policy = None
+        self._policy_changed = False
+        self._committed_position = None
+
+    # --- reading back what this projection wrote -------------------------------------------
+
+    def _load_missing(self, curs: Cursor, events: list[LoggedEvent]) -> None:
+        wanted = (
+            {
+                str(logged.event.originator_id)
+                for logged in events
+                if isinstance(logged.event, e.UseCaseEvent)
+                and not isinstance(logged.event, e.Registered)
+            }
+            - self._dirty.keys()
+            - self._cache.keys()
+        )
+        for aggregate in self._load(curs, "id", sorted(wanted)):
+            self._cache[str(aggregate.id)] = aggregate
+
+    def _load(self, curs: Cursor, column: str, values: list[str]) -> list[UseCase]:
+        loaded = []
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            curs.execute(
+                f"SELECT id, version, registered_at, updated_at, state_json FROM"
+                f" {self._summaries} WHERE {column} IN ({', '.join(['%s'] * len(chunk))})",
+                chunk,
+            )
+            for row in curs.fetchall():
+                loaded.append(
+                    UseCase.from_state(
+                        UUID(row["id"]),
+                        int(row["version"]),
+                        self.db.read_required_ts(row["registered_at"]),
+                        self.db.read_required_ts(row["updated_at"]),
+                        UseCaseState.model_validate_json(row["state_json"]),
+                    )
+                )
+        return loaded
+
+    def _policy_at(self, curs: Cursor, position: int) -> PolicyInForce:
+        curs.execute(self._policy_events, (position,))
+        row = curs.fetchone()
+        if row is None:
+            return PolicyInForce.default()
+        values = json.loads(bytes(row["state"]))["values"]
+        return PolicyInForce.model_validate(
+            {"version": int(row["originator_version"]), "values": values}
+        )
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def _rejudge_all(self, curs: Cursor) -> None:
+        """A new policy can change any gate verdict and whether value counts as measured."""
+        stages = [s.value for s in Stage if s is not Stage.RETIRED]
+        for aggregate in self._load(curs, "stage", stages):
+            self._dirty.setdefault(str(aggregate.id), aggregate)
+
+    def _write_summaries(self, curs: Cursor, aggregates: dict[str, UseCase]) -> None:
+        if not aggregates:
+            return
+        assert self._policy is not None
+        rows: list[tuple[Any, ...]] = []
+        unmet: list[tuple[str, str]] = []
+        for key, aggregate in aggregates.items():
+            summary = summarize(
+                key,
+                aggregate.state,
+                aggregate.version,
+                aggregate.created_on,
+                aggregate.modified_on,
+                self._policy,
+            )
+            rows.append(self._row(summary))
+            unmet.extend((key, code) for code in summary.unmet_codes)
+        curs.executemany(self._upsert, rows)
+        keys = list(aggregates)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            curs.execute(
+                f"DELETE FROM {self._unmet} WHERE use_case_id IN"
+                f" ({', '.join(['%s'] * len(chunk))})",
+                chunk,
+            )
+        if unmet:
+            curs.executemany(
+                f"INSERT INTO {self._unmet} (use_case_id, code) VALUES (%s, %s)", unmet
+            )
+
+    def _row(self, summary: UseCaseSummary) -> tuple[Any, ...]:
+        values = dict(zip([f.name for f in fields(UseCaseSummary)], astuple(summary), strict=True))
+        row = []
+        for column in _COLUMNS:
+            value = values[column]
+            if column in _TIMESTAMPS:
+                value = self.db.ts(value)
+            elif column == "estimated_annual_value":
+                value = self.db.money(value)
+            row.append(value)
+        return tuple(row)
+
+    def _write_periods(self, curs: Cursor) -> None:
+        """Close each use case's open period at its first transition; open one per transition."""
+        closes, opens = [], []
+        for key, transitions in self._transitions.items():
+            closes.append((self.db.ts(transitions[0][1]), key))
+            for i, (stage, entered_at) in enumerate(transitions):
+                left_at = transitions[i + 1][1] if i + 1 < len(transitions) else None
+                opens.append((key, stage, self.db.ts(entered_at), self.db.ts(left_at)))
+        if closes:
+            curs.executemany(
+                f"UPDATE {self._periods} SET left_at = %s"
+                " WHERE use_case_id = %s AND left_at IS NULL",
+                closes,
+            )
+            curs.executemany(
+                f"INSERT INTO {self._periods} (use_case_id, stage, entered_at, left_at)"
+                " VALUES (%s, %s, %s, %s)",
+                opens,
+            )
