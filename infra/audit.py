@@ -85,7 +85,7 @@ def verify_chain(
 ) -> IntegrityReport:
     """Recompute one history's chain from the stored events and judge it (see module doc)."""
     events, hashes = _read_history(app, use_case_id)
-    return _judge(use_case_id, events, hashes, against)
+    return _with_snapshots(app, use_case_id, events, _judge(use_case_id, events, hashes, against))
 
 
 def verify_all(
@@ -102,7 +102,12 @@ def verify_all(
     for originator_id in _stored_ids(app) | set(keys):
         events, hashes = _read_history(app, originator_id)
         key = keys.get(originator_id)
-        report = _judge(originator_id, events, hashes, against.get(key) if key else None)
+        report = _with_snapshots(
+            app,
+            originator_id,
+            events,
+            _judge(originator_id, events, hashes, against.get(key) if key else None),
+        )
         results.append(
             VerifiedHistory(originator_id, key or _subject(originator_id, events), report)
         )
@@ -143,6 +148,40 @@ def _judge(
     intact = not faults
     _, first_bad, reason = min(faults, key=lambda fault: fault[0]) if faults else (0, None, None)
     return IntegrityReport(intact, first_bad, reason, last, running)
+
+
+def _with_snapshots(
+    app: Stagegate, originator_id: UUID, events: Sequence[StoredEvent], report: IntegrityReport
+) -> IntegrityReport:
+    """An intact chain can still be shadowed by a forged snapshot, which loading trusts:
+    each snapshot must equal the replay of the events up to its version."""
+    if not report.intact or app.snapshots is None:
+        return report
+    snapshots = {
+        s.originator_version: s for s in app.snapshots.recorder.select_events(originator_id)
+    }
+    if not snapshots:
+        return report
+    aggregate = None
+    for stored in events:
+        aggregate = app.mapper.to_domain_event(stored).mutate(aggregate)  # type: ignore[attr-defined]
+        snapshot = snapshots.get(stored.originator_version)
+        if snapshot is None:
+            continue
+        try:
+            restored = app.mapper.to_domain_event(snapshot).mutate(None)  # type: ignore[attr-defined]
+        except Exception:
+            restored = None
+        if restored != aggregate:
+            version = stored.originator_version
+            return IntegrityReport(
+                intact=False,
+                first_bad_version=version,
+                reason=f"the snapshot at version {version} does not match the events before it",
+                head_version=report.head_version,
+                head_hash=report.head_hash,
+            )
+    return report
 
 
 def _compare_with_export(

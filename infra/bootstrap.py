@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from eventsourcing.postgres import PostgresDatastore
+
 from domain.application import Stagegate
 from domain.values import Role
+from infra.chain import protect_snapshots
 from infra.database import Database, database_of
 from infra.persistence import build_application, schema_lock
 from infra.readmodels.service import ReadModelService
@@ -33,6 +36,8 @@ def bootstrap(settings: Settings) -> Services:
     with schema_lock(settings):
         app = build_application(settings)
         database = database_of(app.factory.datastore)  # type: ignore[attr-defined]
+        if app.snapshots is not None and isinstance(app.factory.datastore, PostgresDatastore):  # type: ignore[attr-defined]
+            protect_snapshots(app.factory.datastore, app.snapshots.recorder.events_table_name)  # type: ignore[attr-defined]
         tokens = TokenStore(database)
         tokens.create_table()
         read_models = ReadModelService(database, app, mode=settings.projections)

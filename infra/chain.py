@@ -21,7 +21,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composable, Composed, Identifier
 
 GENESIS = "0" * 64
 HASHES_TABLE = "stagegate_event_hashes"
@@ -33,6 +33,16 @@ def event_hash(
     """The chain hash of one event (see the module docstring for the definition)."""
     header = f"{previous}\n{UUID(str(originator_id))}\n{version}\n{topic}\n".encode()
     return hashlib.sha256(header + state).hexdigest()
+
+
+class ChainBroken(Exception):
+    """An event's predecessor has no hash: the chain was damaged; refuse to extend it."""
+
+    def __init__(self, originator_id: str, version: int) -> None:
+        super().__init__(
+            f"version {version - 1} of {originator_id} has no chain hash; the audit chain is "
+            f"damaged, so version {version} is not written (run 'stagegate audit verify')"
+        )
 
 
 def chain_rows(
@@ -47,12 +57,12 @@ def chain_rows(
     for event in stored_events:
         key = str(UUID(str(event.originator_id)))
         prev = heads.get(key)
-        if prev is None:
-            prev = (
-                GENESIS
-                if event.originator_version == 1
-                else previous.get((key, event.originator_version - 1), GENESIS)
-            )
+        if prev is None and event.originator_version == 1:
+            prev = GENESIS
+        elif prev is None:
+            prev = previous.get((key, event.originator_version - 1))
+            if prev is None:
+                raise ChainBroken(key, event.originator_version)
         digest = event_hash(prev, key, event.originator_version, event.topic, event.state)
         rows.append((key, event.originator_version, prev, digest))
         heads[key] = digest
@@ -96,7 +106,10 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                 "  SELECT h.hash INTO prev FROM {hashes} h "
                 "    WHERE h.originator_id = NEW.originator_id "
                 "    AND h.originator_version = NEW.originator_version - 1; "
-                "  prev := coalesce(prev, repeat('0', 64)); "
+                "  IF NEW.originator_version = 1 THEN prev := repeat('0', 64); "
+                "  ELSIF prev IS NULL THEN RAISE EXCEPTION 'stagegate: version % of % has no "
+                "chain hash; the audit chain is damaged', NEW.originator_version - 1, "
+                "NEW.originator_id; END IF; "
                 "  INSERT INTO {hashes} (originator_id, originator_version, prev_hash, hash) "
                 "  VALUES (NEW.originator_id, NEW.originator_version, prev, encode(sha256("
                 "    convert_to(prev || E'\\n' || NEW.originator_id::text || E'\\n' "
@@ -117,16 +130,31 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             ).format(refuse),
         ]
         for table in (events, hashes):
-            self.sql_create_statements += [
-                SQL(
-                    "CREATE OR REPLACE TRIGGER stagegate_append_only BEFORE UPDATE OR DELETE "
-                    "ON {} FOR EACH ROW EXECUTE FUNCTION {}()"
-                ).format(table, refuse),
-                SQL(
-                    "CREATE OR REPLACE TRIGGER stagegate_no_truncate BEFORE TRUNCATE "
-                    "ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()"
-                ).format(table, refuse),
-            ]
+            self.sql_create_statements += append_only(table, refuse)
+
+
+def append_only(table: Composable, refuse: Composable) -> list[Composed]:
+    """Triggers refusing UPDATE, DELETE and TRUNCATE on ``table`` (via function ``refuse``)."""
+    return [
+        SQL(
+            "CREATE OR REPLACE TRIGGER stagegate_append_only BEFORE UPDATE OR DELETE "
+            "ON {} FOR EACH ROW EXECUTE FUNCTION {}()"
+        ).format(table, refuse),
+        SQL(
+            "CREATE OR REPLACE TRIGGER stagegate_no_truncate BEFORE TRUNCATE "
+            "ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()"
+        ).format(table, refuse),
+    ]
+
+
+def protect_snapshots(datastore: PostgresDatastore, snapshots_table: str) -> None:
+    """Snapshots are derived, but loading trusts them: make their table append-only too."""
+    schema = Identifier(datastore.schema)
+    table = SQL("{}.{}").format(schema, Identifier(snapshots_table))
+    refuse = SQL("{}.stagegate_refuse_rewrite").format(schema)
+    with datastore.transaction(commit=True) as curs:
+        for statement in append_only(table, refuse):
+            curs.execute(statement)
 
 
 class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
