@@ -16,6 +16,7 @@ from strawberry.fastapi import GraphQLRouter
 from api import health
 from api.auth import Authenticator
 from api.graphql.context import get_context
+from api.graphql.integrity import IntegrityVerifier
 from api.graphql.schema import build_schema
 from domain.application import Stagegate
 from projections.readmodels import ReadModels
@@ -39,6 +40,7 @@ class Backends:
 
     stagegate: Stagegate
     read_models: ReadModels
+    verify_integrity: IntegrityVerifier
     authenticate: Authenticator
     check_ready: Callable[[], None]
 

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from api.app import ApiConfig, Backends, create_app
 from api.auth import Principal
+from infra.audit import verify_chain
 from infra.bootstrap import Services
 
 
@@ -31,6 +32,7 @@ def build_api(services: Services) -> FastAPI:
     backends = Backends(
         stagegate=services.app,
         read_models=services.read_models,
+        verify_integrity=lambda use_case_id: verify_chain(services.app, use_case_id),
         authenticate=authenticate,
         check_ready=services.database.ping,
     )

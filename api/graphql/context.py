@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from strawberry.fastapi import BaseContext
 
 from api.auth import BearerCredentials, Principal, authenticate_request
+from api.graphql.integrity import IntegrityVerifier
 from domain.application import Stagegate, authorize_read
 from domain.errors import Forbidden
 from domain.metadata import Actor, CommandContext
@@ -21,12 +22,14 @@ class Context(BaseContext):
         self,
         stagegate: Stagegate,
         read_models: ReadModels,
+        verify_integrity: IntegrityVerifier,
         principal: Principal | None,
         correlation_id: str,
     ):
         super().__init__()
         self.stagegate = stagegate
         self.read_models = read_models
+        self.verify_integrity = verify_integrity
         self._principal = principal
         self.correlation_id = correlation_id
         self._policy: PolicyInForce | None = None
@@ -86,5 +89,9 @@ def get_context(
 ) -> Context:
     backends = request.app.state.backends
     return Context(
-        backends.stagegate, backends.read_models, principal, request.state.correlation_id
+        backends.stagegate,
+        backends.read_models,
+        backends.verify_integrity,
+        principal,
+        request.state.correlation_id,
     )

@@ -14,6 +14,7 @@ from api.graphql.context import Context
 from api.graphql.derive import graphql_enum, output_type
 from api.graphql.errors import Requirement, Stage
 from api.graphql.history import HistoryConnection, check_page_size, history_connection
+from api.graphql.integrity import Integrity
 from domain import values as v
 from domain.gates import gate_status
 from domain.policy import PolicyInForce
@@ -319,6 +320,17 @@ class UseCase:
             return UseCase(view=UseCaseView(then, context.stagegate.policy_at(policy_version)))
 
         return await run_in_threadpool(load)
+
+    @strawberry.field(description="Recompute and check the history's hash chain now.")
+    async def integrity(self, info: strawberry.Info[Context, None]) -> Integrity:
+        context = info.context
+        use_case_id = self.view.use_case.id
+
+        def check() -> Integrity:
+            context.authorize_history()
+            return Integrity.from_check(context.verify_integrity(use_case_id))
+
+        return await run_in_threadpool(check)
 
     @strawberry.field(description="What blocks the next forward move now.")
     def gate(self) -> GateStatus:
