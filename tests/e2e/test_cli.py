@@ -7,12 +7,14 @@ and that token works. The token commands manage tokens on the same database.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -37,18 +39,33 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_serve_starts_on_sqlite_by_default_and_prints_how_to_authenticate(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _serving(folder: Path, *args: str) -> Iterator[tuple[int, str]]:
+    """``stagegate serve`` in ``folder`` with no configuration: (port, what it printed)."""
     port = _free_port()
     process = subprocess.Popen(
-        [*STAGEGATE, "serve", "--port", str(port), "--demo"],
-        cwd=tmp_path,
+        [*STAGEGATE, "serve", "--port", str(port), *args],
+        cwd=folder,
         env=_clean_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
-        banner = _read_until(process, "Authenticate every request")
+        yield port, _read_until(process, "Authenticate every request")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _create_editor_token(folder: Path) -> str:
+    created = _run("token", "create", "--actor", "ava@example.com", "--role", "editor", cwd=folder)
+    assert created.returncode == 0, created.stderr
+    return created.stdout.strip()
+
+
+def test_serve_starts_on_sqlite_by_default_and_prints_how_to_authenticate(tmp_path: Path) -> None:
+    with _serving(tmp_path, "--demo") as (port, banner):
         assert f"http://127.0.0.1:{port}/graphql" in banner
         assert "sqlite:///./stagegate.db" in banner
         assert "demo portfolio loaded: 10 use cases" in banner
@@ -63,39 +80,16 @@ def test_serve_starts_on_sqlite_by_default_and_prints_how_to_authenticate(tmp_pa
             headers={"Authorization": f"Bearer {token.group(0)}"},
         )
         assert response.json() == {"data": {"me": {"role": "ADMIN"}, "useCase": {"stage": "SCALE"}}}
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_a_second_start_prints_no_new_token(tmp_path: Path) -> None:
-    created = _run(
-        "token", "create", "--actor", "ava@example.com", "--role", "editor", cwd=tmp_path
-    )
-    assert created.returncode == 0, created.stderr
-    port = _free_port()
-    process = subprocess.Popen(
-        [*STAGEGATE, "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=_clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        banner = _read_until(process, "Authenticate every request")
+    _create_editor_token(tmp_path)
+    with _serving(tmp_path) as (_, banner):
         assert "sgt_" not in banner
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_token_commands_create_list_and_revoke(tmp_path: Path) -> None:
-    created = _run(
-        "token", "create", "--actor", "ava@example.com", "--role", "editor", cwd=tmp_path
-    )
-    assert created.returncode == 0, created.stderr
-    token_id = created.stdout.strip().split("_")[1]
+    token_id = _create_editor_token(tmp_path).split("_")[1]
 
     listed = _run("token", "list", cwd=tmp_path)
     assert token_id in listed.stdout
