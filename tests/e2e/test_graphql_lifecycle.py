@@ -18,25 +18,20 @@ from tests.builders import (
     APPROVER,
     BASELINE_METRIC,
     BUSINESS,
+    CRITERIA,
     EDITOR,
+    FAILING_RESULTS,
     MONITOR,
+    PASSING_RESULTS,
+    PRIORITY,
     READINESS_ITEMS,
     TECH,
     unique_key,
 )
 from tests.e2e.conftest import Api
 
-PRIORITY = {
-    "leverage": {"score": 5, "rationale": "High volume, costly errors."},
-    "feasibility": {"score": 4, "rationale": "Data is accessible."},
-    "readiness": {"score": 4, "rationale": "Owner committed."},
-}
-CRITERIA = [
-    {"metric": "accuracy", "comparator": "GTE", "threshold": 0.9},
-    {"metric": "latency_s", "comparator": "LTE", "threshold": 2.0},
-]
-PASSING_RESULTS = [{"name": "accuracy", "value": 0.95}, {"name": "latency_s", "value": 1.2}]
-FAILING_RESULTS = [{"name": "accuracy", "value": 0.80}, {"name": "latency_s", "value": 1.2}]
+# GraphQL spells enum values in upper case.
+CRITERIA = [{**criterion, "comparator": criterion["comparator"].upper()} for criterion in CRITERIA]
 
 
 def iso(moment: datetime) -> str:
