@@ -31,7 +31,7 @@ from tests.builders import (
 from tests.e2e.conftest import Api
 
 # GraphQL spells enum values in upper case.
-CRITERIA = [{**criterion, "comparator": criterion["comparator"].upper()} for criterion in CRITERIA]
+GRAPHQL_CRITERIA = [{**c, "comparator": c["comparator"].upper()} for c in CRITERIA]
 
 
 def iso(moment: datetime) -> str:
@@ -151,7 +151,7 @@ def _to_deployment(api: Api) -> GraphQLJourney:
     )
     journey.accept("assignOwner", role="BUSINESS", person=BUSINESS)
     journey.accept("specifyWorkflow", workflow=workflow(first_responder=BUSINESS))
-    journey.accept("defineAcceptanceCriteria", criteria=CRITERIA, approver=APPROVER)
+    journey.accept("defineAcceptanceCriteria", criteria=GRAPHQL_CRITERIA, approver=APPROVER)
     journey.advance("ACCEPTANCE")
 
     # --- acceptance -> deployment --------------------------------------------------------
@@ -312,7 +312,7 @@ def _ready_for_sign_off(api: Api) -> GraphQLJourney:
     """Criteria with a named approver, a candidate and a passing evaluation of it."""
     journey = register(api)
     journey.accept("assignOwner", role="TECHNICAL", person=TECH)
-    journey.accept("defineAcceptanceCriteria", criteria=CRITERIA, approver=APPROVER)
+    journey.accept("defineAcceptanceCriteria", criteria=GRAPHQL_CRITERIA, approver=APPROVER)
     journey.accept("registerCandidateVersion", version={"label": "v1", "model": "m", "prompt": "p"})
     journey.accept("recordEvaluation", version="v1", results=PASSING_RESULTS)
     return journey
