@@ -8,6 +8,8 @@ passes every setting in.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -30,12 +32,35 @@ from domain.errors import (
 from domain.gates import GateStatus, gate_status
 from domain.metadata import Actor, CommandContext
 from domain.policy import POLICY_ID, Policy, PolicyInForce, PolicyValues
+from domain.state import UseCaseState
 from domain.usecase import UseCase, use_case_id
 from domain.values import Channel, Role
 
 log = logging.getLogger(__name__)
 
 READERS = frozenset(Role) - {Role.INTEGRATION}
+
+Extras = Callable[[UseCase], Mapping[str, Sequence[Any]]]
+"""Rows to write with a command's events, by kind (the store knows each kind's table)."""
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    key: str
+    command: Callable[[UseCaseState], UseCaseCommand]
+    """Builds the command from the use case as it stands (may raise a DomainError)."""
+    ctx: CommandContext
+    extras: Extras | None = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    key: str
+    version: int
+    """The use case's version after this item's event."""
+
+
+BatchOutcome = Accepted | DomainError
 UNCONDITIONAL_ATTEMPTS = 3
 
 
@@ -61,14 +86,51 @@ class Stagegate(Application[UUID]):
 
     # --- writing --------------------------------------------------------------------------
 
-    def execute(self, command: Command, ctx: CommandContext) -> UseCase:
-        """Run one command for one caller; raises a DomainError and writes nothing on refusal."""
+    def execute(
+        self, command: Command, ctx: CommandContext, extras: Extras | None = None
+    ) -> UseCase:
+        """Run one command for one caller; raises a DomainError and writes nothing on refusal.
+
+        ``extras`` gives rows the store writes in the same transaction as the command's events
+        (a delivery record, say); a command with extras is tried once, since only its caller
+        knows whether a lost race was its own duplicate.
+        """
         authorize(command, ctx)
         if isinstance(command, RegisterUseCase):
             return self._register(command, ctx)
         if isinstance(command, UseCaseCommand):
-            return self._run(command, ctx)
+            return self._run(command, ctx, extras)
         raise TypeError(f"not a use-case command: {type(command).__name__}")
+
+    def execute_batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
+        """Judge each item on its own; save every accepted one in one transaction.
+
+        Items for the same use case apply in order to the same aggregate. Raises
+        VersionConflict (nothing written) if any aggregate lost a race meanwhile; the caller
+        then handles the items one by one.
+        """
+        policy = self.policy()
+        loaded: dict[str, UseCase] = {}
+        outcomes: list[BatchOutcome] = []
+        extras: dict[str, list[Any]] = {}
+        for item in items:
+            try:
+                use_case = loaded.get(item.key) or self.use_case(item.key)
+                command = item.command(use_case.state)
+                authorize(command, item.ctx)
+                meta = item.ctx.meta(reason=command.reason_text, corrects=command.corrects)
+                command.execute(use_case, meta, policy)
+            except DomainError as error:
+                outcomes.append(error)
+                continue
+            loaded[item.key] = use_case
+            outcomes.append(Accepted(key=item.key, version=use_case.version))
+            for name, rows in (item.extras(use_case) if item.extras else {}).items():
+                extras.setdefault(name, []).extend(rows)
+        if loaded:
+            conflict = VersionConflict("", None, None, subject="a use case in the batch")
+            self._save(*loaded.values(), conflict=conflict, **extras)
+        return outcomes
 
     def set_policy(self, command: SetPolicy, ctx: CommandContext) -> PolicyInForce:
         authorize(command, ctx)
@@ -104,10 +166,11 @@ class Stagegate(Application[UUID]):
         self._save(use_case, conflict=taken)
         return use_case
 
-    def _run(self, command: UseCaseCommand, ctx: CommandContext) -> UseCase:
+    def _run(self, command: UseCaseCommand, ctx: CommandContext, extras: Extras | None) -> UseCase:
         # A command that named no expectedVersion is judged afresh against whatever won a
         # race, so it may simply be retried; one that did must see its conflict.
-        attempts = 1 if command.expected_version is not None else UNCONDITIONAL_ATTEMPTS
+        conditional = command.expected_version is not None or extras is not None
+        attempts = 1 if conditional else UNCONDITIONAL_ATTEMPTS
         for attempt in range(1, attempts + 1):
             use_case = self.use_case(command.key)
             expected = command.expected_version
@@ -121,8 +184,9 @@ class Stagegate(Application[UUID]):
                 )
             meta = ctx.meta(reason=command.reason_text, corrects=command.corrects)
             command.execute(use_case, meta, self.policy())
+            rows = extras(use_case) if extras else {}
             try:
-                self._save(use_case, conflict=VersionConflict(command.key, expected, None))
+                self._save(use_case, conflict=VersionConflict(command.key, expected, None), **rows)
             except VersionConflict:
                 if attempt == attempts:
                     raise
@@ -130,10 +194,10 @@ class Stagegate(Application[UUID]):
             return use_case
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _save(self, aggregate: Any, conflict: DomainError) -> None:
+    def _save(self, *aggregates: Any, conflict: DomainError, **rows: Any) -> None:
         """Save, translating the store's refusals: a lost race is ``conflict``."""
         try:
-            self.save(aggregate)
+            self.save(*aggregates, **rows)
         except IntegrityError:
             # Another writer appended the same version (or registered the key) first.
             raise conflict from None
