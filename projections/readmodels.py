@@ -41,6 +41,8 @@ class Page(Generic[T]):
     items: list[T]
     cursors: list[str]
     has_next_page: bool
+    has_previous_page: bool = False
+    """Known only where it is cheap: paging history backwards, or after a cursor."""
 
 
 @dataclass(frozen=True)

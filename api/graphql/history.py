@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -27,10 +27,24 @@ def check_page_size(size: int) -> None:
         raise GraphQLError(f"first/last must be between 1 and {MAX_PAGE}, not {size}")
 
 
-@strawberry.type
+@strawberry.type(
+    description="Relay page info: `startCursor`/`endCursor` are the first and last "
+    "edges' cursors; page back with `last` and `before: startCursor`."
+)
 class PageInfo:
     has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
     end_cursor: str | None
+
+    @classmethod
+    def of(cls, page: Page[Any]) -> PageInfo:
+        return cls(
+            has_next_page=page.has_next_page,
+            has_previous_page=page.has_previous_page,
+            start_cursor=page.cursors[0] if page.cursors else None,
+            end_cursor=page.cursors[-1] if page.cursors else None,
+        )
 
 
 @strawberry.type(description="One event of a use case's history, as an auditor reads it.")
@@ -87,9 +101,4 @@ def history_connection(page: Page[HistoryEntry]) -> HistoryConnection:
         AuditEdge(cursor=c, node=AuditEntry.from_entry(e))
         for e, c in zip(page.items, page.cursors, strict=True)
     ]
-    return HistoryConnection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=page.has_next_page, end_cursor=edges[-1].cursor if edges else None
-        ),
-    )
+    return HistoryConnection(edges=edges, page_info=PageInfo.of(page))

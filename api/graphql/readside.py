@@ -7,7 +7,6 @@ owners, evidence and gates) and run on a worker thread.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 import strawberry
@@ -21,7 +20,7 @@ from api.graphql.types import UseCase, UseCaseView
 from domain.gates import RequirementCode as DomainRequirementCode
 from domain.usecase import UseCase as DomainUseCase
 from domain.values import Stage as DomainStage
-from projections.readmodels import Page, UseCaseFilter, UseCaseRecord
+from projections.readmodels import UseCaseFilter, UseCaseRecord
 
 
 @strawberry.type
@@ -126,12 +125,6 @@ def use_case_node(record: UseCaseRecord, context: Context) -> UseCase:
     return UseCase(view=UseCaseView(aggregate, context.policy()))
 
 
-def _page_info(page: Page[Any]) -> PageInfo:
-    return PageInfo(
-        has_next_page=page.has_next_page, end_cursor=page.cursors[-1] if page.cursors else None
-    )
-
-
 def _cursor_error(error: ValueError) -> GraphQLError:
     return GraphQLError(str(error))
 
@@ -160,7 +153,7 @@ class ReadQueries:
                 UseCaseEdge(cursor=cursor, node=use_case_node(record, context))
                 for record, cursor in zip(page.items, page.cursors, strict=True)
             ]
-            return UseCaseConnection(edges=edges, page_info=_page_info(page), filter=domain_filter)
+            return UseCaseConnection(edges=edges, page_info=PageInfo.of(page), filter=domain_filter)
 
         return await run_in_threadpool(load)
 
@@ -183,7 +176,7 @@ class ReadQueries:
                 )
                 for entry, cursor in zip(page.items, page.cursors, strict=True)
             ]
-            return BacklogConnection(edges=edges, page_info=_page_info(page))
+            return BacklogConnection(edges=edges, page_info=PageInfo.of(page))
 
         return await run_in_threadpool(load)
 

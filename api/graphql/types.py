@@ -306,9 +306,9 @@ class UseCase:
 
         def load() -> UseCase | None:
             context.authorize_history()
+            context.read_models.refresh()  # the history (and the policy's) up to now
             wanted = version
             if at is not None:
-                context.read_models.refresh()
                 wanted = context.read_models.version_at(str(current.id), at)
                 if wanted is None:
                     return None
@@ -316,7 +316,9 @@ class UseCase:
             if wanted < 1 or wanted > current.version:
                 raise GraphQLError(f"version must be between 1 and {current.version}, not {wanted}")
             then = context.stagegate.use_case(current.state.key, version=wanted)
-            policy_version = context.read_models.policy_version_at(then.modified_on)
+            # Judged by the policy in force at the instant asked about or, for a version, when
+            # that version was recorded.
+            policy_version = context.read_models.policy_version_at(at or then.modified_on)
             return UseCase(view=UseCaseView(then, context.stagegate.policy_at(policy_version)))
 
         return await run_in_threadpool(load)

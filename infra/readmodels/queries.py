@@ -40,9 +40,23 @@ def encode_cursor(value: str | int) -> str:
 def decode_cursor(cursor: str) -> str:
     """The cursor's content; raises ValueError for one that is not ours."""
     try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f"'{cursor}' is not a cursor this API gave out") from error
+        content = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        content = ""
+    if not content:
+        raise ValueError(f"'{cursor}' is not a cursor this API gave out")
+    return content
+
+
+_LARGEST_POSITION = 2**53
+
+
+def decode_number_cursor(cursor: str) -> int:
+    """A cursor that holds a position (a rank, a version); ValueError for anything else."""
+    content = decode_cursor(cursor)
+    if not content.isdigit() or int(content) > _LARGEST_POSITION:
+        raise ValueError(f"'{cursor}' is not a cursor this API gave out")
+    return int(content)
 
 
 class SqlQueries:
@@ -79,10 +93,7 @@ class SqlQueries:
         return int(rows[0]["n"])
 
     def backlog(self, first: int, after: str | None) -> Page[BacklogEntry]:
-        try:
-            offset = int(decode_cursor(after)) if after else 0
-        except ValueError:
-            raise ValueError(f"'{after}' is not a backlog cursor") from None
+        offset = decode_number_cursor(after) if after else 0
         rows = self._select(
             f"SELECT {_RECORD_COLUMNS} FROM {self.summaries_table} s"
             f" WHERE s.stage NOT IN ('scale', 'retired') ORDER BY {_BACKLOG_ORDER}"
@@ -146,7 +157,7 @@ class SqlQueries:
     ) -> Page[HistoryEntry]:
         """Entries oldest first; with ``newest``, the ``first`` newest before ``after``."""
         if newest:
-            before_version = int(decode_cursor(after)) if after else None
+            before_version = decode_number_cursor(after) if after else None
             rows = self._select(
                 f"SELECT * FROM {self.history_table} WHERE aggregate_id = %s"
                 + (" AND version < %s" if before_version is not None else "")
@@ -161,9 +172,10 @@ class SqlQueries:
             return Page(
                 items=page,
                 cursors=[encode_cursor(entry.version) for entry in page],
-                has_next_page=len(rows) > first,
+                has_next_page=before_version is not None,
+                has_previous_page=len(rows) > first,
             )
-        after_version = int(decode_cursor(after)) if after else 0
+        after_version = decode_number_cursor(after) if after else 0
         rows = self._select(
             f"SELECT * FROM {self.history_table} WHERE aggregate_id = %s AND version > %s"
             " ORDER BY version LIMIT %s",
@@ -174,6 +186,7 @@ class SqlQueries:
             items=entries,
             cursors=[encode_cursor(entry.version) for entry in entries],
             has_next_page=len(rows) > first,
+            has_previous_page=after_version > 0,
         )
 
     def _entries(self, rows: list[dict[str, Any]]) -> list[HistoryEntry]:

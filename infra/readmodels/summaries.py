@@ -190,8 +190,9 @@ class SummaryProjection:
     # --- writing ---------------------------------------------------------------------------
 
     def _rejudge_all(self, curs: Cursor) -> None:
-        """A new policy can change any gate verdict and whether value counts as measured."""
-        stages = [s.value for s in Stage if s is not Stage.RETIRED]
+        """A new policy can change any gate verdict and whether value counts as measured;
+        every summary records the policy it was judged by, the retired ones' included."""
+        stages = [s.value for s in Stage]
         for aggregate in self._load(curs, "stage", stages):
             self._dirty.setdefault(str(aggregate.id), aggregate)
 
