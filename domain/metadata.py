@@ -30,6 +30,8 @@ class EventMeta(BaseModel):
     """CloudEvents ``source`` of the delivery that caused the event, if any."""
     delivery_id: str | None = None
     """CloudEvents ``id`` of that delivery."""
+    delivery_fingerprint: str | None = None
+    """SHA-256 of the delivery's content: the same ``source`` + ``id`` must carry it again."""
     corrects: int | None = None
     """Version of an earlier event of the same use case that this event corrects."""
 
@@ -44,6 +46,7 @@ class CommandContext(BaseModel):
     correlation_id: str
     source: str | None = None
     delivery_id: str | None = None
+    delivery_fingerprint: str | None = None
 
     def meta(self, reason: str | None = None, corrects: int | None = None) -> EventMeta:
         return EventMeta(
@@ -54,5 +57,6 @@ class CommandContext(BaseModel):
             reason=reason,
             source=self.source,
             delivery_id=self.delivery_id,
+            delivery_fingerprint=self.delivery_fingerprint,
             corrects=corrects,
         )

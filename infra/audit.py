@@ -25,11 +25,10 @@ from domain.policy import POLICY_ID
 from infra.chain import (
     GENESIS,
     HASHES_TABLE,
-    ChainedPostgresRecorder,
-    ChainedSQLiteRecorder,
     event_hash,
 )
 from infra.database import Database
+from infra.recorders import StagegatePostgresRecorder, StagegateSQLiteRecorder
 from infra.serialization import canonical_json
 
 POLICY_SUBJECT = "(policy)"
@@ -223,9 +222,9 @@ def _subject(originator_id: UUID, events: Sequence[StoredEvent]) -> str:
 # --- reading the store ------------------------------------------------------------------------
 
 
-def _recorder(app: Stagegate) -> ChainedPostgresRecorder | ChainedSQLiteRecorder:
+def _recorder(app: Stagegate) -> StagegatePostgresRecorder | StagegateSQLiteRecorder:
     recorder = app.recorder
-    if not isinstance(recorder, (ChainedPostgresRecorder, ChainedSQLiteRecorder)):
+    if not isinstance(recorder, (StagegatePostgresRecorder, StagegateSQLiteRecorder)):
         raise TypeError(f"no audit hash chain behind {type(recorder).__name__}")
     return recorder
 

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteCursor
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
 GENESIS = "0" * 64
@@ -77,60 +76,58 @@ def _predecessors(stored_events: Iterable[StoredEvent]) -> list[tuple[str, int]]
     return [(key, version - 1) for key, version in firsts.items() if version > 1]
 
 
-class ChainedPostgresRecorder(PostgresApplicationRecorder):
-    """The application recorder, plus the chain and append-only triggers, in the database.
+def postgres_statements(schema: str, events_table: str) -> list[Composed]:
+    """The hashes table, the row trigger that chains each inserted event (computing the same
+    hash as ``event_hash``, in the inserting transaction, so the chain needs no extra round
+    trip), and append-only triggers on the events and their hashes."""
+    qualified = Identifier(schema)
+    events = SQL("{}.{}").format(qualified, Identifier(events_table))
+    hashes = SQL("{}.{}").format(qualified, Identifier(HASHES_TABLE))
+    chain = SQL("{}.stagegate_chain_event").format(qualified)
+    refuse = refuse_function(schema)
+    return [
+        SQL(
+            "CREATE TABLE IF NOT EXISTS {} ("
+            "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
+            "prev_hash char(64) NOT NULL, hash char(64) NOT NULL, "
+            "PRIMARY KEY (originator_id, originator_version))"
+        ).format(hashes),
+        SQL(
+            "CREATE OR REPLACE FUNCTION {chain}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "DECLARE prev text; "
+            "BEGIN "
+            "  SELECT h.hash INTO prev FROM {hashes} h "
+            "    WHERE h.originator_id = NEW.originator_id "
+            "    AND h.originator_version = NEW.originator_version - 1; "
+            "  IF NEW.originator_version = 1 THEN prev := repeat('0', 64); "
+            "  ELSIF prev IS NULL THEN RAISE EXCEPTION 'stagegate: version % of % has no "
+            "chain hash; the audit chain is damaged', NEW.originator_version - 1, "
+            "NEW.originator_id; END IF; "
+            "  INSERT INTO {hashes} (originator_id, originator_version, prev_hash, hash) "
+            "  VALUES (NEW.originator_id, NEW.originator_version, prev, encode(sha256("
+            "    convert_to(prev || E'\\n' || NEW.originator_id::text || E'\\n' "
+            "      || NEW.originator_version::text || E'\\n' || NEW.topic || E'\\n', 'UTF8')"
+            "    || NEW.state), 'hex')); "
+            "  RETURN NULL; "
+            "END $$"
+        ).format(chain=chain, hashes=hashes),
+        SQL(
+            "CREATE OR REPLACE TRIGGER stagegate_chain AFTER INSERT ON {} "
+            "FOR EACH ROW EXECUTE FUNCTION {}()"
+        ).format(events, chain),
+        SQL(
+            "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN RAISE EXCEPTION 'stagegate: % on % refused: the audit log is "
+            "append-only', TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege'; "
+            "END $$"
+        ).format(refuse),
+        *append_only(events, refuse),
+        *append_only(hashes, refuse),
+    ]
 
-    A row trigger computes each event's hash as it is inserted, in the inserting transaction,
-    so the chain needs no extra round trip and cannot disturb the library's pipelined insert.
-    """
 
-    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
-        super().__init__(datastore, events_table_name=events_table_name)
-        schema = Identifier(self.datastore.schema)
-        events = SQL("{}.{}").format(schema, Identifier(self.events_table_name))
-        hashes = SQL("{}.{}").format(schema, Identifier(HASHES_TABLE))
-        chain = SQL("{}.stagegate_chain_event").format(schema)
-        refuse = SQL("{}.stagegate_refuse_rewrite").format(schema)
-        self.sql_create_statements += [
-            SQL(
-                "CREATE TABLE IF NOT EXISTS {} ("
-                "originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
-                "prev_hash char(64) NOT NULL, hash char(64) NOT NULL, "
-                "PRIMARY KEY (originator_id, originator_version))"
-            ).format(hashes),
-            # The same definition as event_hash() above, in SQL.
-            SQL(
-                "CREATE OR REPLACE FUNCTION {chain}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                "DECLARE prev text; "
-                "BEGIN "
-                "  SELECT h.hash INTO prev FROM {hashes} h "
-                "    WHERE h.originator_id = NEW.originator_id "
-                "    AND h.originator_version = NEW.originator_version - 1; "
-                "  IF NEW.originator_version = 1 THEN prev := repeat('0', 64); "
-                "  ELSIF prev IS NULL THEN RAISE EXCEPTION 'stagegate: version % of % has no "
-                "chain hash; the audit chain is damaged', NEW.originator_version - 1, "
-                "NEW.originator_id; END IF; "
-                "  INSERT INTO {hashes} (originator_id, originator_version, prev_hash, hash) "
-                "  VALUES (NEW.originator_id, NEW.originator_version, prev, encode(sha256("
-                "    convert_to(prev || E'\\n' || NEW.originator_id::text || E'\\n' "
-                "      || NEW.originator_version::text || E'\\n' || NEW.topic || E'\\n', 'UTF8')"
-                "    || NEW.state), 'hex')); "
-                "  RETURN NULL; "
-                "END $$"
-            ).format(chain=chain, hashes=hashes),
-            SQL(
-                "CREATE OR REPLACE TRIGGER stagegate_chain AFTER INSERT ON {} "
-                "FOR EACH ROW EXECUTE FUNCTION {}()"
-            ).format(events, chain),
-            SQL(
-                "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                "BEGIN RAISE EXCEPTION 'stagegate: % on % refused: the audit log is "
-                "append-only', TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege'; "
-                "END $$"
-            ).format(refuse),
-        ]
-        for table in (events, hashes):
-            self.sql_create_statements += append_only(table, refuse)
+def refuse_function(schema: str) -> Composed:
+    return SQL("{}.stagegate_refuse_rewrite").format(Identifier(schema))
 
 
 def append_only(table: Composable, refuse: Composable) -> list[Composed]:
@@ -151,44 +148,33 @@ def protect_snapshots(datastore: PostgresDatastore, snapshots_table: str) -> Non
     """Snapshots are derived, but loading trusts them: make their table append-only too."""
     schema = Identifier(datastore.schema)
     table = SQL("{}.{}").format(schema, Identifier(snapshots_table))
-    refuse = SQL("{}.stagegate_refuse_rewrite").format(schema)
+    refuse = refuse_function(datastore.schema)
     with datastore.transaction(commit=True) as curs:
         for statement in append_only(table, refuse):
             curs.execute(statement)
 
 
-class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
-    """The application recorder, plus hash rows, on SQLite (no triggers: a local file)."""
+SQLITE_STATEMENTS = [
+    f"CREATE TABLE IF NOT EXISTS {HASHES_TABLE} ("
+    "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
+    "prev_hash TEXT NOT NULL, hash TEXT NOT NULL, "
+    "PRIMARY KEY (originator_id, originator_version)) WITHOUT ROWID"
+]
 
-    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
-        super().__init__(datastore, events_table_name)
 
-    def construct_create_table_statements(self) -> list[str]:
-        return [
-            *super().construct_create_table_statements(),
-            f"CREATE TABLE IF NOT EXISTS {HASHES_TABLE} ("
-            "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
-            "prev_hash TEXT NOT NULL, hash TEXT NOT NULL, "
-            "PRIMARY KEY (originator_id, originator_version)) WITHOUT ROWID",
-        ]
-
-    def _insert_events(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        notification_ids = super()._insert_events(c, stored_events, **kwargs)
-        previous: dict[tuple[str, int], str] = {}
-        for key, version in _predecessors(stored_events):
-            c.execute(
-                f"SELECT hash FROM {HASHES_TABLE} "
-                "WHERE originator_id = ? AND originator_version = ?",
-                (key, version),
-            )
-            row = c.fetchone()
-            if row is not None:
-                previous[(key, version)] = row["hash"]
-        c.executemany(
-            f"INSERT INTO {HASHES_TABLE} (originator_id, originator_version, prev_hash, hash) "
-            "VALUES (?, ?, ?, ?)",
-            chain_rows(stored_events, previous),
+def sqlite_write(c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> None:
+    """On SQLite (no triggers there), chain the events in the transaction inserting them."""
+    previous: dict[tuple[str, int], str] = {}
+    for key, version in _predecessors(stored_events):
+        c.execute(
+            f"SELECT hash FROM {HASHES_TABLE} WHERE originator_id = ? AND originator_version = ?",
+            (key, version),
         )
-        return notification_ids
+        row = c.fetchone()
+        if row is not None:
+            previous[(key, version)] = row["hash"]
+    c.executemany(
+        f"INSERT INTO {HASHES_TABLE} (originator_id, originator_version, prev_hash, hash) "
+        "VALUES (?, ?, ?, ?)",
+        chain_rows(stored_events, previous),
+    )

@@ -11,7 +11,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from domain.application import Stagegate
-from infra.chain import ChainedPostgresRecorder, ChainedSQLiteRecorder
+from infra.recorders import StagegatePostgresRecorder, StagegateSQLiteRecorder
 from infra.serialization import CanonicalJSONTranscoder, PydanticMapper
 from infra.settings import Settings
 
@@ -45,7 +45,7 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
         env.update(
             {
                 "PERSISTENCE_MODULE": "eventsourcing.postgres",
-                "APPLICATION_RECORDER_TOPIC": get_topic(ChainedPostgresRecorder),
+                "APPLICATION_RECORDER_TOPIC": get_topic(StagegatePostgresRecorder),
                 "POSTGRES_DBNAME": params["dbname"],
                 "POSTGRES_HOST": params["host"],
                 "POSTGRES_PORT": params["port"],
@@ -65,7 +65,7 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
         env.update(
             {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                "APPLICATION_RECORDER_TOPIC": get_topic(ChainedSQLiteRecorder),
+                "APPLICATION_RECORDER_TOPIC": get_topic(StagegateSQLiteRecorder),
                 "SQLITE_DBNAME": str(path),
                 "SQLITE_LOCK_TIMEOUT": "10",
             }

@@ -467,7 +467,9 @@ def test_only_admin_sets_policy(memory_app: Stagegate, actor: Actor) -> None:
 def test_every_event_carries_who_through_what_why_and_correlation(memory_app: Stagegate) -> None:
     journey = in_deployment(memory_app)
     cloud = CommandContext(actor=INTEGRATION, channel=Channel.CLOUDEVENTS, correlation_id="c-1")
-    cloud = cloud.model_copy(update={"source": "urn:eval-harness", "delivery_id": "d-42"})
+    cloud = cloud.model_copy(
+        update={"source": "urn:eval-harness", "delivery_id": "d-42", "delivery_fingerprint": "f0"}
+    )
     cli = CommandContext(actor=ADMIN, channel=Channel.CLI, correlation_id="c-2")
     alert = {"key": journey.key, "severity": "low", "description": "drift"}
     memory_app.execute(c.RaiseQualityAlert.parse(alert), cloud)
@@ -479,7 +481,7 @@ def test_every_event_carries_who_through_what_why_and_correlation(memory_app: St
     assert alert_event.meta.model_dump() == {
         **{"actor_id": INTEGRATION.id, "actor_role": Role.INTEGRATION, "corrects": None},
         **{"channel": Channel.CLOUDEVENTS, "correlation_id": "c-1", "reason": None},
-        **{"source": "urn:eval-harness", "delivery_id": "d-42"},
+        **{"source": "urn:eval-harness", "delivery_id": "d-42", "delivery_fingerprint": "f0"},
     }
     meta = change_event.meta
     assert (meta.actor_id, meta.actor_role, meta.channel) == (ADMIN.id, Role.ADMIN, Channel.CLI)

@@ -1,0 +1,156 @@
+"""Delivery records: each CloudEvent (``source`` + ``id``) is applied once, its first answer kept.
+
+An accepted delivery's record is written by the store in the same transaction as its domain
+event (on PostgreSQL by a row trigger reading the event's metadata; on SQLite by the recorder),
+so a crash can never leave one without the other, and a concurrent duplicate fails on the
+record's key like any lost race. A refused delivery appends nothing; its record, with the
+answer it got, is written on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteCursor
+from psycopg.sql import SQL, Composed, Identifier
+
+from infra.database import Database
+
+DELIVERIES_TABLE = "stagegate_deliveries"
+ACCEPTED = 200
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    source: str
+    delivery_id: str
+    fingerprint: str
+    status: int
+    response: dict[str, Any] | None
+    """The answer a refusal got; None for an accepted delivery (rebuilt from the event)."""
+    use_case_id: str | None
+    version: int | None
+    """The version its event gave the use case, when accepted."""
+
+
+def postgres_statements(schema: str, events_table: str) -> list[Composed]:
+    qualified = Identifier(schema)
+    events = SQL("{}.{}").format(qualified, Identifier(events_table))
+    table = SQL("{}.{}").format(qualified, Identifier(DELIVERIES_TABLE))
+    record = SQL("{}.stagegate_record_delivery").format(qualified)
+    return [
+        SQL(
+            "CREATE TABLE IF NOT EXISTS {} ("
+            "source text NOT NULL, delivery_id text NOT NULL, fingerprint text NOT NULL, "
+            "status integer NOT NULL, response text, originator_id uuid, "
+            "originator_version bigint, recorded_at timestamptz NOT NULL DEFAULT now(), "
+            "PRIMARY KEY (source, delivery_id))"
+        ).format(table),
+        SQL(
+            "CREATE OR REPLACE FUNCTION {record}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "DECLARE meta jsonb; "
+            "BEGIN "
+            "  meta := convert_from(NEW.state, 'UTF8')::jsonb -> 'meta'; "
+            "  IF meta ->> 'delivery_id' IS NOT NULL THEN "
+            "    INSERT INTO {table} (source, delivery_id, fingerprint, status, "
+            "      originator_id, originator_version) "
+            "    VALUES (meta ->> 'source', meta ->> 'delivery_id', "
+            "      meta ->> 'delivery_fingerprint', {accepted}, NEW.originator_id, "
+            "      NEW.originator_version); "
+            "  END IF; "
+            "  RETURN NULL; "
+            "END $$"
+        ).format(record=record, table=table, accepted=ACCEPTED),
+        SQL(
+            "CREATE OR REPLACE TRIGGER stagegate_delivery AFTER INSERT ON {} "
+            "FOR EACH ROW EXECUTE FUNCTION {}()"
+        ).format(events, record),
+    ]
+
+
+SQLITE_STATEMENTS = [
+    f"CREATE TABLE IF NOT EXISTS {DELIVERIES_TABLE} ("
+    "source TEXT NOT NULL, delivery_id TEXT NOT NULL, fingerprint TEXT NOT NULL, "
+    "status INTEGER NOT NULL, response TEXT, originator_id TEXT, originator_version INTEGER, "
+    "recorded_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, PRIMARY KEY (source, delivery_id))"
+]
+
+
+def sqlite_write(c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> None:
+    """On SQLite, record the deliveries behind the events, in the transaction inserting them."""
+    rows = []
+    for event in stored_events:
+        meta = json.loads(event.state).get("meta") or {}
+        if meta.get("delivery_id") is not None:
+            rows.append(
+                (
+                    meta["source"],
+                    meta["delivery_id"],
+                    meta["delivery_fingerprint"],
+                    ACCEPTED,
+                    str(event.originator_id),
+                    event.originator_version,
+                )
+            )
+    if rows:
+        c.executemany(
+            f"INSERT INTO {DELIVERIES_TABLE} (source, delivery_id, fingerprint, status,"
+            " originator_id, originator_version) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+class DeliveryLog:
+    """Reads delivery records, and writes those of refused deliveries."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.table = db.table(DELIVERIES_TABLE)
+
+    def find(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], DeliveryRecord]:
+        """The records of these (source, id) deliveries, where there are any."""
+        found: dict[tuple[str, str], DeliveryRecord] = {}
+        for start in range(0, len(keys), 200):
+            chunk = keys[start : start + 200]
+            where = " OR ".join(["(source = %s AND delivery_id = %s)"] * len(chunk))
+            with self.db.transaction() as curs:
+                curs.execute(
+                    f"SELECT * FROM {self.table} WHERE {where}",
+                    [part for key in chunk for part in key],
+                )
+                for row in curs.fetchall():
+                    record = _record(row)
+                    found[(record.source, record.delivery_id)] = record
+        return found
+
+    def record_refusals(self, records: Sequence[DeliveryRecord]) -> None:
+        """Keep refusals' answers; a delivery recorded meanwhile keeps its own."""
+        if not records:
+            return
+        with self.db.transaction() as curs:
+            curs.executemany(
+                f"INSERT INTO {self.table} (source, delivery_id, fingerprint, status, response)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (source, delivery_id) DO NOTHING",
+                [
+                    (r.source, r.delivery_id, r.fingerprint, r.status, json.dumps(r.response))
+                    for r in records
+                ],
+            )
+
+
+def _record(row: dict[str, Any]) -> DeliveryRecord:
+    response = row["response"]
+    version = row["originator_version"]
+    return DeliveryRecord(
+        source=str(row["source"]),
+        delivery_id=str(row["delivery_id"]),
+        fingerprint=str(row["fingerprint"]),
+        status=int(row["status"]),
+        response=json.loads(response) if response else None,
+        use_case_id=str(row["originator_id"]) if row["originator_id"] else None,
+        version=int(version) if version is not None else None,
+    )
