@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
@@ -15,9 +16,12 @@ from strawberry.fastapi import GraphQLRouter
 
 from api import health
 from api.auth import Authenticator
+from api.events import router as events
+from api.events.ingest import Ingestion
 from api.graphql.context import get_context
 from api.graphql.integrity import IntegrityVerifier
 from api.graphql.schema import build_schema
+from api.problems import problem, problem_response
 from domain.application import Stagegate
 from projections.readmodels import ReadModels
 
@@ -40,6 +44,7 @@ class Backends:
 
     stagegate: Stagegate
     read_models: ReadModels
+    ingestion: Ingestion
     verify_integrity: IntegrityVerifier
     authenticate: Authenticator
     check_ready: Callable[[], None]
@@ -69,7 +74,7 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
         return response
 
     @app.exception_handler(StarletteHTTPException)
-    async def problem(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_problem(request: Request, error: StarletteHTTPException) -> JSONResponse:
         # RFC 9457 problem details, so every HTTP error has one shape.
         titles = {
             401: "Unauthenticated",
@@ -78,17 +83,13 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
             405: "Method Not Allowed",
             503: "Service Unavailable",
         }
-        return JSONResponse(
-            status_code=error.status_code,
-            content={
-                "type": f"https://stagegate.dev/problems/http-{error.status_code}",
-                "title": titles.get(error.status_code, "Error"),
-                "status": error.status_code,
-                "detail": error.detail,
-            },
-            headers=error.headers,
-            media_type="application/problem+json",
+        document = problem(
+            f"http-{error.status_code}",
+            titles.get(error.status_code, "Error"),
+            error.status_code,
+            str(error.detail),
         )
+        return problem_response(document, headers=dict(error.headers or {}))
 
     if config.cors_origins:
         app.add_middleware(
@@ -107,4 +108,21 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
     )
     app.include_router(graphql, prefix="/graphql", include_in_schema=False)
     app.include_router(health.router)
+    app.include_router(events.router)
+    _document_event_schemas(app)
     return app
+
+
+def _document_event_schemas(app: FastAPI) -> None:
+    """Add the schemas the events route refers to (its answers, each kind's data)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(events.openapi_components())
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

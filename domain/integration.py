@@ -8,11 +8,14 @@ command a person would issue, judged by the same gates and rules.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from domain import commands as c
@@ -28,6 +31,15 @@ from domain.values import (
     NamedValues,
     ShortText,
 )
+
+
+def _lower_case(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+# Integrations write enum values as GraphQL does (LOWER_IS_BETTER) or as stored (lower_is_better).
+AnyCaseDirection = Annotated[Direction, BeforeValidator(_lower_case)]
+AnyCaseSeverity = Annotated[AlertSeverity, BeforeValidator(_lower_case)]
 
 
 class EventData(BaseModel):
@@ -107,7 +119,7 @@ class MetricMeasured(EventData):
     value: FiniteFloat
     unit: ShortText | None = None
     """Required for a baseline."""
-    direction: Direction | None = None
+    direction: AnyCaseDirection | None = None
     """Required for a baseline: LOWER_IS_BETTER or HIGHER_IS_BETTER."""
     method: LongText | None = None
     """How it was measured; required for a baseline."""
@@ -156,7 +168,7 @@ class QualityAlertRaised(EventData):
     )
 
     alert_id: ShortText | None = None
-    severity: AlertSeverity
+    severity: AnyCaseSeverity
     description: LongText
 
 
@@ -213,6 +225,12 @@ KINDS: dict[str, EventKind] = {
         ),
     )
 }
+
+
+def delivery_fingerprint(event: Mapping[str, Any]) -> str:
+    """SHA-256 of a posted event's canonical JSON: what a redelivery must repeat exactly."""
+    canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def parse_data(event_type: str, data: Any) -> EventData:

@@ -6,8 +6,10 @@ from fastapi import FastAPI
 
 from api.app import ApiConfig, Backends, create_app
 from api.auth import Principal
+from api.events.ingest import Ingestion
 from infra.audit import verify_chain
 from infra.bootstrap import Services
+from infra.deliveries import DeliveryLog, DeliveryRecord
 
 
 def build_api(services: Services) -> FastAPI:
@@ -32,6 +34,14 @@ def build_api(services: Services) -> FastAPI:
     backends = Backends(
         stagegate=services.app,
         read_models=services.read_models,
+        ingestion=Ingestion(
+            services.app,
+            DeliveryLog(services.database),
+            refusal_record=lambda source, delivery_id, fingerprint, status, response: (
+                DeliveryRecord(source, delivery_id, fingerprint, status, response, None, None)
+            ),
+            after_writes=services.read_models.refresh,
+        ),
         verify_integrity=lambda use_case_id: verify_chain(services.app, use_case_id),
         authenticate=authenticate,
         check_ready=services.database.ping,

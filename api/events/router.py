@@ -1,0 +1,264 @@
+"""``POST /v1/events``: CloudEvents 1.0 in structured mode, one or a batch, exactly once."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import CurrentPrincipal, Principal
+from api.events.envelope import PostedEvent, Rejected, read_event
+from api.events.ingest import Ingestion, Outcome
+from api.problems import PROBLEM_JSON, problem, problem_response
+from domain import integration
+from domain.values import Role
+
+STRUCTURED = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+MAX_BODY_BYTES = 1024 * 1024
+"""Largest request body accepted: 1 MiB."""
+MAX_BATCH = 500
+"""Most events in one batch."""
+
+router = APIRouter(tags=["integrations"])
+
+
+class AcceptedEvent(BaseModel):
+    status: str = Field(examples=["accepted"])
+    source: str
+    id: str
+    type: str
+    useCase: str = Field(description="The use case key (the event's subject).")  # noqa: N815
+    version: int = Field(description="The use case's version after this event.")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = Field(examples=["https://stagegate.dev/problems/gate-blocked"])
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, str]] | None = Field(
+        default=None, description="Invalid fields: `path` (e.g. `data.results`) and `message`."
+    )
+    unmet: list[dict[str, str]] | None = Field(
+        default=None, description="With gate-blocked: every unmet requirement."
+    )
+    code: str | None = Field(default=None, description="With rule-violated: the rule's code.")
+
+
+class BatchResults(BaseModel):
+    results: list[dict[str, Any]] = Field(
+        description="One outcome per event, in order: an accepted event (with `httpStatus` "
+        "200) or a problem document (its `status` is the HTTP status it would have had)."
+    )
+
+
+def openapi_components() -> dict[str, Any]:
+    """Schemas this route refers to: its answers and every event kind's data."""
+    models: list[type[BaseModel]] = [AcceptedEvent, Problem, BatchResults]
+    models += [kind.schema for kind in integration.KINDS.values()]
+    _, top = models_json_schema(
+        [(model, "validation") for model in models], ref_template="#/components/schemas/{model}"
+    )
+    schemas: dict[str, Any] = top["$defs"]
+    return schemas
+
+
+def _openapi() -> dict[str, Any]:
+    kinds = list(integration.KINDS.values())
+    envelope = {
+        "type": "object",
+        "required": ["specversion", "id", "source", "type", "subject", "data"],
+        "properties": {
+            "specversion": {"type": "string", "enum": ["1.0"]},
+            "id": {"type": "string", "description": "Unique per source; a redelivery repeats it."},
+            "source": {"type": "string", "description": "URI-reference of the sender."},
+            "type": {"type": "string", "enum": [kind.name for kind in kinds]},
+            "subject": {"type": "string", "description": "The use case key."},
+            "time": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When it happened (business time); the server records its own.",
+            },
+            "datacontenttype": {"type": "string", "enum": ["application/json"]},
+            "data": {
+                "oneOf": [{"$ref": f"#/components/schemas/{k.schema.__name__}"} for k in kinds]
+            },
+        },
+    }
+    example = {
+        "specversion": "1.0",
+        "id": "eval-run-4711",
+        "source": "https://ci.example.com/eval-harness",
+        "type": "stagegate.evaluation.completed",
+        "subject": "invoice-triage",
+        "time": "2026-11-20T10:15:00Z",
+        "datacontenttype": "application/json",
+        "data": integration.EvaluationCompleted.model_config["json_schema_extra"]["example"],  # type: ignore[index]
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                STRUCTURED: {"schema": envelope, "example": example},
+                BATCH: {
+                    "schema": {"type": "array", "items": envelope, "maxItems": MAX_BATCH},
+                    "example": [example],
+                },
+            },
+        }
+    }
+
+
+_PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+@router.post(
+    "/v1/events",
+    summary="Post lifecycle events (CloudEvents 1.0, structured mode, one or a batch)",
+    description=(
+        "Each event's `type` is one of the stagegate types, its `subject` a use case key, its "
+        "`time` the business time. `source` + `id` identify a delivery: a redelivery appends "
+        "nothing and gets the first answer again; the same `source` + `id` with other content "
+        "is a 409. A batch answers 200 with one outcome per event, in order. Bodies up to "
+        f"{MAX_BODY_BYTES} bytes, batches up to {MAX_BATCH} events. Needs an integration token "
+        "bound to the event's source (and, if it names any, to its type)."
+    ),
+    responses={
+        200: {
+            "description": "The event was applied (or was, the first time it was delivered); "
+            "for a batch, every event's outcome.",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/AcceptedEvent"},
+                            {"$ref": "#/components/schemas/BatchResults"},
+                        ]
+                    }
+                }
+            },
+        },
+        400: {"description": "Malformed JSON or an invalid CloudEvent.", "content": _PROBLEM},
+        401: {"description": "No valid bearer token.", "content": _PROBLEM},
+        403: {"description": "The token may not post this source or type.", "content": _PROBLEM},
+        404: {"description": "No use case has the event's subject as key.", "content": _PROBLEM},
+        409: {"description": "Same source + id, other content.", "content": _PROBLEM},
+        413: {"description": "Body or batch too large.", "content": _PROBLEM},
+        415: {"description": "Not a CloudEvents JSON content type.", "content": _PROBLEM},
+        422: {
+            "description": "Unknown type, invalid data, or refused by a gate or rule.",
+            "content": _PROBLEM,
+        },
+        503: {"description": "The store did not take the write; retry.", "content": _PROBLEM},
+    },
+    openapi_extra=_openapi(),
+)
+async def post_events(request: Request, principal: CurrentPrincipal) -> Response:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in (STRUCTURED, BATCH):
+        return problem_response(
+            problem(
+                "unsupported-media-type",
+                "Unsupported media type",
+                415,
+                f"Send {STRUCTURED} (one event) or {BATCH} (a JSON array of events), "
+                f"not '{content_type or 'no content type'}'.",
+            )
+        )
+    body = await _body(request)
+    if body is None:
+        return problem_response(_too_large(f"The body is over {MAX_BODY_BYTES} bytes."))
+    try:
+        raw = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        return problem_response(
+            problem("malformed-json", "Malformed JSON", 400, f"The body is not JSON: {error}")
+        )
+    if principal.actor.role is not Role.INTEGRATION:
+        return problem_response(
+            problem(
+                "forbidden",
+                "Forbidden",
+                403,
+                "Lifecycle events are posted with an integration token "
+                "('stagegate token create --role integration --source ...').",
+            )
+        )
+    batch = content_type == BATCH
+    if batch and not isinstance(raw, list):
+        return problem_response(
+            problem("invalid-batch", "Invalid batch", 400, f"{BATCH} is a JSON array of events.")
+        )
+    items = raw if batch else [raw]
+    if len(items) > MAX_BATCH:
+        return problem_response(_too_large(f"A batch holds at most {MAX_BATCH} events."))
+    events = [_scoped(read_event(item), principal) for item in items]
+    ingestion: Ingestion = request.app.state.backends.ingestion
+    outcomes = await run_in_threadpool(
+        ingestion.ingest, events, principal.actor, request.state.correlation_id
+    )
+    if batch:
+        return JSONResponse({"results": [_result(o) for o in outcomes]})
+    [outcome] = outcomes
+    if outcome.status >= 400:
+        return problem_response(outcome.body)
+    return JSONResponse(status_code=outcome.status, content=outcome.body)
+
+
+def _scoped(event: PostedEvent | Rejected, principal: Principal) -> PostedEvent | Rejected:
+    """An integration token posts for its own sources (and types, if it names any)."""
+    if not isinstance(event, PostedEvent):
+        return event
+    if event.source not in principal.sources:
+        allowed = ", ".join(principal.sources) or "none"
+        return Rejected(
+            problem(
+                "source-not-allowed",
+                "Source not allowed",
+                403,
+                f"This token may post as these sources only: {allowed}; not '{event.source}'.",
+            )
+        )
+    if principal.event_types and event.type not in principal.event_types:
+        return Rejected(
+            problem(
+                "type-not-allowed",
+                "Type not allowed",
+                403,
+                f"This token may post these types only: {', '.join(principal.event_types)}; "
+                f"not '{event.type}'.",
+            )
+        )
+    return event
+
+
+def _result(outcome: Outcome) -> dict[str, Any]:
+    if outcome.status >= 400:
+        return outcome.body
+    return {**outcome.body, "httpStatus": outcome.status}
+
+
+async def _body(request: Request) -> bytes | None:
+    """The body, or None past the limit (read no further than it)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(detail: str) -> dict[str, Any]:
+    return problem("payload-too-large", "Payload too large", 413, detail)
