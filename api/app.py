@@ -18,9 +18,10 @@ from api import health
 from api.auth import Authenticator
 from api.events import router as events
 from api.events.ingest import Ingestion
-from api.graphql.context import get_context
+from api.graphql.context import GateAnnouncer, get_context
 from api.graphql.integrity import IntegrityVerifier
 from api.graphql.schema import build_schema
+from api.graphql.webhooks import WebhookAdmin
 from api.problems import problem, problem_response
 from domain.application import Stagegate
 from projections.readmodels import ReadModels
@@ -45,6 +46,8 @@ class Backends:
     stagegate: Stagegate
     read_models: ReadModels
     ingestion: Ingestion
+    webhooks: WebhookAdmin
+    announce_gate_blocked: GateAnnouncer
     verify_integrity: IntegrityVerifier
     authenticate: Authenticator
     check_ready: Callable[[], None]

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -40,6 +41,19 @@ def _lower_case(value: object) -> object:
 # Integrations write enum values as GraphQL does (LOWER_IS_BETTER) or as stored (lower_is_better).
 AnyCaseDirection = Annotated[Direction, BeforeValidator(_lower_case)]
 AnyCaseSeverity = Annotated[AlertSeverity, BeforeValidator(_lower_case)]
+
+
+class Notification(StrEnum):
+    """What other systems can subscribe to hear about (webhooks)."""
+
+    STAGE_ADVANCED = "stagegate.stage.advanced"
+    STAGE_RETURNED = "stagegate.stage.returned"
+    USE_CASE_RETIRED = "stagegate.use_case.retired"
+    GATE_BLOCKED = "stagegate.gate.blocked"
+    DEPLOYMENT_RECORDED = "stagegate.deployment.recorded"
+    DEPLOYMENT_ROLLED_BACK = "stagegate.deployment.rolled_back"
+    QUALITY_ALERT_RAISED = "stagegate.quality.alert_raised"
+    QUALITY_ALERT_RESOLVED = "stagegate.quality.alert_resolved"
 
 
 class EventData(BaseModel):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.postgres import PostgresDatastore
 
 from domain.application import Stagegate
+from domain.usecase import UseCase
 from domain.values import Role
 from infra.chain import protect_snapshots
 from infra.database import Database, database_of
@@ -14,6 +17,7 @@ from infra.persistence import build_application, schema_lock
 from infra.readmodels.service import ReadModelService
 from infra.settings import Settings
 from infra.tokens import IssuedToken, TokenStore
+from infra.webhooks import Webhooks
 
 
 @dataclass
@@ -25,8 +29,10 @@ class Services:
     database: Database
     tokens: TokenStore
     read_models: ReadModelService
+    webhooks: Webhooks
 
     def close(self) -> None:
+        self.webhooks.stop()
         self.read_models.stop()
         self.app.close()
 
@@ -42,9 +48,24 @@ def bootstrap(settings: Settings) -> Services:
         tokens.create_table()
         read_models = ReadModelService(database, app, mode=settings.projections)
         read_models.create_tables()
+        webhooks = Webhooks(database, key_of=lambda use_case_id: _key_of(app, use_case_id))
+        webhooks.create_tables()
     return Services(
-        settings=settings, app=app, database=database, tokens=tokens, read_models=read_models
+        settings=settings,
+        app=app,
+        database=database,
+        tokens=tokens,
+        read_models=read_models,
+        webhooks=webhooks,
     )
+
+
+def _key_of(app: Stagegate, use_case_id: str) -> str | None:
+    try:
+        use_case: UseCase = app.repository.get(UUID(use_case_id))
+    except AggregateNotFoundError:
+        return None
+    return use_case.state.key
 
 
 def ensure_admin_token(services: Services) -> IssuedToken | None:

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     projections: Literal["inline", "external"] = "inline"
     """``inline``: each server keeps the read models current itself. ``external`` (PostgreSQL):
     ``stagegate projections run`` workers do, and servers wait for them after a write."""
+    webhooks: Literal["inline", "external"] = "inline"
+    """``inline``: each server delivers webhooks itself. ``external``: only
+    ``stagegate webhooks run`` workers do (several may run side by side on PostgreSQL)."""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     environment: Literal["production", "development"] = "production"

@@ -10,6 +10,7 @@ from api.events.ingest import Ingestion
 from infra.audit import verify_chain
 from infra.bootstrap import Services
 from infra.deliveries import DeliveryLog, DeliveryRecord
+from infra.outbox import announce_gate_blocked
 
 
 def build_api(services: Services) -> FastAPI:
@@ -41,6 +42,10 @@ def build_api(services: Services) -> FastAPI:
                 DeliveryRecord(source, delivery_id, fingerprint, status, response, None, None)
             ),
             after_writes=services.read_models.refresh,
+        ),
+        webhooks=services.webhooks,
+        announce_gate_blocked=lambda key, blocked, actor: announce_gate_blocked(
+            services.database, key, blocked, actor
         ),
         verify_integrity=lambda use_case_id: verify_chain(services.app, use_case_id),
         authenticate=authenticate,

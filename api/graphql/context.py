@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from strawberry.fastapi import BaseContext
@@ -10,11 +11,14 @@ from strawberry.fastapi import BaseContext
 from api.auth import BearerCredentials, Principal, authenticate_request
 from api.graphql.integrity import IntegrityVerifier
 from domain.application import Stagegate, authorize_read
-from domain.errors import Forbidden
+from domain.errors import Forbidden, GateBlocked
 from domain.metadata import Actor, CommandContext
 from domain.policy import PolicyInForce
 from domain.values import Channel, Role
 from projections.readmodels import ReadModels
+
+GateAnnouncer = Callable[[str, GateBlocked, Actor], None]
+"""Tells subscribers that a forward move was refused (no event records a refusal)."""
 
 
 class Context(BaseContext):
@@ -23,6 +27,8 @@ class Context(BaseContext):
         stagegate: Stagegate,
         read_models: ReadModels,
         verify_integrity: IntegrityVerifier,
+        webhooks: Any,
+        announce_gate_blocked: GateAnnouncer,
         principal: Principal | None,
         correlation_id: str,
     ):
@@ -30,6 +36,8 @@ class Context(BaseContext):
         self.stagegate = stagegate
         self.read_models = read_models
         self.verify_integrity = verify_integrity
+        self.webhooks = webhooks
+        self.announce_gate_blocked = announce_gate_blocked
         self._principal = principal
         self.correlation_id = correlation_id
         self._policy: PolicyInForce | None = None
@@ -92,6 +100,8 @@ def get_context(
         backends.stagegate,
         backends.read_models,
         backends.verify_integrity,
+        backends.webhooks,
+        backends.announce_gate_blocked,
         principal,
         request.state.correlation_id,
     )

@@ -33,8 +33,10 @@ from api.graphql.errors import (
 )
 from api.graphql.readside import ReadQueries
 from api.graphql.types import Policy, Principal, UseCase, UseCaseView
+from api.graphql.webhooks import WebhookMutations, WebhookQueries
 from domain.commands import USE_CASE_COMMANDS, Command, RegisterUseCase, SetPolicy
 from domain.errors import DomainError
+from domain.errors import GateBlocked as DomainGateBlocked
 from domain.errors import NotFound as DomainNotFound
 
 UseCaseResult = Annotated[
@@ -54,7 +56,7 @@ PolicyResult = Annotated[
 
 
 @strawberry.type
-class Query(ReadQueries):
+class Query(ReadQueries, WebhookQueries):
     @strawberry.field(description="A use case by its key; null if there is none.")
     async def use_case(self, info: strawberry.Info[Context, None], key: str) -> UseCase | None:
         context = info.context
@@ -103,6 +105,8 @@ def _use_case_mutation(command_class: type[Command]) -> Any:
                 command = command_class.parse(to_wire(input))
                 use_case = context.stagegate.execute(command, context.command_context())
             except DomainError as error:
+                if isinstance(error, DomainGateBlocked):
+                    context.announce_gate_blocked(command.key, error, context.actor)
                 return error_member(error)  # raises GraphQLError for StoreUnavailable
             context.read_models.refresh()  # read-your-writes: lists and history include it
             return UseCase(view=UseCaseView(use_case, context.policy()))
@@ -147,7 +151,7 @@ _mutations: dict[str, Any] = {mutation_name(c): _use_case_mutation(c) for c in _
 _mutations["setPolicy"] = strawberry.mutation(
     resolver=_set_policy, name="setPolicy", description=(SetPolicy.__doc__ or "").strip()
 )
-Mutation = strawberry.type(type("Mutation", (), _mutations), name="Mutation")
+Mutation = strawberry.type(type("Mutation", (WebhookMutations,), _mutations), name="Mutation")
 
 
 def _is_unexpected(error: GraphQLError) -> bool:

@@ -40,6 +40,8 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     if settings.projections == "inline":
         services.read_models.catch_up()
         services.read_models.start()  # picks up writes made by other processes
+    if settings.webhooks == "inline":
+        services.webhooks.start()
     base = f"http://{host}:{port}"
     click.echo(f"stagegate on {settings.redacted_database_url()} ({settings.environment} mode)")
     click.echo(
@@ -83,11 +85,12 @@ def _load_demo(services: Services) -> None:
 
 
 def _register_command_groups() -> None:
-    from infra.cli import audit, projections, tokens
+    from infra.cli import audit, projections, tokens, webhooks
 
     main.add_command(tokens.token)
     main.add_command(audit.audit)
     main.add_command(projections.projections)
+    main.add_command(webhooks.webhooks)
 
 
 _register_command_groups()

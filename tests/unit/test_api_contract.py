@@ -56,8 +56,12 @@ def schema() -> GraphQLSchema:
     return build_schema(max_depth=12, max_aliases=30)._schema
 
 
+WEBHOOK_MUTATIONS = ["createWebhookSubscription", "removeWebhookSubscription"]
+
+
 def test_every_mutation_of_the_spec_exists_and_none_other(schema: GraphQLSchema) -> None:
-    assert sorted(schema.mutation_type.fields) == sorted(SPEC_MUTATIONS)
+    # Besides the spec's commands: managing webhook subscriptions (issue 4).
+    assert sorted(schema.mutation_type.fields) == sorted(SPEC_MUTATIONS + WEBHOOK_MUTATIONS)
 
 
 @pytest.mark.parametrize("name", [m for m in SPEC_MUTATIONS if m != "setPolicy"])

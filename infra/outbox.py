@@ -1,0 +1,118 @@
+"""The outbox: what other systems are told about, written in the same transaction as the event.
+
+Stage transitions, deployments, rollbacks and quality alerts enter the outbox as their events
+are inserted (by a row trigger on PostgreSQL, by the recorder on SQLite); a gate refusal, which
+appends no event, enters it on its own. The webhook worker (``infra.webhooks``) delivers it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteCursor
+from eventsourcing.utils import get_topic
+from psycopg.sql import SQL, Composed, Identifier, Literal
+
+from domain import clock
+from domain.errors import GateBlocked
+from domain.integration import Notification
+from domain.metadata import Actor
+from domain.usecase import events as e
+from infra.database import Database
+
+OUTBOX_TABLE = "stagegate_outbox"
+
+NOTIFIED_TOPICS: dict[str, str] = {
+    get_topic(event): notification.value
+    for event, notification in (
+        (e.StageAdvanced, Notification.STAGE_ADVANCED),
+        (e.ReturnedToStage, Notification.STAGE_RETURNED),
+        (e.Retired, Notification.USE_CASE_RETIRED),
+        (e.DeploymentRecorded, Notification.DEPLOYMENT_RECORDED),
+        (e.RolledBack, Notification.DEPLOYMENT_ROLLED_BACK),
+        (e.QualityAlertRaised, Notification.QUALITY_ALERT_RAISED),
+        (e.QualityAlertResolved, Notification.QUALITY_ALERT_RESOLVED),
+    )
+}
+"""Event topic -> the notification it is announced as (a gate refusal has no event)."""
+
+
+def postgres_statements(schema: str, events_table: str) -> list[Composed]:
+    qualified = Identifier(schema)
+    events = SQL("{}.{}").format(qualified, Identifier(events_table))
+    table = SQL("{}.{}").format(qualified, Identifier(OUTBOX_TABLE))
+    enqueue = SQL("{}.stagegate_enqueue_notification").format(qualified)
+    cases = SQL(" ").join(
+        SQL("WHEN {} THEN {}").format(Literal(topic), Literal(kind))
+        for topic, kind in NOTIFIED_TOPICS.items()
+    )
+    return [
+        SQL(
+            "CREATE TABLE IF NOT EXISTS {} ("
+            "outbox_id bigserial PRIMARY KEY, kind text NOT NULL, originator_id uuid, "
+            "originator_version bigint, payload text NOT NULL, "
+            "created_at timestamptz NOT NULL DEFAULT now())"
+        ).format(table),
+        SQL(
+            "CREATE OR REPLACE FUNCTION {enqueue}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN "
+            "  INSERT INTO {table} (kind, originator_id, originator_version, payload) "
+            "  VALUES (CASE NEW.topic {cases} END, NEW.originator_id, NEW.originator_version, "
+            "    convert_from(NEW.state, 'UTF8')); "
+            "  RETURN NULL; "
+            "END $$"
+        ).format(enqueue=enqueue, table=table, cases=cases),
+        SQL(
+            "CREATE OR REPLACE TRIGGER stagegate_outbox AFTER INSERT ON {} FOR EACH ROW "
+            "WHEN (NEW.topic IN ({})) EXECUTE FUNCTION {}()"
+        ).format(events, SQL(", ").join(Literal(t) for t in NOTIFIED_TOPICS), enqueue),
+    ]
+
+
+SQLITE_STATEMENTS = [
+    f"CREATE TABLE IF NOT EXISTS {OUTBOX_TABLE} ("
+    "outbox_id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, originator_id TEXT, "
+    "originator_version INTEGER, payload TEXT NOT NULL, "
+    "created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+]
+
+
+def sqlite_write(c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> None:
+    rows = [
+        (
+            NOTIFIED_TOPICS[event.topic],
+            str(event.originator_id),
+            event.originator_version,
+            event.state.decode(),
+        )
+        for event in stored_events
+        if event.topic in NOTIFIED_TOPICS
+    ]
+    if rows:
+        c.executemany(
+            f"INSERT INTO {OUTBOX_TABLE} (kind, originator_id, originator_version, payload)"
+            " VALUES (?, ?, ?, ?)",
+            rows,
+        )
+
+
+def announce_gate_blocked(db: Database, key: str, blocked: GateBlocked, actor: Actor) -> None:
+    """A refused forward move appends no event: it enters the outbox on its own."""
+    payload: dict[str, Any] = {
+        "key": key,
+        "timestamp": clock.now().isoformat(),
+        "stage": blocked.stage.value,
+        "target": blocked.target.value,
+        "unmet": [{"code": r.code.value, "message": r.message} for r in blocked.unmet],
+        "policyVersion": blocked.policy_version,
+        "actorId": actor.id,
+        "actorRole": actor.role.value,
+    }
+    with db.transaction() as curs:
+        curs.execute(
+            f"INSERT INTO {db.table(OUTBOX_TABLE)} (kind, payload) VALUES (%s, %s)",
+            (Notification.GATE_BLOCKED.value, json.dumps(payload, sort_keys=True)),
+        )
