@@ -66,11 +66,17 @@ def postgres_statements(schema: str, events_table: str) -> list[Composed]:
             "END $$"
         ).format(record=record, table=table, accepted=ACCEPTED),
         SQL(
-            "CREATE OR REPLACE TRIGGER stagegate_delivery AFTER INSERT ON {} "
-            "FOR EACH ROW EXECUTE FUNCTION {}()"
+            # Only states that can name a delivery are parsed: the others (not JSON at
+            # all, say, written by hand) are stored as they are, as the events table allows.
+            "CREATE OR REPLACE TRIGGER stagegate_delivery AFTER INSERT ON {} FOR EACH ROW "
+            'WHEN (position(\'"delivery_id":"\'::bytea in NEW.state) > 0) '
+            "EXECUTE FUNCTION {}()"
         ).format(events, record),
     ]
 
+
+DELIVERY_MARK = b'"delivery_id":"'
+"""In a stored state (compact canonical JSON), the mark of an event that a delivery caused."""
 
 SQLITE_STATEMENTS = [
     f"CREATE TABLE IF NOT EXISTS {DELIVERIES_TABLE} ("
@@ -84,8 +90,11 @@ def sqlite_write(c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> None:
     """On SQLite, record the deliveries behind the events, in the transaction inserting them."""
     rows = []
     for event in stored_events:
-        meta = json.loads(event.state).get("meta") or {}
-        if meta.get("delivery_id") is not None:
+        if DELIVERY_MARK not in event.state:  # cannot name a delivery (see the PG trigger)
+            continue
+        state = json.loads(event.state)
+        meta = state.get("meta") if isinstance(state, dict) else None
+        if isinstance(meta, dict) and meta.get("delivery_id") is not None:
             rows.append(
                 (
                     meta["source"],

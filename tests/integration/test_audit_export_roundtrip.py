@@ -15,12 +15,13 @@ from types import ModuleType
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from domain.usecase import use_case_id
 from infra.audit import export_history, verify_chain
 from infra.bootstrap import Services
+from infra.deliveries import DELIVERY_MARK
 from infra.serialization import canonical_json
 from tests.builders import unique_key
 
@@ -76,6 +77,9 @@ def test_any_stored_json_is_reproduced_from_the_exported_payload(
 def test_stored_bytes_that_are_not_canonical_json_are_exported_raw(
     services: Services, state: bytes
 ) -> None:
+    # A state naming a delivery must be the JSON object of an ingested event: the store
+    # reads its delivery record out of it (and refuses one it cannot read).
+    assume(DELIVERY_MARK not in state)
     key, lines = _stored_then_exported(services, state)
     try:
         canonical = canonical_json(json.loads(state)) == state
