@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from domain.values import Channel, Role
 
@@ -47,6 +47,14 @@ class CommandContext(BaseModel):
     source: str | None = None
     delivery_id: str | None = None
     delivery_fingerprint: str | None = None
+
+    @model_validator(mode="after")
+    def _a_delivery_is_named_in_full(self) -> CommandContext:
+        # The store records a delivery by source + id with its fingerprint, all three or none.
+        named = (self.source, self.delivery_id, self.delivery_fingerprint)
+        if self.delivery_id is not None and None in named:
+            raise ValueError("a delivery needs its source, id and fingerprint")
+        return self
 
     def meta(self, reason: str | None = None, corrects: int | None = None) -> EventMeta:
         return EventMeta(

@@ -176,6 +176,7 @@ class Workload:
             correlation_id=f"wl-{self.seed}-{self.stats.accepted}-{self.rng.randrange(10**9)}",
             source=source,
             delivery_id=delivery,
+            delivery_fingerprint=None if delivery is None else f"sha256:{delivery}",
         )
         name = command_class.__name__
         try:
@@ -608,10 +609,14 @@ def dump_read_models(db: Database) -> Rows:
 
 
 def positions(db: Database) -> dict[str, int]:
-    """Each projection's position."""
+    """Each read-model projection's position (the webhook fan-out keeps its own row beside)."""
     with db.transaction() as curs:
         curs.execute(f"SELECT projection, position FROM {db.table(schema.POSITIONS)}")
-        return {row["projection"]: int(row["position"]) for row in curs.fetchall()}
+        return {
+            row["projection"]: int(row["position"])
+            for row in curs.fetchall()
+            if row["projection"] in schema.PROJECTIONS
+        }
 
 
 def log_notification_ids(db: Database, app: Stagegate) -> list[int]:
