@@ -270,13 +270,16 @@ _FROM_TIME = {
 }
 
 
-def _as_event_paths(error: ValidationFailed) -> ValidationFailed:
-    """Name the CloudEvent's fields, not the command's, in a refusal of the mapped command."""
+def _as_event_paths(error: ValidationFailed, from_time: set[str]) -> ValidationFailed:
+    """Name the CloudEvent's fields, not the command's, in a refusal of the mapped command.
+
+    ``from_time`` names the command fields this event filled from its ``time``.
+    """
     return ValidationFailed(
         [
             FieldError(
                 path="time"
-                if e.path in _FROM_TIME
+                if e.path in from_time
                 else "data." + e.path.removeprefix("baseline.")
                 if e.path
                 else "data",
@@ -346,10 +349,13 @@ def command_for(
     else:  # pragma: no cover - every kind has a branch
         raise TypeError(type(data).__name__)
     present = {name: value for name, value in fields.items() if value is not None}
+    from_time = set(_FROM_TIME)
+    if isinstance(data, CostReported) and data.period_end is None:
+        from_time.add("periodEnd")  # the period ends at the event's time
     try:
         parsed: c.UseCaseCommand = command.parse({"key": key, **present})
     except ValidationFailed as error:
-        raise _as_event_paths(error) from None
+        raise _as_event_paths(error, from_time) from None
     return parsed
 
 
