@@ -99,8 +99,15 @@ def sqlite_write(c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> None:
         )
 
 
-def announce_gate_blocked(db: Database, key: str, blocked: GateBlocked, actor: Actor) -> None:
-    """A refused forward move appends no event: it enters the outbox on its own."""
+def announce_gate_blocked(
+    db: Database, events_table: str, key: str, blocked: GateBlocked, actor: Actor
+) -> None:
+    """A refused forward move appends no event: it enters the outbox on its own.
+
+    On PostgreSQL it takes the lock every append takes on ``events_table``: outbox ids are
+    then handed out and committed in one order, which the webhook fan-out (reading past a
+    position) relies on. Without it, a refusal committing late would be passed over.
+    """
     payload: dict[str, Any] = {
         "key": key,
         "timestamp": clock.now().isoformat(),
@@ -112,6 +119,8 @@ def announce_gate_blocked(db: Database, key: str, blocked: GateBlocked, actor: A
         "actorRole": actor.role.value,
     }
     with db.transaction() as curs:
+        if db.is_postgres:
+            curs.execute(f"LOCK TABLE {db.table(events_table)} IN EXCLUSIVE MODE")
         curs.execute(
             f"INSERT INTO {db.table(OUTBOX_TABLE)} (kind, payload) VALUES (%s, %s)",
             (Notification.GATE_BLOCKED.value, json.dumps(payload, sort_keys=True)),
