@@ -1,0 +1,844 @@
+"""Acceptance 5: webhooks out, at least once, signed, with no gap, surviving a killed worker.
+
+The receiver is a real HTTP server in the test. It checks every request the way a subscriber
+would: its own HMAC-SHA256 code over ``f"{Stagegate-Timestamp}.{body}"`` with the subscription's
+secret, a timestamp within a replay window (as documented in ``infra/webhooks.py``; stagegate's
+own ``signature()`` is never used here). It records each ``Stagegate-Delivery`` id, and answers
+as its script says (a dropped connection, 5xx, 429) before it starts answering 200.
+
+"No gap" is checked against the store itself: every outbox row of the subscription's types
+reaches the receiver at least once (duplicates are allowed, and carry the same delivery id),
+and the outbox holds exactly one row per committed event of a notified type.
+
+The in-process worker runs on a clock the test moves, so backoffs and leases fall due without
+waiting. The PostgreSQL kill test SIGKILLs a real ``stagegate webhooks run`` process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from domain import commands as c
+from domain.errors import GateBlocked
+from domain.gates import RequirementCode
+from domain.integration import Notification
+from domain.values import Role, Stage
+from infra.bootstrap import Services, bootstrap
+from infra.database import Database
+from infra.outbox import NOTIFIED_TOPICS, OUTBOX_TABLE, announce_gate_blocked
+from infra.settings import Settings
+from infra.web import build_api
+from infra.webhooks import DELIVERIES, LEASE, MAX_BACKOFF, Webhooks
+from tests.builders import ADMIN, Journey, ctx
+from tests.e2e.conftest import Api, RunningServer, issue_tokens, start_server
+
+ROOT = Path(__file__).resolve().parents[2]
+STRUCTURED = "application/cloudevents+json"
+SECRET = "whsec-receiver-owned-0123456789"
+TOLERANCE_SECONDS = 300
+"""How old (or how far ahead) a signed timestamp the receiver accepts: its replay window."""
+DROP = None
+"""In a receiver script: close the connection without answering."""
+
+# --- the receiver: what a subscriber runs --------------------------------------------------
+
+
+def verify(secret: str, timestamp: str, signatures: str, body: bytes, now: float) -> str | None:
+    """Why a request must be rejected, or None if it is authentic and fresh.
+
+    Written from the documentation, as a subscriber would: ``Stagegate-Signature`` carries
+    ``v1=<hex HMAC-SHA256(secret, "<Stagegate-Timestamp>." + raw body)>``; the timestamp is
+    Unix seconds and must be recent, so a captured request cannot be replayed later.
+    """
+    if not timestamp.isdigit():
+        return f"no usable Stagegate-Timestamp ({timestamp!r})"
+    if abs(now - int(timestamp)) > TOLERANCE_SECONDS:
+        return f"Stagegate-Timestamp {timestamp} is outside the {TOLERANCE_SECONDS} s window"
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    offered = [
+        value
+        for scheme, _, value in (part.strip().partition("=") for part in signatures.split(","))
+        if scheme == "v1"
+    ]
+    if not any(hmac.compare_digest(expected.hexdigest(), value) for value in offered):
+        return "no v1 signature matches the body"
+    return None
+
+
+@dataclass
+class Received:
+    hook: str
+    delivery_id: str
+    event: str
+    timestamp: str
+    signature: str
+    content_type: str
+    body: bytes
+    problem: str | None
+    """Why verification failed; None when it passed."""
+    answer: int | None
+    """The status the receiver answered (None: it dropped the connection)."""
+
+    @property
+    def accepted(self) -> bool:
+        return self.problem is None and self.answer is not None and 200 <= self.answer < 300
+
+    @property
+    def document(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.body)
+        return parsed
+
+
+@dataclass
+class Receiver:
+    """A webhook endpoint per hook name (``/hooks/<name>``), each with its own secret."""
+
+    base_url: str = ""
+    secrets: dict[str, str] = field(default_factory=dict)
+    scripts: dict[str, list[int | None]] = field(default_factory=dict)
+    """Answers to a hook's first requests (DROP closes the connection); then 200."""
+    hold_at: int | None = None
+    """The n-th request overall is held, unanswered, until ``release`` is set."""
+    holding: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    requests: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, hook: str) -> str:
+        return f"{self.base_url}/hooks/{hook}"
+
+    def handle(self, handler: BaseHTTPRequestHandler) -> None:
+        body = handler.rfile.read(int(handler.headers.get("Content-Length", "0")))
+        hook = handler.path.rsplit("/", 1)[-1]
+        timestamp = handler.headers.get("Stagegate-Timestamp", "")
+        signatures = handler.headers.get("Stagegate-Signature", "")
+        secret = self.secrets.get(hook)
+        problem = (
+            f"no hook '{hook}'"
+            if secret is None
+            else verify(secret, timestamp, signatures, body, time.time())
+        )
+        with self.lock:
+            earlier = sum(1 for r in self.requests if r.hook == hook)
+            script = self.scripts.get(hook, [])
+            answer = 401 if problem else (script[earlier] if earlier < len(script) else 200)
+            self.requests.append(
+                Received(
+                    hook=hook,
+                    delivery_id=handler.headers.get("Stagegate-Delivery", ""),
+                    event=handler.headers.get("Stagegate-Event", ""),
+                    timestamp=timestamp,
+                    signature=signatures,
+                    content_type=handler.headers.get("Content-Type", ""),
+                    body=body,
+                    problem=problem,
+                    answer=answer,
+                )
+            )
+            hold = self.hold_at == len(self.requests)
+        if hold:
+            self.holding.set()
+            self.release.wait(60)
+        if answer is DROP:
+            handler.close_connection = True
+            return
+        with contextlib.suppress(OSError):  # the sender may be dead by now
+            handler.send_response(answer)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+
+    def of(self, hook: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if r.hook == hook]
+
+    def accepted(self, hook: str) -> dict[int, Received]:
+        """What the hook took in, deduplicated by notification id (at least once)."""
+        return {int(r.document["id"]): r for r in self.of(hook) if r.accepted}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_POST(self) -> None:
+        self.server.receiver.handle(self)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    receiver: Receiver
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.receiver = Receiver(base_url=f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, name="receiver", daemon=True)
+    thread.start()
+    yield server.receiver
+    server.receiver.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+# --- stagegate, served, with a worker on the test's clock -----------------------------------
+
+
+class Clock:
+    """The worker's clock: real time at first, then moved only by the test."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@dataclass
+class Stack:
+    services: Services
+    api: Api
+    admin: str
+    """An admin's bearer token."""
+    clock: Clock
+    worker: Webhooks
+    """A delivery worker on ``clock`` (``Services.webhooks`` itself is never started)."""
+
+    @property
+    def app(self) -> Any:
+        return self.services.app
+
+    def gql(self, query: str, variables: dict[str, Any] | None = None, token: str = "") -> Any:
+        return self.api.gql(query, variables, token or self.admin)
+
+    def outbox(self) -> list[dict[str, Any]]:
+        db = self.services.database
+        with db.transaction() as curs:
+            curs.execute(
+                f"SELECT outbox_id, kind, originator_id, originator_version, payload"
+                f" FROM {db.table(OUTBOX_TABLE)} ORDER BY outbox_id"
+            )
+            return curs.fetchall()
+
+    def notifications(self, *kinds: str) -> dict[int, dict[str, Any]]:
+        """The outbox rows a subscription to ``kinds`` (none: every kind) must receive."""
+        return {
+            int(row["outbox_id"]): row for row in self.outbox() if not kinds or row["kind"] in kinds
+        }
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        db = self.services.database
+        with db.transaction() as curs:
+            curs.execute(f"SELECT * FROM {db.table(DELIVERIES)} ORDER BY outbox_id")
+            return curs.fetchall()
+
+    def post_event(self, type: str, subject: str, data: dict[str, Any]) -> dict[str, Any]:
+        event = {
+            "specversion": "1.0",
+            "id": f"delivery-{uuid.uuid4()}",
+            "source": "https://eval.example.com/harness",
+            "type": type,
+            "subject": subject,
+            "datacontenttype": "application/json",
+            "data": data,
+        }
+        return self.api.http.post(
+            "/v1/events",
+            content=json.dumps(event),
+            headers={
+                "Content-Type": STRUCTURED,
+                "Authorization": f"Bearer {self.api.tokens.integration}",
+            },
+        ).json()
+
+
+def make_stack(services: Services) -> Iterator[Stack]:
+    server: RunningServer = start_server(build_api(services))
+    api = Api(server.base_url, issue_tokens(services))
+    clock = Clock()
+    try:
+        yield Stack(
+            services=services,
+            api=api,
+            admin=services.tokens.issue("root", Role.ADMIN).secret_token,
+            clock=clock,
+            worker=Webhooks(services.database, key_of=services.webhooks.key_of, clock=clock),
+        )
+    finally:
+        api.close()
+        server.stop()
+
+
+@pytest.fixture
+def stack(services: Services) -> Iterator[Stack]:
+    """On SQLite and on PostgreSQL (the ``services`` fixture runs each test on both)."""
+    yield from make_stack(services)
+
+
+@pytest.fixture
+def postgres_stack(postgres_settings: Settings) -> Iterator[Stack]:
+    services = bootstrap(postgres_settings)
+    try:
+        yield from make_stack(services)
+    finally:
+        services.close()
+
+
+def drain(worker: Webhooks, clock: Clock, rounds: int = 100) -> None:
+    """Run the worker until nothing is due even after its longest backoff has passed."""
+    idle = 0
+    for _ in range(rounds):
+        if worker.run_once():
+            idle = 0
+            continue
+        idle += 1
+        if idle == 2:
+            return
+        clock.advance(MAX_BACKOFF + timedelta(seconds=1))
+    raise AssertionError(f"the worker still had work after {rounds} rounds")
+
+
+CREATE = """
+mutation Create($input: CreateWebhookSubscriptionInput!) {
+  result: createWebhookSubscription(input: $input) {
+    __typename
+    ... on CreatedWebhookSubscription { secret subscription { id url eventTypes active } }
+    ... on Error { message }
+    ... on ValidationFailed { errors { path message } }
+  }
+}
+"""
+REMOVE = """
+mutation Remove($id: String!) {
+  result: removeWebhookSubscription(id: $id) {
+    __typename
+    ... on WebhookSubscription { id active }
+    ... on Error { message }
+  }
+}
+"""
+SUBSCRIPTIONS = """
+{
+  webhookSubscriptions {
+    id url eventTypes active createdBy
+    deliveries(first: 100) {
+      notificationId type status attempts nextAttemptAt lastStatusCode lastError deliveredAt
+    }
+  }
+}
+"""
+
+
+def subscribe(
+    stack: Stack,
+    receiver: Receiver,
+    hook: str,
+    event_types: Sequence[str] = (),
+    secret: str | None = SECRET,
+) -> str:
+    """Subscribe ``receiver``'s hook through GraphQL as an admin; its id."""
+    body = stack.gql(
+        CREATE,
+        {"input": {"url": receiver.url(hook), "eventTypes": list(event_types), "secret": secret}},
+    )
+    assert "errors" not in body, body
+    result = body["data"]["result"]
+    assert result["__typename"] == "CreatedWebhookSubscription", result
+    if secret is not None:
+        assert result["secret"] == secret
+    receiver.secrets[hook] = result["secret"]  # the receiver keeps the secret shown once
+    assert result["subscription"]["active"] is True
+    subscription_id: str = result["subscription"]["id"]
+    return subscription_id
+
+
+def delivery_log(stack: Stack, subscription_id: str) -> dict[int, dict[str, Any]]:
+    body = stack.gql(SUBSCRIPTIONS)
+    assert "errors" not in body, body
+    [subscription] = [s for s in body["data"]["webhookSubscriptions"] if s["id"] == subscription_id]
+    return {d["notificationId"]: d for d in subscription["deliveries"]}
+
+
+def raise_alerts(journey: Journey, count: int, start: int = 0) -> None:
+    for number in range(start, start + count):
+        journey.issue(c.RaiseQualityAlert, severity="high", description=f"Drift #{number}")
+
+
+def notified_events(services: Services) -> Counter[tuple[str, int, str]]:
+    """Every committed event of a notified type, from the event store's own log."""
+    return Counter(
+        (str(n.originator_id), n.originator_version, NOTIFIED_TOPICS[n.topic])
+        for n in services.app.recorder.select_notifications(start=1, limit=1_000_000)
+        if n.topic in NOTIFIED_TOPICS
+    )
+
+
+def assert_outbox_is_the_notified_events(stack: Stack) -> None:
+    """Exactly one outbox row per committed event of a notified type, and no other."""
+    rows = Counter(
+        (str(row["originator_id"]), int(row["originator_version"]), row["kind"])
+        for row in stack.outbox()
+        if row["originator_id"] is not None
+    )
+    assert rows == notified_events(stack.services)
+
+
+def check_requests(receiver: Receiver, hook: str, notifications: dict[int, dict[str, Any]]) -> None:
+    """Each request to ``hook`` verified, and says what its outbox row says."""
+    requests = receiver.of(hook)
+    assert requests, f"no request reached {hook}"
+    assert [r.problem for r in requests if r.problem] == []
+    ids_of_delivery: dict[str, set[int]] = {}
+    for request in requests:
+        document = request.document
+        row = notifications.get(int(document["id"]))
+        assert row is not None, f"{hook} got notification {document['id']} it is not due"
+        assert request.content_type == "application/json"
+        assert request.event == document["type"] == row["kind"]
+        assert document["version"] == row["originator_version"]
+        ids_of_delivery.setdefault(request.delivery_id, set()).add(int(document["id"]))
+    # A redelivery repeats its delivery id (receivers deduplicate on it); ids are not reused.
+    assert all(len(ids) == 1 for ids in ids_of_delivery.values()), ids_of_delivery
+    assert len(ids_of_delivery) == len({int(r.document["id"]) for r in requests})
+
+
+def every_kind(stack: Stack) -> tuple[str, str]:
+    """At least one notification of each kind, each through the path it takes in real use.
+
+    Returns the key of the use case that lives a whole life and of the one refused at a gate.
+    """
+    journey = Journey(stack.app).register().reach(Stage.MEASUREMENT)  # advanced, deployed
+    for type_, data in (
+        (
+            "stagegate.quality.alert_raised",
+            {"alertId": "drift-1", "severity": "HIGH", "description": "Answers drift."},
+        ),
+        ("stagegate.quality.alert_resolved", {"alertId": "drift-1", "resolution": "Fixed."}),
+        ("stagegate.deployment.rolled_back", {"reason": "Latency doubled."}),
+    ):
+        outcome = stack.post_event(type_, journey.key, data)
+        assert outcome.get("status") == "accepted", outcome
+    journey.wait(1)
+    journey.issue(c.ReturnToStage, stage="pilot", reason="Rolled back; back to the pilot.")
+    journey.issue(c.Retire, reason="Replaced by the ERP vendor's own triage.")
+    refused = Journey(stack.app).register()
+    result = stack.api.mutate("advanceStage", {"key": refused.key})
+    assert result["__typename"] == "GateBlocked", result
+    return journey.key, refused.key
+
+
+# --- acceptance 5 ---------------------------------------------------------------------------
+
+
+def test_a_receiver_down_at_first_gets_every_notification_verified_and_without_gap(
+    stack: Stack, receiver: Receiver
+) -> None:
+    everything = subscribe(stack, receiver, "everything")
+    deployments = subscribe(
+        stack,
+        receiver,
+        "deployments",
+        ["DEPLOYMENT_RECORDED", "DEPLOYMENT_ROLLED_BACK"],
+        secret=None,  # generated, shown once
+    )
+    receiver.scripts = {"everything": [DROP, 503, 500, 429], "deployments": [503]}
+    lived, refused = every_kind(stack)
+    due = stack.notifications()
+    assert {row["kind"] for row in due.values()} == {n.value for n in Notification}
+    due_deployments = stack.notifications(
+        Notification.DEPLOYMENT_RECORDED, Notification.DEPLOYMENT_ROLLED_BACK
+    )
+
+    # The receiver is down: the first attempts fail, and say so in the delivery log.
+    first_round = stack.clock.now
+    assert stack.worker.run_once() > 0
+    assert len(receiver.requests) == len(due) + len(due_deployments)
+    failed = [int(r.document["id"]) for r in receiver.of("everything") if not r.accepted]
+    assert len(failed) == 4
+    log = delivery_log(stack, everything)
+    assert set(log) == set(due)
+    for notification_id, answer in zip(failed, [None, 503, 500, 429], strict=True):
+        entry = log[notification_id]
+        assert entry["status"] == "pending"
+        assert entry["attempts"] == 1
+        assert entry["lastStatusCode"] == answer
+        assert entry["lastError"]
+        assert entry["deliveredAt"] is None
+        next_attempt = datetime.fromisoformat(entry["nextAttemptAt"])
+        assert next_attempt == first_round + timedelta(seconds=2)
+
+    # Retries wait for their backoff ...
+    assert stack.worker.run_once() == 0
+    assert len(receiver.requests) == len(due) + len(due_deployments)
+    # ... and once it has passed, the receiver, back up, gets the rest.
+    stack.clock.advance(timedelta(seconds=2))
+    drain(stack.worker, stack.clock)
+
+    # No gap: every notification arrived, verified, on each subscription.
+    assert set(receiver.accepted("everything")) == set(due)
+    assert set(receiver.accepted("deployments")) == set(due_deployments)
+    check_requests(receiver, "everything", due)
+    check_requests(receiver, "deployments", due_deployments)
+    keys = {r.document["useCase"] for r in receiver.accepted("everything").values()}
+    assert keys == {lived, refused}
+    assert_outbox_is_the_notified_events(stack)
+
+    log = delivery_log(stack, everything)
+    assert {n: (d["status"], d["lastStatusCode"]) for n, d in log.items()} == {
+        n: ("delivered", 200) for n in due
+    }
+    assert {n: d["attempts"] for n, d in log.items()} == {n: 2 if n in failed else 1 for n in due}
+    assert all(d["deliveredAt"] and d["lastError"] is None for d in log.values())
+    assert {d["type"] for d in delivery_log(stack, deployments).values()} == {
+        "DEPLOYMENT_RECORDED",
+        "DEPLOYMENT_ROLLED_BACK",
+    }
+
+    # The receiver's check is not a formality: it refuses what it must refuse.
+    sample = next(iter(receiver.accepted("everything").values()))
+    now = time.time()
+    assert verify(SECRET, sample.timestamp, sample.signature, sample.body, now) is None
+    assert verify("another-secret-0123456789", sample.timestamp, sample.signature, sample.body, now)
+    assert verify(SECRET, sample.timestamp, sample.signature, sample.body + b" ", now)
+    assert verify(SECRET, sample.timestamp, sample.signature, sample.body, now + 3600)
+
+
+def test_a_worker_killed_mid_batch_loses_nothing(stack: Stack, receiver: Receiver) -> None:
+    subscribe(stack, receiver, "alerts")
+    receiver.scripts = {"alerts": [503, 503]}
+    journey = Journey(stack.app).register()
+    raise_alerts(journey, 12)
+    due = stack.notifications()
+    assert len(due) == 12
+
+    class Killed(BaseException):
+        """The process dies: nothing after this line of the worker runs."""
+
+    sent: list[str] = []
+
+    def dies_after_the_sixth(url: str, body: bytes, headers: dict[str, str]) -> int:
+        status = httpx.post(url, content=body, headers=headers, timeout=10).status_code
+        sent.append(headers["Stagegate-Delivery"])
+        if len(sent) == 6:
+            raise Killed  # the receiver has it; the worker never writes down that it did
+        return status
+
+    doomed = Webhooks(
+        stack.services.database, stack.services.webhooks.key_of, stack.clock, dies_after_the_sixth
+    )
+    with pytest.raises(Killed):
+        doomed.run_once()
+    assert len(receiver.requests) == 6
+    pending = [d for d in stack.deliveries() if d["status"] == "pending"]
+    assert len(pending) > 6  # it died mid-batch, with claims it never sent
+
+    # A new worker leaves the dead one's claims alone until their lease runs out ...
+    assert stack.worker.run_once() == 0
+    assert len(receiver.requests) == 6
+    # ... then delivers everything, the one in flight at the kill included.
+    stack.clock.advance(LEASE)
+    drain(stack.worker, stack.clock)
+
+    assert set(receiver.accepted("alerts")) == set(due)
+    check_requests(receiver, "alerts", due)
+    in_flight = [r for r in receiver.of("alerts") if r.delivery_id == sent[-1]]
+    assert len(in_flight) == 2  # delivered again: at least once, with the same delivery id
+    assert {d["status"] for d in stack.deliveries()} == {"delivered"}
+
+
+@pytest.mark.postgres
+def test_a_sigkilled_worker_process_loses_nothing(
+    postgres_stack: Stack, receiver: Receiver, tmp_path: Path
+) -> None:
+    stack = postgres_stack
+    settings = stack.services.settings
+    subscribe(stack, receiver, "alerts")
+    receiver.scripts = {"alerts": [503, 500, DROP]}
+    receiver.hold_at = 12  # the worker is killed while this request is in flight
+    journey = Journey(stack.app).register()
+    raise_alerts(journey, 30)
+    env = {
+        **os.environ,
+        "STAGEGATE_DATABASE_URL": settings.database_url,
+        "STAGEGATE_POSTGRES_SCHEMA": settings.postgres_schema,
+    }
+
+    def start_worker(log: str) -> subprocess.Popen[bytes]:
+        with (tmp_path / log).open("wb") as output:
+            return subprocess.Popen(
+                [sys.executable, "-m", "infra.cli", "webhooks", "run", "--poll", "0.05"],
+                env=env,
+                cwd=ROOT,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+
+    worker = start_worker("first.log")
+    try:
+        if not receiver.holding.wait(60):
+            pytest.fail(f"no 12th request; worker said:\n{(tmp_path / 'first.log').read_text()}")
+        worker.send_signal(signal.SIGKILL)
+        assert worker.wait(10) == -signal.SIGKILL
+    finally:
+        receiver.release.set()
+        if worker.poll() is None:
+            worker.kill()
+    assert len(receiver.requests) == 12
+    pending = [d for d in stack.deliveries() if d["status"] == "pending"]
+    assert len(pending) >= 30 - 12 + 1  # killed mid-run: the held one and the rest are owed
+
+    raise_alerts(journey, 5, start=30)  # while no worker runs
+    # The dead worker's claims are leased for LEASE; let that time pass (instead of waiting
+    # it out) by moving every owed delivery's due time back by it.
+    db = stack.services.database
+    with db.transaction() as curs:
+        curs.execute(
+            f"UPDATE {db.table(DELIVERIES)} SET next_attempt_at = next_attempt_at - %s"
+            " WHERE status = 'pending'",
+            (LEASE + timedelta(seconds=1),),
+        )
+
+    worker = start_worker("second.log")
+    try:
+        raise_alerts(journey, 5, start=35)  # while the restarted worker runs
+        due = stack.notifications()
+        assert len(due) == 40
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if set(receiver.accepted("alerts")) == set(due) and all(
+                d["status"] == "delivered" for d in stack.deliveries()
+            ):
+                break
+            if worker.poll() is not None:
+                break
+            time.sleep(0.1)
+    finally:
+        worker.terminate()
+        worker.wait(20)
+
+    missing = sorted(set(due) - set(receiver.accepted("alerts")))
+    assert missing == [], f"never delivered: {missing}\n{(tmp_path / 'second.log').read_text()}"
+    check_requests(receiver, "alerts", due)
+    assert {d["status"] for d in stack.deliveries()} == {"delivered"}
+    assert len(stack.deliveries()) == 40
+    held = receiver.requests[11]
+    assert held.accepted  # the receiver took it, but the worker died before hearing so ...
+    assert sum(r.delivery_id == held.delivery_id for r in receiver.requests) == 2  # ... resent
+
+
+def test_a_gate_refusal_is_announced_and_a_refused_command_is_not(
+    stack: Stack, receiver: Receiver
+) -> None:
+    subscription = subscribe(stack, receiver, "gates", ["GATE_BLOCKED"])
+    journey = Journey(stack.app).register()
+    journey.satisfy(RequirementCode.PRIORITY_SCORED)
+    before = stack.outbox()
+
+    refused = stack.api.mutate("advanceStage", {"key": journey.key})
+    assert refused["__typename"] == "GateBlocked", refused
+    [row] = stack.outbox()[len(before) :]
+    assert row["kind"] == Notification.GATE_BLOCKED
+    assert row["originator_id"] is None  # announced on its own: no event was appended
+
+    # Refusals other than a gate announce nothing and append nothing.
+    after_gate = stack.outbox()
+    version = journey.use_case.version
+    rule = stack.api.mutate(
+        "returnToStage", {"key": journey.key, "stage": "PILOT", "reason": "Back."}
+    )
+    assert rule["__typename"] == "RuleViolated", rule
+    invalid = stack.api.mutate("retire", {"key": journey.key, "reason": ""})
+    assert invalid["__typename"] == "ValidationFailed", invalid
+    forbidden = stack.api.mutate(
+        "retire", {"key": journey.key, "reason": "No."}, stack.api.tokens.viewer
+    )
+    assert forbidden["__typename"] == "Forbidden", forbidden
+    unknown_alert = stack.post_event(
+        "stagegate.quality.alert_resolved", journey.key, {"alertId": "none", "resolution": "-"}
+    )
+    assert unknown_alert["status"] == 422, unknown_alert
+    # A write that loses a race is rolled back with everything written in its transaction.
+    first, second = journey.use_case, journey.use_case
+    for copy in (first, second):
+        c.RaiseQualityAlert.parse(
+            {"key": journey.key, "severity": "low", "description": "Twice?"}
+        ).execute(copy, ctx().meta(), stack.app.policy())
+    stack.app.save(first)
+    with pytest.raises(IntegrityError):
+        stack.app.save(second)
+    assert journey.use_case.version == version + 1
+    [alert] = stack.outbox()[len(after_gate) :]
+    assert alert["kind"] == Notification.QUALITY_ALERT_RAISED
+    assert alert["originator_version"] == version + 1
+    assert_outbox_is_the_notified_events(stack)
+
+    drain(stack.worker, stack.clock)
+    [announced] = receiver.accepted("gates").values()  # the alert is not its type
+    check_requests(receiver, "gates", stack.notifications(Notification.GATE_BLOCKED))
+    document = announced.document
+    assert document["type"] == "stagegate.gate.blocked"
+    assert document["useCase"] == journey.key
+    assert document["data"]["stage"] == "proposed"
+    assert document["data"]["target"] == "pilot"
+    assert sorted(u["code"] for u in document["data"]["unmet"]) == sorted(
+        u["code"] for u in refused["unmet"]
+    )
+    assert "PRIORITY_SCORED" not in {u["code"] for u in document["data"]["unmet"]}
+    [entry] = delivery_log(stack, subscription).values()
+    assert (entry["type"], entry["status"]) == ("GATE_BLOCKED", "delivered")
+
+
+def test_a_removed_subscription_gets_nothing_new(stack: Stack, receiver: Receiver) -> None:
+    kept = subscribe(stack, receiver, "kept")
+    removed = subscribe(stack, receiver, "removed")
+    receiver.scripts = {"removed": [503]}
+    journey = Journey(stack.app).register()
+    raise_alerts(journey, 1)
+    assert stack.worker.run_once() > 0
+    assert [r.answer for r in receiver.of("removed")] == [503]  # owed a retry
+
+    result = stack.gql(REMOVE, {"id": removed})["data"]["result"]
+    assert result == {"__typename": "WebhookSubscription", "id": removed, "active": False}
+    raise_alerts(journey, 2, start=1)
+    drain(stack.worker, stack.clock)
+
+    assert [r.answer for r in receiver.of("removed")] == [503]  # no retry, nothing new
+    assert set(receiver.accepted("kept")) == set(stack.notifications())
+    assert len(receiver.accepted("kept")) == 3
+    listed = {s["id"]: s for s in stack.gql(SUBSCRIPTIONS)["data"]["webhookSubscriptions"]}
+    assert (listed[kept]["active"], listed[removed]["active"]) == (True, False)
+    assert [d["status"] for d in listed[removed]["deliveries"]] == ["pending"]
+
+    missing = stack.gql(REMOVE, {"id": str(uuid.uuid4())})["data"]["result"]
+    assert missing["__typename"] == "NotFound", missing
+
+
+def test_only_admins_manage_subscriptions(stack: Stack, receiver: Receiver) -> None:
+    existing = subscribe(stack, receiver, "admins")
+    tokens = stack.api.tokens
+    others = {
+        "editor": tokens.editor,
+        "approver": tokens.approver,
+        "viewer": tokens.viewer,
+        "auditor": tokens.auditor,
+        "integration": tokens.integration,
+    }
+    for role, token in others.items():
+        created = stack.gql(CREATE, {"input": {"url": receiver.url(role), "secret": SECRET}}, token)
+        assert created["data"]["result"]["__typename"] == "Forbidden", (role, created)
+        removal = stack.gql(REMOVE, {"id": existing}, token)
+        assert removal["data"]["result"]["__typename"] == "Forbidden", (role, removal)
+        listing = stack.gql(SUBSCRIPTIONS, token=token)
+        assert listing.get("data") is None, (role, listing)
+        assert listing["errors"], (role, listing)
+    [only] = stack.services.webhooks.list_subscriptions()
+    assert (only.id, only.active) == (existing, True)
+
+    for bad_input, path in (
+        ({"url": "ftp://example.com/hook"}, "url"),
+        ({"url": "not a url"}, "url"),
+        ({"url": receiver.url("short"), "secret": "short"}, "secret"),
+    ):
+        refused = stack.gql(CREATE, {"input": bad_input})["data"]["result"]
+        assert refused["__typename"] == "ValidationFailed", refused
+        assert [e["path"] for e in refused["errors"]] == [path]
+    assert len(stack.services.webhooks.list_subscriptions()) == 1
+
+
+# --- found while testing --------------------------------------------------------------------
+
+
+class _CommitsLate(Database):
+    """The store, but each transaction waits for ``go`` after its work, before committing."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database.datastore)
+        self.written, self.go = threading.Event(), threading.Event()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with super().transaction() as curs:
+            yield curs
+            self.written.set()
+            self.go.wait(30)
+
+
+@pytest.mark.postgres
+def test_a_gate_refusal_committing_after_a_later_event_is_still_delivered(
+    postgres_stack: Stack, receiver: Receiver
+) -> None:
+    """An outbox row that commits after a higher-numbered one must not be skipped.
+
+    A gate refusal's outbox row is inserted without an event; here its transaction is slow
+    to commit (as under load) while another use case's event is being appended and the
+    worker runs in between. The refusal holds the append lock, so the event waits for it and
+    the fan-out cannot pass the refusal's row before it is committed.
+    """
+    stack = postgres_stack
+    subscribe(stack, receiver, "everything")
+    journey = Journey(stack.app).register()
+    with pytest.raises(GateBlocked) as refusal:
+        journey.advance()
+    slow = _CommitsLate(stack.services.database)
+    announcing = threading.Thread(
+        target=announce_gate_blocked,
+        args=(slow, stack.app.recorder.events_table_name, journey.key, refusal.value, ADMIN),
+    )
+    appending = threading.Thread(target=raise_alerts, args=(Journey(stack.app).register(), 1))
+    announcing.start()
+    try:
+        assert slow.written.wait(10)
+        appending.start()
+        appending.join(1.0)
+        assert appending.is_alive(), "an event was appended while a refusal was uncommitted"
+        stack.worker.run_once()
+    finally:
+        slow.go.set()
+        announcing.join(10)
+        if appending.ident is not None:
+            appending.join(10)
+    drain(stack.worker, stack.clock)
+
+    due = stack.notifications()
+    assert sorted(row["kind"] for row in due.values()) == [
+        Notification.GATE_BLOCKED,
+        Notification.QUALITY_ALERT_RAISED,
+    ]
+    missing = {n: due[n]["kind"] for n in set(due) - set(receiver.accepted("everything"))}
+    assert missing == {}, f"outbox rows never delivered: {missing}"
+
+
+def test_the_docs_tell_a_receiver_how_to_verify_a_request() -> None:
+    """The issue asks to document how a receiver verifies a signature; the code points to it."""
+    docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "\n".join(path.read_text() for path in docs if path.exists())
+    for needed in ("Stagegate-Signature", "Stagegate-Timestamp", "HMAC-SHA256"):
+        assert needed in text, (
+            f"no document mentions {needed} (infra/webhooks.py cites docs/webhooks.md)"
+        )
