@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -25,6 +26,48 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
         schema = self.datastore.schema
         for part in (chain, deliveries, outbox):
             self.sql_create_statements += part.postgres_statements(schema, self.events_table_name)
+
+    def select_latest_of_many(
+        self, ids: Sequence[UUID], snapshots_table: str | None, known: dict[UUID, int]
+    ) -> tuple[list[StoredEvent], list[StoredEvent]]:
+        """For each aggregate: the events after the version the caller ``known``s, or else
+        its latest snapshot (if any) and the events after that. Two queries in all, on one
+        connection, where loading them one by one costs two each."""
+        schema = self.datastore.schema
+        events = f'"{schema}"."{self.events_table_name}"' if schema else self.events_table_name
+        after: dict[Any, int] = dict(known)
+        snapshots: list[StoredEvent] = []
+        unknown = [i for i in ids if i not in known]
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            if snapshots_table is not None and unknown:
+                table = f'"{schema}"."{snapshots_table}"' if schema else snapshots_table
+                curs.execute(
+                    "SELECT s.originator_id, s.originator_version, s.topic, s.state"
+                    " FROM unnest(%s::uuid[]) AS wanted(id) CROSS JOIN LATERAL ("
+                    f"  SELECT * FROM {table} WHERE originator_id = wanted.id"
+                    "   ORDER BY originator_version DESC LIMIT 1) s",
+                    (unknown,),
+                )
+                snapshots = [_stored(row) for row in curs.fetchall()]
+                after.update((s.originator_id, s.originator_version) for s in snapshots)
+            curs.execute(
+                "SELECT e.originator_id, e.originator_version, e.topic, e.state"
+                " FROM unnest(%s::uuid[], %s::bigint[]) AS wanted(id, after)"
+                f" JOIN {events} e ON e.originator_id = wanted.id"
+                "  AND e.originator_version > wanted.after"
+                " ORDER BY e.originator_id, e.originator_version",
+                (list(ids), [after.get(i, 0) for i in ids]),
+            )
+            return snapshots, [_stored(row) for row in curs.fetchall()]
+
+
+def _stored(row: Any) -> StoredEvent:
+    return StoredEvent(
+        originator_id=row["originator_id"],
+        originator_version=row["originator_version"],
+        topic=row["topic"],
+        state=bytes(row["state"]),
+    )
 
 
 class StagegateSQLiteRecorder(SQLiteApplicationRecorder):
