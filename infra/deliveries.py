@@ -123,14 +123,32 @@ class DeliveryLog:
     def find(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], DeliveryRecord]:
         """The records of these (source, id) deliveries, where there are any."""
         found: dict[tuple[str, str], DeliveryRecord] = {}
-        for start in range(0, len(keys), 200):
-            chunk = keys[start : start + 200]
-            where = " OR ".join(["(source = %s AND delivery_id = %s)"] * len(chunk))
-            with self.db.transaction() as curs:
-                curs.execute(
-                    f"SELECT * FROM {self.table} WHERE {where}",
-                    [part for key in chunk for part in key],
+        if not keys:
+            return found
+        chunks: list[tuple[str, list[Any]]]
+        if self.db.is_postgres:
+            # A join on two arrays: one plan whatever the count (a long OR is slow to plan).
+            chunks = [
+                (
+                    f"SELECT d.* FROM unnest(%s::text[], %s::text[]) AS k(source, delivery_id)"
+                    f" JOIN {self.table} d USING (source, delivery_id)",
+                    [[source for source, _ in keys], [delivery for _, delivery in keys]],
                 )
+            ]
+        else:
+            chunks = []
+            for start in range(0, len(keys), 200):
+                chunk = keys[start : start + 200]
+                where = " OR ".join(["(source = %s AND delivery_id = %s)"] * len(chunk))
+                chunks.append(
+                    (
+                        f"SELECT * FROM {self.table} WHERE {where}",
+                        [part for key in chunk for part in key],
+                    )
+                )
+        with self.db.transaction() as curs:
+            for statement, params in chunks:
+                curs.execute(statement, params)
                 for row in curs.fetchall():
                     record = _record(row)
                     found[(record.source, record.delivery_id)] = record

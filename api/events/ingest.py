@@ -91,7 +91,9 @@ class Ingestion:
             else:
                 fresh.append(indexes[0])  # later copies in the batch replay its outcome
         self._apply(events, fresh, outcomes, actor, correlation_id)
-        settled = self.deliveries.find([k for k in pending if k not in recorded])
+        # Lost races and later copies within the batch are answered from the log's record.
+        unsettled = [k for k, ix in pending.items() if any(outcomes[i] is None for i in ix)]
+        settled = self.deliveries.find(unsettled) if unsettled else {}
         for key, indexes in pending.items():
             for index in indexes:
                 if outcomes[index] is not None:
