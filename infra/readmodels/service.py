@@ -56,6 +56,7 @@ class ReadModelService:
         ]
         self.queries = SqlQueries(db)
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._worker: threading.Thread | None = None
 
     def create_tables(self) -> None:
@@ -78,6 +79,11 @@ class ReadModelService:
                 log.warning("read models did not reach notification %s in %ss", target, timeout)
                 return
             time.sleep(0.01)
+
+    def wake(self) -> None:
+        """New events were written: have the background thread project them now, without
+        waiting for it (for writers whose answer shows nothing from the read models)."""
+        self._wake.set()
 
     def last_notification_id(self) -> int:
         with self.db.transaction() as curs:
@@ -110,7 +116,8 @@ class ReadModelService:
                 done = 0
                 self._stop.wait(1.0)
             if done == 0:
-                self._stop.wait(poll_interval)
+                self._wake.wait(poll_interval)
+                self._wake.clear()
 
     def start(self) -> None:
         """Run ``run_forever`` in a background thread."""
@@ -120,6 +127,7 @@ class ReadModelService:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._worker is not None:
             self._worker.join(timeout=10)
             self._worker = None
