@@ -7,7 +7,7 @@ server's ``timestamp``; business times (``measured_at``, ``deployed_at``...) are
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from domain.eventmodel import AggregateCreated, AggregateEvent
 from domain.gates import RequirementCode
@@ -40,10 +40,17 @@ from domain.values import (
 class UseCaseEvent(AggregateEvent):
     """Base of every use-case event."""
 
+    business_time_path: ClassVar[tuple[str, ...]] = ()
+    """Where in the event the business time is, if it reports one (the history read model
+    reads the same path out of the stored JSON)."""
+
     @property
     def business_time(self) -> datetime | None:
         """When the reported fact happened in the business, if the event reports one."""
-        return None
+        value: Any = self
+        for name in self.business_time_path:
+            value = getattr(value, name)
+        return value if self.business_time_path else None
 
 
 class Registered(UseCaseEvent, AggregateCreated):
@@ -99,9 +106,7 @@ class AcceptanceCriteriaDefined(UseCaseEvent):
 class BaselineCaptured(UseCaseEvent):
     baseline: Baseline
 
-    @property
-    def business_time(self) -> datetime | None:
-        return self.baseline.measured_at
+    business_time_path: ClassVar[tuple[str, ...]] = ("baseline", "measured_at")
 
     def apply(self, aggregate: Any) -> None:
         aggregate.state.baselines[self.baseline.metric] = self.baseline
@@ -120,9 +125,7 @@ class CandidateVersionRegistered(UseCaseEvent):
 class EvaluationRecorded(UseCaseEvent):
     evaluation: Evaluation
 
-    @property
-    def business_time(self) -> datetime | None:
-        return self.evaluation.evaluated_at
+    business_time_path: ClassVar[tuple[str, ...]] = ("evaluation", "evaluated_at")
 
     def apply(self, aggregate: Any) -> None:
         aggregate.state.evaluations.append(self.evaluation)
@@ -155,9 +158,7 @@ class StageAdvanced(UseCaseEvent):
 class DeploymentRecorded(UseCaseEvent):
     deployment: Deployment
 
-    @property
-    def business_time(self) -> datetime | None:
-        return self.deployment.deployed_at
+    business_time_path: ClassVar[tuple[str, ...]] = ("deployment", "deployed_at")
 
     def apply(self, aggregate: Any) -> None:
         state: UseCaseState = aggregate.state
@@ -184,9 +185,7 @@ class RolledBack(UseCaseEvent):
     to_version: str | None
     rolled_back_at: datetime
 
-    @property
-    def business_time(self) -> datetime | None:
-        return self.rolled_back_at
+    business_time_path: ClassVar[tuple[str, ...]] = ("rolled_back_at",)
 
     def apply(self, aggregate: Any) -> None:
         state: UseCaseState = aggregate.state
@@ -198,9 +197,7 @@ class RolledBack(UseCaseEvent):
 class MeasurementRecorded(UseCaseEvent):
     measurement: Measurement
 
-    @property
-    def business_time(self) -> datetime | None:
-        return self.measurement.measured_at
+    business_time_path: ClassVar[tuple[str, ...]] = ("measurement", "measured_at")
 
     def apply(self, aggregate: Any) -> None:
         latest = aggregate.state.latest_measurements
@@ -212,9 +209,7 @@ class MeasurementRecorded(UseCaseEvent):
 class AdoptionRecorded(UseCaseEvent):
     adoption: Adoption
 
-    @property
-    def business_time(self) -> datetime | None:
-        return self.adoption.measured_at
+    business_time_path: ClassVar[tuple[str, ...]] = ("adoption", "measured_at")
 
     def apply(self, aggregate: Any) -> None:
         state: UseCaseState = aggregate.state
@@ -226,9 +221,7 @@ class AdoptionRecorded(UseCaseEvent):
 class InferenceCostRecorded(UseCaseEvent):
     cost: InferenceCost
 
-    @property
-    def business_time(self) -> datetime | None:
-        return self.cost.period_end
+    business_time_path: ClassVar[tuple[str, ...]] = ("cost", "period_end")
 
     def apply(self, aggregate: Any) -> None:
         """Costs change no rule; they are summed by the read models."""
@@ -281,9 +274,7 @@ class ChangeApproved(UseCaseEvent):
 class QualityAlertRaised(UseCaseEvent):
     alert: QualityAlert
 
-    @property
-    def business_time(self) -> datetime | None:
-        return self.alert.raised_at
+    business_time_path: ClassVar[tuple[str, ...]] = ("alert", "raised_at")
 
     def apply(self, aggregate: Any) -> None:
         state: UseCaseState = aggregate.state
@@ -296,9 +287,7 @@ class QualityAlertResolved(UseCaseEvent):
     resolved_at: datetime
     resolution: str
 
-    @property
-    def business_time(self) -> datetime | None:
-        return self.resolved_at
+    business_time_path: ClassVar[tuple[str, ...]] = ("resolved_at",)
 
     def apply(self, aggregate: Any) -> None:
         # Resolved alerts leave the state (their history stays in the log and read models).

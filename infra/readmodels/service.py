@@ -50,9 +50,10 @@ class ReadModelService:
             f"SELECT MAX({'notification_id' if db.is_postgres else 'rowid'}) AS n"
             f" FROM {events_table}"
         )
+        projections = (SummaryProjection(db, events_table), HistoryProjection(db, events_table))
         self.runners = [
             ProjectionRunner(db, app.mapper, events_table, projection, fault)
-            for projection in (SummaryProjection(db, events_table), HistoryProjection(db))
+            for projection in projections
         ]
         self.queries = SqlQueries(db)
         self._stop = threading.Event()
