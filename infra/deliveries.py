@@ -127,11 +127,13 @@ class DeliveryLog:
             return found
         chunks: list[tuple[str, list[Any]]]
         if self.db.is_postgres:
-            # A join on two arrays: one plan whatever the count (a long OR is slow to plan).
+            # One lookup by primary key per delivery, whatever the count (a long OR is slow
+            # to plan) and whatever the statistics say (a join may scan the whole table).
             chunks = [
                 (
-                    f"SELECT d.* FROM unnest(%s::text[], %s::text[]) AS k(source, delivery_id)"
-                    f" JOIN {self.table} d USING (source, delivery_id)",
+                    "SELECT d.* FROM unnest(%s::text[], %s::text[]) AS k(source, delivery_id)"
+                    f" CROSS JOIN LATERAL (SELECT * FROM {self.table}"
+                    "  WHERE source = k.source AND delivery_id = k.delivery_id) d",
                     [[source for source, _ in keys], [delivery for _, delivery in keys]],
                 )
             ]

@@ -51,11 +51,14 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
                 snapshots = [_stored(row) for row in curs.fetchall()]
                 after.update((s.originator_id, s.originator_version) for s in snapshots)
             curs.execute(
+                # LATERAL: an index scan per aggregate whatever the planner's statistics say
+                # (a plain join chose to scan the whole table while they were missing).
                 "SELECT e.originator_id, e.originator_version, e.topic, e.state"
-                " FROM unnest(%s::uuid[], %s::bigint[]) AS wanted(id, after)"
-                f" JOIN {events} e ON e.originator_id = wanted.id"
-                "  AND e.originator_version > wanted.after"
-                " ORDER BY e.originator_id, e.originator_version",
+                " FROM unnest(%s::uuid[], %s::bigint[]) WITH ORDINALITY AS wanted(id, after, n)"
+                " CROSS JOIN LATERAL ("
+                f"  SELECT * FROM {events} WHERE originator_id = wanted.id"
+                "   AND originator_version > wanted.after ORDER BY originator_version) e"
+                " ORDER BY wanted.n, e.originator_version",
                 (list(ids), [after.get(i, 0) for i in ids]),
             )
             return snapshots, [_stored(row) for row in curs.fetchall()]
