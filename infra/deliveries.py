@@ -54,7 +54,9 @@ def postgres_statements(schema: str, events_table: str) -> list[Composed]:
             "CREATE OR REPLACE FUNCTION {record}() RETURNS trigger LANGUAGE plpgsql AS $$ "
             "DECLARE meta jsonb; "
             "BEGIN "
-            "  meta := convert_from(NEW.state, 'UTF8')::jsonb -> 'meta'; "
+            # (jsonb refuses the escape \u0000, which a delivery's meta never holds.)
+            "  meta := replace(convert_from(NEW.state, 'UTF8'), '\\u0000', '')::jsonb"
+            "    -> 'meta'; "
             "  IF meta ->> 'delivery_id' IS NOT NULL THEN "
             "    INSERT INTO {table} (source, delivery_id, fingerprint, status, "
             "      originator_id, originator_version) "

@@ -118,12 +118,24 @@ def _envelope_errors(raw: dict[str, Any]) -> list[tuple[str, str]]:
             errors.append((name, "must be a non-empty string"))
         elif len(value) > MAX_ATTRIBUTE:
             errors.append((name, f"must be at most {MAX_ATTRIBUTE} characters"))
+        elif any(ord(character) < 32 or ord(character) == 127 for character in value):
+            errors.append((name, "must not contain control characters"))
+        elif not _encodable(value):
+            errors.append((name, "must be Unicode text (it holds an unpaired surrogate)"))
     content_type = raw.get("datacontenttype")
     if content_type is not None and content_type not in ("application/json", "text/json"):
         errors.append(("datacontenttype", "must be application/json: data is a JSON object"))
     if "data_base64" in raw:
         errors.append(("data_base64", "binary data is not accepted; send data as JSON"))
     return errors
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _invalid(errors: list[tuple[str, str]]) -> dict[str, Any]:

@@ -57,7 +57,10 @@ class HistoryProjection:
             "  j #>> '{meta,reason}', j #>> '{meta,correlation_id}', j #>> '{meta,source}',"
             "  j #>> '{meta,delivery_id}', (j #>> '{meta,corrects}')::bigint, payload"
             " FROM (SELECT notification_id, originator_id, originator_version, topic,"
-            "   convert_from(state, 'UTF8') AS payload, convert_from(state, 'UTF8')::jsonb AS j"
+            "   convert_from(state, 'UTF8') AS payload, "
+            # jsonb refuses the escape \u0000, which no column here reads: drop it rather than
+            # let one such event stop the projection.
+            "   replace(convert_from(state, 'UTF8'), '\\u0000', '')::jsonb AS j"
             f"  FROM {events_table} WHERE notification_id > %s AND notification_id <= %s) s"
         )
 

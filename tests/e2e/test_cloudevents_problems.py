@@ -303,6 +303,9 @@ ENVELOPE_CASES: list[tuple[str, Any, str]] = [
     ("xml data", _with(datacontenttype="text/xml"), "datacontenttype"),
     ("binary data", _with(data_base64="aGVsbG8="), "data_base64"),
     ("a 513-character subject", _with(subject="k" * 513), "subject"),
+    ("a NUL in the id", _with(id="delivery-\x00-1"), "id"),
+    ("a control character in the source", _with(source="https://ci\x07.example.com"), "source"),
+    ("an unpaired surrogate in the subject", _with(subject="uc-\udc80"), "subject"),
     ("an extension with a bad name", _with(**{"trace-id": "x"}), "trace-id"),
 ]
 
