@@ -30,8 +30,7 @@ def test_history_written_by_the_database_equals_history_written_by_python(
         with db.transaction() as curs:
             curs.execute(f"DELETE FROM {db.table(schema.HISTORY)}")
             curs.execute(
-                f"UPDATE {db.table(schema.POSITIONS)} SET position = 0"
-                " WHERE projection = 'history'"
+                f"UPDATE {db.table(schema.POSITIONS)} SET position = 0 WHERE projection = 'history'"
             )
         history_runner._in_database = False  # the SQLite path: decoded events, rows from Python
         history_runner.catch_up()
