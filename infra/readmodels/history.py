@@ -61,7 +61,9 @@ class HistoryProjection:
             # jsonb refuses the escape \u0000, which no column here reads: drop it rather than
             # let one such event stop the projection.
             "   replace(convert_from(state, 'UTF8'), '\\u0000', '')::jsonb AS j"
-            f"  FROM {events_table} WHERE notification_id > %s AND notification_id <= %s) s"
+            f"  FROM {events_table} WHERE notification_id > %s AND notification_id <= %s"
+            # OFFSET 0 keeps the subquery whole: inlined, each j below would parse the JSON again.
+            "  OFFSET 0) s"
         )
 
     def apply_range(self, curs: Cursor, after: int, upto: int) -> None:
