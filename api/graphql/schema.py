@@ -9,16 +9,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from starlette.concurrency import run_in_threadpool
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
+from strawberry.extensions.query_depth_limiter import create_validator as max_depth_rule
 
 from api.graphql.context import Context
 from api.graphql.derive import input_type, to_wire
@@ -162,12 +163,18 @@ def _is_unexpected(error: GraphQLError) -> bool:
 def build_schema(max_depth: int, max_aliases: int) -> strawberry.Schema:
     # Factories: strawberry builds fresh extensions per request (the caches live at module
     # level, shared). Parsing and validating dominate a small query's cost; both caches more
-    # than double throughput for the repeated queries portals send.
+    # than double throughput for the repeated queries portals send. The validation cache is
+    # keyed by the rules too, so the depth and alias rules are built once, here: the
+    # QueryDepthLimiter and MaxAliasesLimiter extensions build new rule classes per request,
+    # and with them no validation was ever found in the cache.
+    rules: list[type[ASTValidationRule]] = [
+        max_depth_rule(max_depth, None, None),
+        max_aliases_rule(max_aliases),
+    ]
     extensions: list[Any] = [
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
-        lambda: QueryDepthLimiter(max_depth=max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=max_aliases),
+        lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=4000),
         # Unexpected failures (a database outage, a bug) are logged in full but answered with
         # a generic message, so no internals leak to callers.
