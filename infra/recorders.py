@@ -35,33 +35,47 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
         connection, where loading them one by one costs two each."""
         schema = self.datastore.schema
         events = f'"{schema}"."{self.events_table_name}"' if schema else self.events_table_name
-        after: dict[Any, int] = dict(known)
-        snapshots: list[StoredEvent] = []
-        unknown = [i for i in ids if i not in known]
+        snapshots = None
+        if snapshots_table is not None:
+            snapshots = f'"{schema}"."{snapshots_table}"' if schema else snapshots_table
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            if snapshots_table is not None and unknown:
-                table = f'"{schema}"."{snapshots_table}"' if schema else snapshots_table
-                curs.execute(
-                    "SELECT s.originator_id, s.originator_version, s.topic, s.state"
-                    " FROM unnest(%s::uuid[]) AS wanted(id) CROSS JOIN LATERAL ("
-                    f"  SELECT * FROM {table} WHERE originator_id = wanted.id"
-                    "   ORDER BY originator_version DESC LIMIT 1) s",
-                    (unknown,),
-                )
-                snapshots = [_stored(row) for row in curs.fetchall()]
-                after.update((s.originator_id, s.originator_version) for s in snapshots)
-            curs.execute(
-                # LATERAL: an index scan per aggregate whatever the planner's statistics say
-                # (a plain join chose to scan the whole table while they were missing).
-                "SELECT e.originator_id, e.originator_version, e.topic, e.state"
-                " FROM unnest(%s::uuid[], %s::bigint[]) WITH ORDINALITY AS wanted(id, after, n)"
-                " CROSS JOIN LATERAL ("
-                f"  SELECT * FROM {events} WHERE originator_id = wanted.id"
-                "   AND originator_version > wanted.after ORDER BY originator_version) e"
-                " ORDER BY wanted.n, e.originator_version",
-                (list(ids), [after.get(i, 0) for i in ids]),
-            )
-            return snapshots, [_stored(row) for row in curs.fetchall()]
+            return select_latest_of_many(curs, events, snapshots, ids, known)
+
+
+def select_latest_of_many(
+    curs: Any,
+    events_table: str,
+    snapshots_table: str | None,
+    ids: Sequence[UUID],
+    known: dict[UUID, int],
+) -> tuple[list[StoredEvent], list[StoredEvent]]:
+    """``StagegatePostgresRecorder.select_latest_of_many`` on a given cursor (so within its
+    transaction); the table names come qualified."""
+    after: dict[Any, int] = dict(known)
+    snapshots: list[StoredEvent] = []
+    unknown = [i for i in ids if i not in known]
+    if snapshots_table is not None and unknown:
+        curs.execute(
+            "SELECT s.originator_id, s.originator_version, s.topic, s.state"
+            " FROM unnest(%s::uuid[]) AS wanted(id) CROSS JOIN LATERAL ("
+            f"  SELECT * FROM {snapshots_table} WHERE originator_id = wanted.id"
+            "   ORDER BY originator_version DESC LIMIT 1) s",
+            (unknown,),
+        )
+        snapshots = [_stored(row) for row in curs.fetchall()]
+        after.update((s.originator_id, s.originator_version) for s in snapshots)
+    curs.execute(
+        # LATERAL: an index scan per aggregate whatever the planner's statistics say
+        # (a plain join chose to scan the whole table while they were missing).
+        "SELECT e.originator_id, e.originator_version, e.topic, e.state"
+        " FROM unnest(%s::uuid[], %s::bigint[]) WITH ORDINALITY AS wanted(id, after, n)"
+        " CROSS JOIN LATERAL ("
+        f"  SELECT * FROM {events_table} WHERE originator_id = wanted.id"
+        "   AND originator_version > wanted.after ORDER BY originator_version) e"
+        " ORDER BY wanted.n, e.originator_version",
+        (list(ids), [after.get(i, 0) for i in ids]),
+    )
+    return snapshots, [_stored(row) for row in curs.fetchall()]
 
 
 def _stored(row: Any) -> StoredEvent:

@@ -6,6 +6,7 @@ is the one ``useCase(key)`` reports.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -95,7 +96,11 @@ def summarize(
         adoption_rate=state.latest_adoption.rate if state.latest_adoption else None,
         estimated_annual_value=statement.estimated_annual_value if statement else None,
         value_currency=statement.currency if statement else None,
-        state_json=state.model_dump_json(),
+        # Keys sorted: a state loaded from a snapshot (stored canonically) and the same state
+        # built event by event hold their dicts in different orders, and must read the same.
+        state_json=json.dumps(
+            state.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ),
     )
 
 

@@ -83,6 +83,7 @@ class ProjectionRunner:
             else f"UPDATE {positions} SET position = position WHERE projection = %s"
         )
         self._select_position = f"SELECT position FROM {positions} WHERE projection = %s"
+        self._count_log = f"SELECT COUNT(*) AS n, MAX(notification_id) AS head FROM {events_table}"
         self._range_end = (
             f"SELECT COUNT(*) AS n, MAX(notification_id) AS upto FROM (SELECT notification_id"
             f" FROM {events_table} WHERE notification_id > %s ORDER BY notification_id LIMIT %s) s"
@@ -116,6 +117,34 @@ class ProjectionRunner:
             total += done
             if done == 0:
                 return total
+
+    def rebuild_at_once(self, rebuild: Callable[[Cursor, int], None]) -> int:
+        """Project the whole log in one transaction with ``rebuild(curs, head)`` (which writes
+        every row as of ``head`` into emptied tables); returns how many events it covered.
+
+        REPEATABLE READ: the log read is exactly the log up to ``head``, whatever is appended
+        meanwhile; those later events are the live runner's, from ``head`` on.
+        """
+        with self._lock:
+            try:
+                with self.db.transaction() as curs:
+                    curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    curs.execute(self._lock_position, (self.name,))
+                    curs.execute(self._select_position, (self.name,))
+                    row = curs.fetchone()
+                    if row is None or int(row["position"]) != 0:
+                        raise RuntimeError(f"{self.name}: rebuild needs emptied read models")
+                    curs.execute(self._count_log)
+                    counted = curs.fetchone()
+                    assert counted is not None
+                    done, head = int(counted["n"]), int(counted["head"] or 0)
+                    if done:
+                        rebuild(curs, head)
+                        curs.execute(self._move_position, (head, self.name))
+            except BaseException:
+                self.projection.forget()
+                raise
+        return done
 
     def _run_transaction(self, max_events: int, page_size: int) -> int:
         done = 0

@@ -50,6 +50,13 @@ class ReadModelService:
             f"SELECT MAX({'notification_id' if db.is_postgres else 'rowid'}) AS n"
             f" FROM {events_table}"
         )
+        self._mapper = app.mapper
+        snapshots = app.snapshots
+        self._snapshots_table = (
+            db.table(snapshots.recorder.events_table_name)  # type: ignore[attr-defined]
+            if snapshots is not None
+            else None
+        )
         projections = (SummaryProjection(db, events_table), HistoryProjection(db, events_table))
         self.runners = [
             ProjectionRunner(db, app.mapper, events_table, projection, fault)
@@ -93,7 +100,12 @@ class ReadModelService:
         return int(row["n"]) if row and row["n"] is not None else 0
 
     def rebuild(self) -> int:
-        """Empty every read model and project the whole log again."""
+        """Empty every read model and project the whole log again.
+
+        On PostgreSQL the summaries are rebuilt from the use cases themselves (see
+        ``SummaryProjection.rebuild_to``) while, on a second connection, the database writes
+        the history; each in one transaction of its own, with its own position.
+        """
         with self.db.transaction() as curs:
             for runner in self.runners:
                 for table in schema.tables_of(runner.name):
@@ -105,7 +117,33 @@ class ReadModelService:
                 )
         for runner in self.runners:
             runner.projection.forget()
-        return sum(runner.catch_up(REBUILD_TRANSACTION) for runner in self.runners)
+        if not self.db.is_postgres:
+            return sum(runner.catch_up(REBUILD_TRANSACTION) for runner in self.runners)
+        summaries, history = self.runners
+        assert isinstance(summaries.projection, SummaryProjection)
+        projection = summaries.projection
+        counts: dict[str, int] = {}
+        failures: list[BaseException] = []
+
+        def rebuild_history() -> None:
+            try:
+                counts["history"] = history.catch_up(REBUILD_TRANSACTION)
+            except BaseException as error:
+                failures.append(error)
+
+        writing_history = threading.Thread(target=rebuild_history, name="rebuild-history")
+        writing_history.start()
+        try:
+            counts["summaries"] = summaries.rebuild_at_once(
+                lambda curs, head: projection.rebuild_to(
+                    curs, head, self._mapper, self._snapshots_table
+                )
+            )
+        finally:
+            writing_history.join()
+        if failures:
+            raise failures[0]
+        return counts["summaries"] + counts["history"]
 
     def run_forever(self, poll_interval: float = 0.2) -> None:
         """Keep projecting until ``stop()``; each transaction is small, so lag stays low."""

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from dataclasses import astuple, fields
+from dataclasses import fields
 from typing import Any
 from uuid import UUID
+
+from eventsourcing.persistence import Mapper
+from eventsourcing.utils import get_topic
 
 from domain.policy import POLICY_ID, Policy, PolicyInForce
 from domain.state import UseCaseState
@@ -22,9 +25,12 @@ from domain.values import Stage
 from infra.database import Cursor, Database
 from infra.readmodels.runner import LoggedEvent
 from infra.readmodels.schema import COSTS, PERIODS, SUMMARIES, UNMET
+from infra.recorders import select_latest_of_many
 from projections.summaries import UseCaseSummary, summarize
 
 CACHE_SIZE = 20_000
+REBUILD_CHUNK = 1_000
+"""Use cases loaded per query when rebuilding."""
 _STAGE_EVENTS = (e.Registered, e.StageAdvanced, e.ReturnedToStage, e.Retired)
 _COLUMNS = [f.name for f in fields(UseCaseSummary) if f.name != "unmet_codes"]
 _TIMESTAMPS = {"stage_since", "registered_at", "updated_at", "first_production_deployment_at"}
@@ -60,6 +66,9 @@ class SummaryProjection:
         self._unmet = t(UNMET)
         self._periods = t(PERIODS)
         self._costs = t(COSTS)
+        self._events = events_table
+        self._copy_summary_rows = f"COPY {self._summaries} ({', '.join(_COLUMNS)}) FROM STDIN"
+        self._rebuild_sql()
 
     # --- the projection protocol ----------------------------------------------------------
 
@@ -139,6 +148,96 @@ class SummaryProjection:
         self._policy = None
         self._policy_changed = False
         self._committed_position = None
+
+    # --- rebuilding at once (PostgreSQL) -------------------------------------------------------
+
+    def rebuild_to(
+        self, curs: Cursor, head: int, mapper: Mapper[Any], snapshots_table: str | None
+    ) -> None:
+        """Write every row as of ``head`` into emptied tables, in ``curs``'s transaction.
+
+        What replaying the log event by event would write, at a cost that grows with the
+        number of use cases rather than of events: each summary comes from its use case
+        loaded at its latest version (snapshot and the events after it), every use case
+        judged by the policy in force at ``head``, as the live projection leaves them after
+        re-judging all at each policy change; stage periods and costs come from their events
+        by SQL. The transaction must see exactly the log up to ``head`` (REPEATABLE READ).
+        """
+        self.forget()
+        self._policy = self._policy_at(curs, head)
+        curs.execute(
+            f"SELECT originator_id FROM {self._events}"
+            " WHERE originator_version = 1 AND topic = %s AND notification_id <= %s"
+            " ORDER BY notification_id",
+            (get_topic(e.Registered), head),
+        )
+        ids = [row["originator_id"] for row in curs.fetchall()]
+        for start in range(0, len(ids), REBUILD_CHUNK):
+            chunk = ids[start : start + REBUILD_CHUNK]
+            snapshots, events = select_latest_of_many(
+                curs, self._events, snapshots_table, chunk, {}
+            )
+            loaded: dict[str, Any] = {}
+            for stored in (*snapshots, *events):
+                key = str(stored.originator_id)
+                event: Any = mapper.to_domain_event(stored)
+                loaded[key] = event.mutate(loaded.get(key))
+            self._copy_summaries(curs, loaded)
+        curs.execute(self._rebuild_periods, (head,))
+        curs.execute(self._rebuild_costs, (head,))
+        self.forget()
+
+    def _copy_summaries(self, curs: Cursor, aggregates: dict[str, UseCase]) -> None:
+        """Into emptied tables, COPY: what ``_write_summaries`` upserts, several times faster."""
+        assert self._policy is not None
+        unmet: list[tuple[str, str]] = []
+        with curs.copy(self._copy_summary_rows) as copy:  # type: ignore[attr-defined]
+            for key, aggregate in aggregates.items():
+                summary = summarize(
+                    key,
+                    aggregate.state,
+                    aggregate.version,
+                    aggregate.created_on,
+                    aggregate.modified_on,
+                    self._policy,
+                )
+                copy.write_row(self._row(summary))
+                unmet.extend((key, code) for code in summary.unmet_codes)
+        with curs.copy(f"COPY {self._unmet} (use_case_id, code) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            for row in unmet:
+                copy.write_row(row)
+
+    def _rebuild_sql(self) -> None:
+        def parsed(topics: str) -> str:
+            # OFFSET 0: the JSON is parsed once per row, not once per reference to j.
+            return (
+                "SELECT notification_id, originator_id, originator_version, topic,"
+                "  replace(convert_from(state, 'UTF8'), '\\u0000', '')::jsonb AS j"
+                f" FROM {self._events} WHERE topic IN ({topics}) AND notification_id <= %s"
+                " OFFSET 0"
+            )
+
+        registered, retired = get_topic(e.Registered), get_topic(e.Retired)
+        moves = ", ".join(f"'{get_topic(cls)}'" for cls in _STAGE_EVENTS)
+        costs = f"'{get_topic(e.InferenceCostRecorded)}'"
+        self._rebuild_periods = (
+            f"INSERT INTO {self._periods} (use_case_id, stage, entered_at, left_at)"
+            " SELECT use_case_id, stage, entered_at,"
+            "  LEAD(entered_at) OVER (PARTITION BY use_case_id ORDER BY version)"
+            " FROM (SELECT originator_id::text AS use_case_id, originator_version AS version,"
+            f"  CASE topic WHEN '{registered}' THEN '{Stage.PROPOSED.value}'"
+            f"   WHEN '{retired}' THEN '{Stage.RETIRED.value}' ELSE j ->> 'to_stage' END AS stage,"
+            f"  (j ->> 'timestamp')::timestamptz AS entered_at FROM ({parsed(moves)}) m) t"
+        )
+        self._rebuild_costs = (
+            f"INSERT INTO {self._costs} (notification_id, use_case_id, period_start,"
+            " period_end, amount, currency)"
+            " SELECT notification_id, originator_id::text,"
+            "  (j #>> '{cost,period_start}')::timestamptz,"
+            "  (j #>> '{cost,period_end}')::timestamptz,"
+            "  (j #>> '{cost,amount}')::numeric, j #>> '{cost,currency}'"
+            f" FROM ({parsed(costs)}) c"
+        )
 
     # --- reading back what this projection wrote -------------------------------------------
 
@@ -228,10 +327,10 @@ class SummaryProjection:
             )
 
     def _row(self, summary: UseCaseSummary) -> tuple[Any, ...]:
-        values = dict(zip([f.name for f in fields(UseCaseSummary)], astuple(summary), strict=True))
+        # getattr, not dataclasses.astuple: that deep-copies every field on the way.
         row = []
         for column in _COLUMNS:
-            value = values[column]
+            value = getattr(summary, column)
             if column in _TIMESTAMPS:
                 value = self.db.ts(value)
             elif column == "estimated_annual_value":
