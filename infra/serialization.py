@@ -53,9 +53,21 @@ class PydanticMapper(Mapper[Any]):
             stored_state = self.cipher.decrypt(stored_state)
         if self.compressor:
             stored_state = self.compressor.decompress(stored_state)
+        event_class = resolve_topic(stored_event.topic)
+        if isinstance(self.transcoder, CanonicalJSONTranscoder) and stored_state[:1] == b"{":
+            # pydantic parses and validates the stored bytes in one pass (about twice as fast
+            # as json.loads and then validating the dict); the two fields kept beside the
+            # state go in front of the state's own.
+            head = b'{"originator_id":"%s","originator_version":%d' % (
+                str(stored_event.originator_id).encode(),
+                stored_event.originator_version,
+            )
+            rest = stored_state[1:]
+            joined = head + (rest if rest.lstrip() == b"}" else b"," + rest)
+            parsed: DomainEventProtocol[Any] = event_class.model_validate_json(joined)
+            return parsed
         state = self.transcoder.decode(stored_state)
         state["originator_id"] = stored_event.originator_id
         state["originator_version"] = stored_event.originator_version
-        event_class = resolve_topic(stored_event.topic)
         event: DomainEventProtocol[Any] = event_class.model_validate(state)
         return event
