@@ -230,7 +230,7 @@ class Run:
         problem = None
         if response.status_code == 200:
             body = response.json()
-            results = body["results"] if "results" in body else [body]
+            results = body.get("results", [body])
             ok = sum(1 for r in results if r.get("status") == "accepted")
             if ok != events:
                 problem = json.dumps([r for r in results if r.get("status") != "accepted"][:1])
@@ -274,7 +274,8 @@ def drive(
 
 def quantiles(values: list[float]) -> str:
     cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return f"p50 {cuts[49]:.1f} ms  p90 {cuts[89]:.1f} ms  p99 {cuts[98]:.1f} ms  max {max(values):.1f} ms"
+    p50, p90, p99 = cuts[49], cuts[89], cuts[98]
+    return f"p50 {p50:.1f} ms  p90 {p90:.1f} ms  p99 {p99:.1f} ms  max {max(values):.1f} ms"
 
 
 def report(name: str, run: Run, elapsed: float, per: int) -> None:

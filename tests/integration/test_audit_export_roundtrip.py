@@ -66,7 +66,9 @@ def _stored_then_exported(services: Services, state: bytes) -> tuple[str, list[d
 def test_any_stored_json_is_reproduced_from_the_exported_payload(
     services: Services, payload: dict[str, Any]
 ) -> None:
-    key, lines = _stored_then_exported(services, canonical_json(payload))
+    state = canonical_json(payload)
+    assume(DELIVERY_MARK not in state)  # see the test below
+    key, lines = _stored_then_exported(services, state)
     assert "stateBase64" not in lines[0]
     head = verify_chain(services.app, use_case_id(key)).head_hash
     assert OFFLINE.verify(key, lines, {}) == f"{key}: intact at version 1 ({head})"

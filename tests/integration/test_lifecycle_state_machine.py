@@ -378,7 +378,8 @@ class UseCaseLifecycle(RuleBasedStateMachine):
         self._issue(c.ConfirmScaleCriterion, fields, EDITOR, expected)
 
     def raise_alert(self, alert_id: str | None) -> None:
-        known = set(self.model.alerts)
+        # Open ones only: the id of a resolved alert may be given to a new one.
+        known = {known_id for known_id, alert in self.model.alerts.items() if alert.open}
         expected = self.model.raise_quality_alert(caller(EDITOR), alert_id, self.now)
         fields = {
             "alert_id": alert_id,
@@ -828,10 +829,20 @@ DEPLOY_THE_SIGNED_OFF_VERSION = {
 KNOWN_SEQUENCES: dict[str, tuple[str, list[tuple[str, dict[str, Any]]]]] = {
     # Found: an alert raised without an id got "alert-<count + 1>", which an earlier alert
     # could already carry, and was refused as "already raised" (fixed in b744d42).
+    # (Found too: the id of a resolved alert given to a new one, which is allowed; the check
+    # of the new id now compares it with the open alerts only.)
     "alert without an id after alert-2": (
         m.PROPOSED,
         [
             ("raise_quality_alert", {"alert_id": "alert-2"}),
+            ("raise_quality_alert", {"alert_id": None}),
+        ],
+    ),
+    "alert without an id after alert-2 was resolved": (
+        m.PROPOSED,
+        [
+            ("raise_quality_alert", {"alert_id": "alert-2"}),
+            ("resolve_quality_alert", {"alert_id": "alert-2", "when": "now"}),
             ("raise_quality_alert", {"alert_id": None}),
         ],
     ),
