@@ -255,9 +255,17 @@ class Stagegate(Application[UUID]):
 
     # --- reading --------------------------------------------------------------------------
 
-    def use_case(self, key: str, version: int | None = None) -> UseCase:
+    def use_case(self, key: str, version: int | None = None, *, to_read: bool = False) -> UseCase:
+        """The use case at its latest version (or at ``version``).
+
+        ``to_read``: the caller only reads it, so a cached copy is handed out as it is, not
+        deep-copied first (for a long-lived use case the copy costs more than the rest of a
+        query). It must not be changed.
+        """
         try:
-            use_case: UseCase = self.repository.get(use_case_id(key), version=version)
+            use_case: UseCase = self.repository.get(
+                use_case_id(key), version=version, deepcopy_from_cache=not to_read
+            )
         except AggregateNotFoundError:
             raise NotFound(key) from None
         assert isinstance(use_case, UseCase)

@@ -65,7 +65,7 @@ class Query(ReadQueries, WebhookQueries):
         def load() -> UseCase | None:
             context.authorize_read()
             try:
-                use_case = context.stagegate.use_case(key)
+                use_case = context.stagegate.use_case(key, to_read=True)
             except DomainNotFound:
                 return None
             return UseCase(view=UseCaseView(use_case, context.policy()))
