@@ -256,7 +256,8 @@ class LagObserver(threading.Thread):
             shown = seen
             query = (
                 "SELECT (SELECT MAX(notification_id) FROM stagegate_events),"
-                " (SELECT MIN(position) FROM stagegate_projection_positions)"
+                " (SELECT MIN(position) FROM stagegate_projection_positions"
+                " WHERE projection IN ('summaries', 'history'))"
             )
             while not self.stop.is_set():
                 head, position = conn.execute(query).fetchone()
