@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     ``stagegate webhooks run`` workers do (several may run side by side on PostgreSQL)."""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    """Server processes behind the one port (PostgreSQL only). One Python process uses one
+    core for its requests; on a machine with more, more processes serve more requests."""
     environment: Literal["production", "development"] = "production"
     """``development`` serves GraphiQL at /graphql; ``production`` does not."""
     cors_origins: list[str] = Field(default_factory=list)

@@ -8,7 +8,7 @@ from api.app import ApiConfig, Backends, create_app
 from api.auth import Principal
 from api.events.ingest import Ingestion
 from infra.audit import verify_chain
-from infra.bootstrap import Services
+from infra.bootstrap import Services, bootstrap
 from infra.deliveries import DeliveryLog, DeliveryRecord
 from infra.outbox import announce_gate_blocked
 
@@ -58,3 +58,18 @@ def build_api(services: Services) -> FastAPI:
         check_ready=services.database.ping,
     )
     return create_app(backends, config)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one server process when ``stagegate serve`` runs several
+    (``STAGEGATE_WORKERS``): each has its own services, background threads and pools."""
+    from infra.settings import Settings
+
+    services = bootstrap(Settings())
+    if services.settings.projections == "inline":
+        services.read_models.start()
+    if services.settings.webhooks == "inline":
+        services.webhooks.start()
+    app = build_api(services)
+    app.router.add_event_handler("shutdown", services.close)
+    return app

@@ -33,14 +33,20 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
+    if settings.workers > 1 and not settings.is_postgres:
+        raise click.ClickException(
+            "STAGEGATE_WORKERS > 1 needs PostgreSQL: on SQLite one process serves (its "
+            "writes go to one file one at a time)"
+        )
     services = open_services(settings)
     issued = ensure_admin_token(services)
     if demo:
         _load_demo(services)
     if settings.projections == "inline":
         services.read_models.catch_up()
-        services.read_models.start()  # picks up writes made by other processes
-    if settings.webhooks == "inline":
+        if settings.workers == 1:
+            services.read_models.start()  # picks up writes made by other processes
+    if settings.webhooks == "inline" and settings.workers == 1:
         services.webhooks.start()
     base = f"http://{host}:{port}"
     click.echo(f"stagegate on {settings.redacted_database_url()} ({settings.environment} mode)")
@@ -49,6 +55,8 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
         + (" (GraphiQL in a browser)" if settings.environment == "development" else "")
     )
     click.echo(f"  Health    {base}/healthz  {base}/readyz")
+    if settings.workers > 1:
+        click.echo(f"  Processes {settings.workers} (STAGEGATE_WORKERS)")
     if issued is not None:
         click.echo("\nFirst start: an admin token was created. It is shown only this once:\n")
         click.echo(f"  {issued.secret_token}\n")
@@ -57,6 +65,18 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
         "create more with 'stagegate token create --actor ID --role ROLE'."
     )
     sys.stdout.flush()
+    if settings.workers > 1:
+        # Each process builds its own services (infra.web.app_from_environment).
+        services.close()
+        uvicorn.run(
+            "infra.web:app_from_environment",
+            factory=True,
+            workers=settings.workers,
+            host=host,
+            port=port,
+            log_level=settings.log_level,
+        )
+        return
     try:
         uvicorn.run(build_api(services), host=host, port=port, log_level=settings.log_level)
     finally:

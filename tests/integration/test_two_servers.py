@@ -131,3 +131,62 @@ def test_two_servers_share_one_database(servers: list[str], token: str) -> None:
     kinds = sorted(r["raiseQualityAlert"]["__typename"] for r in results)
     assert kinds == ["UseCase", "VersionConflict"]
     assert _gql(second, token, READ, {"key": key})["useCase"]["version"] == 8
+
+
+def test_serve_with_two_processes_behind_one_port(postgres_settings: Settings, token: str) -> None:
+    """STAGEGATE_WORKERS=2: one port, two processes, each with its own services; a write
+    through either is read through the other."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "STAGEGATE_DATABASE_URL": postgres_settings.database_url,
+        "STAGEGATE_POSTGRES_SCHEMA": postgres_settings.postgres_schema,
+        "STAGEGATE_WORKERS": "2",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process)
+        assert _gql(url, token, REGISTER, {"key": "two-processes"})["registerUseCase"] == {
+            "__typename": "UseCase",
+            "version": 1,
+        }
+        for n in range(1, 9):  # connections land on either process
+            with httpx.Client() as fresh:
+                response = fresh.post(
+                    f"{url}/graphql",
+                    json={"query": ALERT, "variables": {"key": "two-processes", "alert": f"a{n}"}},
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=10,
+                )
+            assert response.json()["data"]["raiseQualityAlert"]["version"] == n + 1
+        use_case = _gql(url, token, READ, {"key": "two-processes"})["useCase"]
+        assert use_case["version"] == 9
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=20)[0].decode()
+    assert "Processes 2 (STAGEGATE_WORKERS)" in output
+    assert output.count("Started server process") == 2, output
+
+
+def test_two_processes_on_sqlite_are_refused(tmp_path: Any) -> None:
+    env = {
+        **os.environ,
+        "STAGEGATE_DATABASE_URL": f"sqlite:///{tmp_path / 'one.db'}",
+        "STAGEGATE_WORKERS": "2",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "serve", "--port", str(_free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "STAGEGATE_WORKERS > 1 needs PostgreSQL" in result.stderr
