@@ -108,7 +108,15 @@ def server(
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not become ready")
             time.sleep(0.2)
-        print(f"server pid {proc.pid} ready on {base} (STAGEGATE_PROJECTIONS={projections})")
+        workers = int(os.environ.get("STAGEGATE_WORKERS", "1"))
+        if workers > 1:
+            # /readyz answers once one process listens; the driver's kept-alive connections
+            # would all land on it if they connected before the others were up.
+            time.sleep(5 * workers)
+        print(
+            f"server pid {proc.pid} ready on {base} (STAGEGATE_PROJECTIONS={projections},"
+            f" STAGEGATE_WORKERS={workers})"
+        )
         yield base
     finally:
         proc.send_signal(signal.SIGINT)
