@@ -157,80 +157,40 @@ def report(
 
 
 def cmd_rebuild(args: argparse.Namespace) -> None:
-    """Time ``ReadModelService.rebuild()``: emptying the read models, then catching up."""
-    from infra.readmodels import schema
-    from infra.readmodels.service import REBUILD_TRANSACTION
-
+    """Time ``ReadModelService.rebuild()`` (what ``stagegate projections rebuild`` runs), or
+    with ``--separately`` each projection's rebuild alone, one after the other."""
     print(f"dataset: {dataset(args.url)}")
     s = services(args.url, idle_timeout=args.idle_timeout)
     rm = s.read_models
     head = rm.last_notification_id()
-    if args.idle_timeout is not None:
-        print(f"idle_in_transaction_session_timeout overridden: {args.idle_timeout} s")
     profiler = None
     if args.profile:
         import cProfile
 
         profiler = cProfile.Profile()
     try:
-        if args.whole:
-            # Exactly what `stagegate projections rebuild` runs.
+        if profiler:
+            profiler.enable()
+        if args.separately:
+            rm.empty()
+            for name, rebuild in (
+                ("summaries", rm.rebuild_summaries),
+                ("history", rm.rebuild_history),
+            ):
+                started = time.perf_counter()
+                done = rebuild()
+                took = time.perf_counter() - started
+                print(f"  {name:<10} {done:,} events in {took:6.1f} s = {done / took:8,.0f}/s")
+        else:
             started = time.perf_counter()
-            if profiler:
-                profiler.enable()
             projected = rm.rebuild()
-            if profiler:
-                profiler.disable()
             elapsed = time.perf_counter() - started
             print(
                 f"rebuild(): {projected:,} event projections ({head:,} log events x "
                 f"{len(rm.runners)}) in {elapsed:.1f} s = {head / elapsed:,.0f} log events/s"
             )
-        else:
-            # The same steps as rebuild(), timed one by one.
-            started = time.perf_counter()
-            with s.database.transaction() as curs:
-                for runner in rm.runners:
-                    for table in schema.tables_of(runner.name):
-                        curs.execute(f"DELETE FROM {s.database.table(table)}")
-                    curs.execute(
-                        f"UPDATE {s.database.table(schema.POSITIONS)} SET position = 0"
-                        " WHERE projection = %s",
-                        (runner.name,),
-                    )
-            for runner in rm.runners:
-                runner.projection.forget()
-            emptied = time.perf_counter() - started
-            print(f"emptying the read models: {emptied:.1f} s")
-            total = emptied
-            for runner in rm.runners:
-                if args.only and runner.name != args.only:
-                    continue
-                t0 = time.perf_counter()
-                if profiler:
-                    profiler.enable()
-                if args.limit:
-                    done = 0
-                    while runner.position() < args.limit:
-                        step = runner.run_transaction(REBUILD_TRANSACTION)
-                        done += step
-                        if step == 0:
-                            break
-                else:
-                    done = runner.catch_up(REBUILD_TRANSACTION)
-                if profiler:
-                    profiler.disable()
-                took = time.perf_counter() - t0
-                total += took
-                print(
-                    f"  {runner.name:<10} {done:,} events in {took:6.1f} s"
-                    f" = {done / took:8,.0f} events/s"
-                )
-            if not args.limit:
-                print(
-                    f"rebuild total {total:.1f} s: {head:,} log events through "
-                    f"{len(rm.runners)} projections = {head / total:,.0f} log events/s"
-                )
+        if profiler:
+            profiler.disable()
     finally:
         s.close()
     if profiler:
@@ -712,10 +672,10 @@ def main() -> None:
 
     p = sub.add_parser("rebuild", help="rebuild the projections from the log, timed")
     p.add_argument("url")
-    p.add_argument("--whole", action="store_true", help="call rebuild() in one go (as the CLI)")
-    p.add_argument("--only", choices=("summaries", "history"))
-    p.add_argument("--profile", metavar="FILE", help="cProfile the catch-up into FILE")
-    p.add_argument("--limit", type=int, help="stop each projection past this many events")
+    p.add_argument(
+        "--separately", action="store_true", help="each projection alone, one after the other"
+    )
+    p.add_argument("--profile", metavar="FILE", help="cProfile the rebuild into FILE")
     p.add_argument("--idle-timeout", help="eventsourcing's idle-in-transaction timeout (s)")
     p.set_defaults(fn=cmd_rebuild)
 

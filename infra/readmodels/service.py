@@ -106,6 +106,30 @@ class ReadModelService:
         ``SummaryProjection.rebuild_to``) while, on a second connection, the database writes
         the history; each in one transaction of its own, with its own position.
         """
+        self.empty()
+        if not self.db.is_postgres:
+            return sum(runner.catch_up(REBUILD_TRANSACTION) for runner in self.runners)
+        counts: dict[str, int] = {}
+        failures: list[BaseException] = []
+
+        def history() -> None:
+            try:
+                counts["history"] = self.rebuild_history()
+            except BaseException as error:
+                failures.append(error)
+
+        writing_history = threading.Thread(target=history, name="rebuild-history")
+        writing_history.start()
+        try:
+            counts["summaries"] = self.rebuild_summaries()
+        finally:
+            writing_history.join()
+        if failures:
+            raise failures[0]
+        return counts["summaries"] + counts["history"]
+
+    def empty(self) -> None:
+        """Empty every read model and move each projection back to the start of the log."""
         with self.db.transaction() as curs:
             for runner in self.runners:
                 for table in schema.tables_of(runner.name):
@@ -117,33 +141,25 @@ class ReadModelService:
                 )
         for runner in self.runners:
             runner.projection.forget()
-        if not self.db.is_postgres:
-            return sum(runner.catch_up(REBUILD_TRANSACTION) for runner in self.runners)
-        summaries, history = self.runners
-        assert isinstance(summaries.projection, SummaryProjection)
+
+    def rebuild_summaries(self) -> int:
+        """After ``empty()``, on PostgreSQL: the summaries in one go, from the use cases."""
+        summaries = self._runner("summaries")
         projection = summaries.projection
-        counts: dict[str, int] = {}
-        failures: list[BaseException] = []
-
-        def rebuild_history() -> None:
-            try:
-                counts["history"] = history.catch_up(REBUILD_TRANSACTION)
-            except BaseException as error:
-                failures.append(error)
-
-        writing_history = threading.Thread(target=rebuild_history, name="rebuild-history")
-        writing_history.start()
-        try:
-            counts["summaries"] = summaries.rebuild_at_once(
-                lambda curs, head: projection.rebuild_to(
-                    curs, head, self._mapper, self._snapshots_table
-                )
+        assert isinstance(projection, SummaryProjection)
+        return summaries.rebuild_at_once(
+            lambda curs, head: projection.rebuild_to(
+                curs, head, self._mapper, self._snapshots_table
             )
-        finally:
-            writing_history.join()
-        if failures:
-            raise failures[0]
-        return counts["summaries"] + counts["history"]
+        )
+
+    def rebuild_history(self) -> int:
+        """After ``empty()``: the history, in large transactions."""
+        return self._runner("history").catch_up(REBUILD_TRANSACTION)
+
+    def _runner(self, name: str) -> ProjectionRunner:
+        [runner] = [runner for runner in self.runners if runner.name == name]
+        return runner
 
     def run_forever(self, poll_interval: float = 0.2) -> None:
         """Keep projecting until ``stop()``; each transaction is small, so lag stays low."""

@@ -189,23 +189,13 @@ class SummaryProjection:
 
     def _copy_summaries(self, curs: Cursor, aggregates: dict[str, UseCase]) -> None:
         """Into emptied tables, COPY: what ``_write_summaries`` upserts, several times faster."""
-        assert self._policy is not None
-        unmet: list[tuple[str, str]] = []
+        rows, unmet = self._summary_rows(aggregates)
         with curs.copy(self._copy_summary_rows) as copy:  # type: ignore[attr-defined]
-            for key, aggregate in aggregates.items():
-                summary = summarize(
-                    key,
-                    aggregate.state,
-                    aggregate.version,
-                    aggregate.created_on,
-                    aggregate.modified_on,
-                    self._policy,
-                )
-                copy.write_row(self._row(summary))
-                unmet.extend((key, code) for code in summary.unmet_codes)
-        with curs.copy(f"COPY {self._unmet} (use_case_id, code) FROM STDIN") as copy:  # type: ignore[attr-defined]
-            for row in unmet:
+            for row in rows:
                 copy.write_row(row)
+        with curs.copy(f"COPY {self._unmet} (use_case_id, code) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            for pair in unmet:
+                copy.write_row(pair)
 
     def _rebuild_sql(self) -> None:
         def parsed(topics: str) -> str:
@@ -295,9 +285,10 @@ class SummaryProjection:
         for aggregate in self._load(curs, "stage", stages):
             self._dirty.setdefault(str(aggregate.id), aggregate)
 
-    def _write_summaries(self, curs: Cursor, aggregates: dict[str, UseCase]) -> None:
-        if not aggregates:
-            return
+    def _summary_rows(
+        self, aggregates: dict[str, UseCase]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]]]:
+        """The summary row of each use case, and its (use case, unmet code) rows."""
         assert self._policy is not None
         rows: list[tuple[Any, ...]] = []
         unmet: list[tuple[str, str]] = []
@@ -312,6 +303,12 @@ class SummaryProjection:
             )
             rows.append(self._row(summary))
             unmet.extend((key, code) for code in summary.unmet_codes)
+        return rows, unmet
+
+    def _write_summaries(self, curs: Cursor, aggregates: dict[str, UseCase]) -> None:
+        if not aggregates:
+            return
+        rows, unmet = self._summary_rows(aggregates)
         curs.executemany(self._upsert, rows)
         keys = list(aggregates)
         for start in range(0, len(keys), 500):
