@@ -67,6 +67,21 @@ class Database:
             with self.datastore.transaction(commit=True) as curs:
                 yield _SQLiteCursor(curs)
 
+    def select(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """The rows of one read-only statement.
+
+        On PostgreSQL it runs on its own, outside any transaction block (the pool's connections
+        are in autocommit mode): a statement sees one snapshot anyway, and BEGIN and COMMIT
+        would be two more round trips, as many as the query itself costs.
+        """
+        if isinstance(self.datastore, PostgresDatastore):
+            with self.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(sql, params)
+                return curs.fetchall()
+        with self.transaction() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
     # --- values that the two drivers store differently ---------------------------------------
 
     def ts(self, value: datetime | None) -> Any:

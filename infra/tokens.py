@@ -153,9 +153,8 @@ class TokenStore:
         return int(row["n"]) if row else 0
 
     def _row(self, token_id: str) -> dict[str, object] | None:
-        with self.db.transaction() as curs:
-            curs.execute(f"SELECT * FROM {self.table} WHERE token_id = %s", (token_id,))
-            return curs.fetchone()
+        rows = self.db.select(f"SELECT * FROM {self.table} WHERE token_id = %s", (token_id,))
+        return rows[0] if rows else None
 
 
 def _record(row: dict[str, object]) -> TokenRecord:

@@ -312,9 +312,7 @@ class SqlQueries:
         ]
 
     def _select(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
-        with self.db.transaction() as curs:
-            curs.execute(sql, params)
-            return curs.fetchall()
+        return self.db.select(sql, params)
 
 
 def _clause(where: list[str]) -> str:
