@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from fastapi import FastAPI
 
 from api.app import ApiConfig, Backends, create_app
@@ -72,4 +74,21 @@ def app_from_environment() -> FastAPI:
         services.webhooks.start()
     app = build_api(services)
     app.router.add_event_handler("shutdown", services.close)
+    settle_garbage_collector()
     return app
+
+
+def settle_garbage_collector() -> None:
+    """Call once a server process has built everything it keeps for its lifetime.
+
+    What exists now (modules, the GraphQL schema, pools, caches' first contents) is frozen
+    out of the collector's view, and young collections run ten times less often. A request
+    allocates thousands of short-lived objects; at the default thresholds those still alive
+    when a young collection runs (in flight in another thread) are promoted, and every few
+    seconds a full collection traversed the whole heap for 100 ms or more: the slowest
+    requests were the ones it stopped (bench/RESULTS.md).
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(7_000, middle, oldest)

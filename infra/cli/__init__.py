@@ -25,7 +25,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     """Run the API server (GraphQL at /graphql)."""
     import uvicorn
 
-    from infra.web import build_api
+    from infra.web import build_api, settle_garbage_collector
 
     settings = settings_from_environment()
     host = host or settings.host
@@ -77,8 +77,10 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
             log_level=settings.log_level,
         )
         return
+    app = build_api(services)
+    settle_garbage_collector()
     try:
-        uvicorn.run(build_api(services), host=host, port=port, log_level=settings.log_level)
+        uvicorn.run(app, host=host, port=port, log_level=settings.log_level)
     finally:
         services.close()
 
