@@ -126,7 +126,18 @@ class ReadModelService:
             writing_history.join()
         if failures:
             raise failures[0]
+        self.analyze()
         return counts["summaries"] + counts["history"]
+
+    def analyze(self) -> None:
+        """Fresh planner statistics for the read-model tables (PostgreSQL), as after any bulk
+        load: where autovacuum is off or has not run yet, a rebuilt table without them is
+        planned as if it were empty or huge."""
+        if not self.db.is_postgres:
+            return
+        tables = [self.db.table(t) for r in self.runners for t in schema.tables_of(r.name)]
+        with self.db.transaction() as curs:
+            curs.execute(f"ANALYZE {', '.join(tables)}")
 
     def empty(self) -> None:
         """Empty every read model and move each projection back to the start of the log."""
