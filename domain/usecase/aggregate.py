@@ -14,7 +14,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 from uuid import UUID, uuid5
 
 from domain.errors import Forbidden, GateBlocked, Rule, RuleViolated
-from domain.eventmodel import StatefulAggregate
+from domain.eventmodel import SavedState, StatefulAggregate, TypedStateSnapshot
 from domain.gates import GATES, unmet_requirements
 from domain.metadata import EventMeta
 from domain.policy import STAGEGATE_NAMESPACE, PolicyInForce
@@ -78,8 +78,15 @@ def command(
     return checked
 
 
+class UseCaseSnapshot(TypedStateSnapshot):
+    """A use case's state at a version, loaded in one validation pass."""
+
+    state: SavedState[UseCaseState]
+
+
 class UseCase(StatefulAggregate[UseCaseState]):
     state_class = UseCaseState
+    Snapshot = UseCaseSnapshot
 
     # The events, reachable as UseCase.StageAdvanced and so on.
     Event = e.UseCaseEvent

@@ -1,0 +1,47 @@
+"""Snapshots round-trip through the store's serialisation to the very use case they were taken
+of: the typed kind taken now, and the dict-based kind stored before it (still loadable)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from domain.application import Stagegate
+from domain.eventmodel import StateSnapshot
+from domain.usecase import UseCase, UseCaseSnapshot
+from domain.values import Stage
+from tests.builders import Journey
+
+
+@pytest.fixture
+def far_along(memory_app: Stagegate) -> UseCase:
+    """A use case in measurement: owners, baselines, evaluations, a sign-off, a deployment."""
+    return Journey(memory_app).register().reach(Stage.MEASUREMENT).use_case
+
+
+@pytest.mark.parametrize("kind", [UseCaseSnapshot, StateSnapshot])
+def test_a_snapshot_loads_as_the_use_case_it_was_taken_of(
+    memory_app: Stagegate, far_along: UseCase, kind: type[UseCaseSnapshot | StateSnapshot]
+) -> None:
+    mapper = memory_app.snapshots.mapper  # type: ignore[union-attr]
+    stored = mapper.to_stored_event(kind.take(far_along))
+    assert stored.topic.endswith(kind.__name__)
+    loaded = mapper.to_domain_event(stored).mutate(None)
+    assert isinstance(loaded, UseCase)
+    assert loaded == far_along
+    assert loaded.state.evaluations  # there was state to keep
+    assert loaded.state.deployments
+
+
+def test_both_kinds_store_the_same_state(far_along: UseCase, memory_app: Stagegate) -> None:
+    mapper = memory_app.snapshots.mapper  # type: ignore[union-attr]
+    typed = json.loads(mapper.to_stored_event(UseCaseSnapshot.take(far_along)).state)
+    plain = json.loads(mapper.to_stored_event(StateSnapshot.take(far_along)).state)
+    assert typed["state"]["state"] == plain["state"]["state"]
+    assert typed["topic"] == plain["topic"]
+
+
+def test_the_use_case_takes_typed_snapshots(far_along: UseCase) -> None:
+    assert UseCase.Snapshot is UseCaseSnapshot
+    assert isinstance(UseCase.Snapshot.take(far_along), UseCaseSnapshot)
