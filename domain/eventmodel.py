@@ -100,7 +100,7 @@ class TypedStateSnapshot(DomainEvent, CanSnapshotAggregate[UUID]):
     """A snapshot whose stored JSON is validated straight into the aggregate's state model.
 
     One pass, in pydantic's core, where ``StateSnapshot`` builds Python dicts first and then
-    validates them: for a long-lived use case's half-megabyte state, 8 ms instead of 17.
+    validates them: for a long-lived use case's half-megabyte state, 6.5 ms instead of 12.8.
     Subclass it per aggregate, naming the state model: ``state: SavedState[ItsState]``. The
     stored JSON has the same shape as a ``StateSnapshot``'s; the topic tells them apart, so
     snapshots taken before still load.
