@@ -112,6 +112,7 @@ class TypedStateSnapshot(DomainEvent, CanSnapshotAggregate[UUID]):
     @classmethod
     def take(cls, aggregate: Any) -> TypedStateSnapshot:
         assert isinstance(aggregate, StatefulAggregate)
+        state = aggregate.state
         return cls(
             originator_id=aggregate.id,
             originator_version=aggregate.version,
@@ -120,7 +121,9 @@ class TypedStateSnapshot(DomainEvent, CanSnapshotAggregate[UUID]):
             state={  # validated into the subclass's SavedState[ItsState]
                 "created_on": aggregate.created_on,
                 "modified_on": aggregate.modified_on,
-                "state": aggregate.state,
+                # A copy, as it stands now: the aggregate's own state changes in place as
+                # later events apply, and a snapshot may be stored after them.
+                "state": type(state).model_validate_json(state.model_dump_json()),
             },
         )
 

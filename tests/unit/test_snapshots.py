@@ -45,3 +45,17 @@ def test_both_kinds_store_the_same_state(far_along: UseCase, memory_app: Stagega
 def test_the_use_case_takes_typed_snapshots(far_along: UseCase) -> None:
     assert UseCase.Snapshot is UseCaseSnapshot
     assert isinstance(UseCase.Snapshot.take(far_along), UseCaseSnapshot)
+
+
+@pytest.mark.parametrize("kind", [UseCaseSnapshot, StateSnapshot])
+def test_a_snapshot_keeps_the_state_as_it_was_when_taken(
+    memory_app: Stagegate, kind: type[UseCaseSnapshot | StateSnapshot]
+) -> None:
+    use_case = Journey(memory_app).register().reach(Stage.MEASUREMENT).use_case
+    snapshot = kind.take(use_case)
+    expected = use_case.state.model_dump()
+    use_case.state.owners.clear()  # the aggregate's state changes after the snapshot...
+    use_case.state.evaluations.clear()
+    mapper = memory_app.snapshots.mapper  # type: ignore[union-attr]
+    loaded = mapper.to_domain_event(mapper.to_stored_event(snapshot)).mutate(None)
+    assert loaded.state.model_dump() == expected  # ...and the snapshot does not
