@@ -90,6 +90,7 @@ class Stagegate(Application[UUID]):
         self._saved: OrderedDict[UUID, UseCase] = OrderedDict()
         self._saved_lock = threading.Lock()
         self._read_once: OrderedDict[UUID, bool] = OrderedDict()
+        self._read_once_lock = threading.Lock()
         self._loads_many = hasattr(self.recorder, "select_latest_of_many")
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
@@ -292,7 +293,7 @@ class Stagegate(Application[UUID]):
         cache = self.repository.cache
         if cache is None or aggregate_id in cache.cache or not self._loads_many:
             return False
-        with self._saved_lock:
+        with self._read_once_lock:
             if self._read_once.pop(aggregate_id, False):
                 return False
             self._read_once[aggregate_id] = True

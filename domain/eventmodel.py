@@ -131,6 +131,9 @@ class TypedStateSnapshot(DomainEvent, CanSnapshotAggregate[UUID]):
         aggregate_class = resolve_topic(self.topic)
         assert issubclass(aggregate_class, StatefulAggregate)
         saved = self.state
+        # A subclass names its state model (``SavedState[ItsState]``); this class's own
+        # ``SavedState[Any]`` would hand the aggregate a plain dict.
+        assert isinstance(saved.state, aggregate_class.state_class), type(saved.state)
         return aggregate_class.from_state(
             self.originator_id,
             self.originator_version,

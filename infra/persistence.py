@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -23,18 +24,61 @@ from infra.settings import Settings
 _SCHEMA_LOCK_KEY = 0x5374_6167  # "Stag"
 
 
+class IdleCheckedPool(ConnectionPool[Any]):
+    """eventsourcing's connection pool, checking a connection before use only when it has
+    been idle for more than ``check_after_idle_seconds``.
+
+    The library's pre-ping checks every checkout, a round trip each, and a request makes
+    several: a connection used a moment ago is almost certainly alive. One that idled across a
+    database restart is checked, and found dead; so is one a request found broken. Either way
+    the server went away, so every idle connection is checked and replaced at once: otherwise
+    the pool would try them one by one, backing off between each, and requests would time out
+    or fail one per dead connection.
+    """
+
+    def __init__(self, *, check_after_idle_seconds: float, **kwargs: Any) -> None:
+        self.check_after_idle_seconds = check_after_idle_seconds
+        self._returned_at: WeakKeyDictionary[Any, float] = WeakKeyDictionary()
+        # The callback holds the pool weakly, as eventsourcing's own callbacks do: no cycle.
+        this = weakref.ref(self)
+
+        def check_if_idle(conn: Any) -> None:
+            pool = this()
+            if pool is None:
+                return
+            idle_since = pool._returned_at.get(conn)
+            if idle_since is not None and (
+                time.monotonic() - idle_since <= pool.check_after_idle_seconds
+            ):
+                return
+            try:
+                pool.check_connection(conn)
+            except Exception:
+                pool.check()
+                raise
+
+        super().__init__(check=check_if_idle, **kwargs)
+
+    def putconn(self, conn: Any) -> None:
+        # Noted here, in the caller's thread: a ``reset`` callback would send every return
+        # through the pool's background workers (slower, and the pool grows meanwhile).
+        broken = conn.broken
+        if not broken:
+            self._returned_at[conn] = time.monotonic()
+        super().putconn(conn)
+        if broken and not self.closed:
+            self.check()
+
+
 class StagegatePostgresFactory(PostgresFactory):
     """eventsourcing's PostgreSQL factory, with two changes to its connection pool.
 
-    JIT compilation is off: stagegate's statements are point lookups and small pages. Where
-    the planner has no statistics (a table never analysed: autovacuum off, or just
-    bulk-loaded) it estimates tens of thousands of rows for one use case's events and
+    JIT compilation is off on every connection: stagegate's statements are point lookups and
+    small pages. Where the planner has no statistics (a table never analysed: autovacuum off,
+    or just bulk-loaded) it estimates tens of thousands of rows for one use case's events and
     JIT-compiles a 0.2 ms lookup for about 17 ms.
 
-    A connection is checked before use only when it has been idle for a while
-    (``CHECK_AFTER_IDLE_SECONDS``): the library's pre-ping checks every checkout, a round trip
-    each, and a request makes several. A connection that has just been used is almost
-    certainly alive; one idle across a database restart is checked and replaced.
+    Connections are checked only after they idled (``IdleCheckedPool``).
     """
 
     CHECK_AFTER_IDLE_SECONDS = 2.0
@@ -43,37 +87,23 @@ class StagegatePostgresFactory(PostgresFactory):
         super().__init__(env)
         datastore = self.datastore
         given = datastore.pool  # created closed: no connection has been made yet
-        assert isinstance(given.kwargs, dict)
-        returned_at: WeakKeyDictionary[Any, float] = WeakKeyDictionary()
+        after_connect = datastore.after_connect_func()  # autocommit, idle-in-transaction limit
 
-        def check_if_idle(conn: Any) -> None:
-            idle_since = returned_at.get(conn)
-            if idle_since is not None and (
-                time.monotonic() - idle_since <= self.CHECK_AFTER_IDLE_SECONDS
-            ):
-                return
-            try:
-                ConnectionPool.check_connection(conn)
-            except Exception:
-                # The server went away (a restart, say): its other pooled connections are most
-                # likely dead too. Replace them all now; else the pool tries them one by one,
-                # backing off between each, and a request times out after the first few.
-                datastore.pool.check()
-                raise
+        def configure(conn: Any) -> None:
+            after_connect(conn)
+            # A session setting, not the ``options`` parameter: that would override an
+            # operator's PGOPTIONS.
+            conn.execute("SET jit = off")
 
-        def note_return(conn: Any) -> None:
-            returned_at[conn] = time.monotonic()
-
-        datastore.pool = ConnectionPool(
+        datastore.pool = IdleCheckedPool(
+            check_after_idle_seconds=self.CHECK_AFTER_IDLE_SECONDS,
             get_password_func=given.get_password_func,
             connection_class=given.connection_class,
-            kwargs={**given.kwargs, "options": "-c jit=off"},
+            kwargs=given.kwargs,
             min_size=given.min_size,
             max_size=given.max_size,
             open=False,
-            configure=datastore.after_connect_func(),
-            check=check_if_idle,
-            reset=note_return,
+            configure=configure,
             timeout=given.timeout,
             max_waiting=given.max_waiting,
             max_lifetime=given.max_lifetime,

@@ -136,8 +136,12 @@ class ReadModelService:
         if not self.db.is_postgres:
             return
         tables = [self.db.table(t) for r in self.runners for t in schema.tables_of(r.name)]
-        with self.db.transaction() as curs:
-            curs.execute(f"ANALYZE {', '.join(tables)}")
+        try:
+            with self.db.transaction() as curs:
+                curs.execute(f"ANALYZE {', '.join(tables)}")
+        except Exception:
+            # The rebuild itself has committed; only the planner's estimates are stale.
+            log.warning("ANALYZE after the rebuild failed; run it by hand", exc_info=True)
 
     def empty(self) -> None:
         """Empty every read model and move each projection back to the start of the log."""

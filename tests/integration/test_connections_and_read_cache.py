@@ -1,8 +1,9 @@
 """How stagegate uses its PostgreSQL connections, and what a read leaves in the aggregate cache.
 
 The pool checks a connection only when it has been idle for a while (a round trip saved on
-every busy checkout), so a connection the server dropped must still never reach a caller once
-it has sat idle; JIT is off on every connection. Reads put a use case in the cache only on its
+every busy checkout); a connection the server dropped must still never reach a caller once it
+has sat idle, and one found broken has the others replaced at once. JIT is off on every
+connection. Reads put a use case in the cache only on its
 second read (PostgreSQL), and what they return is the same either way.
 """
 
@@ -11,13 +12,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import psycopg
+import psycopg_pool.pool
 import pytest
+from eventsourcing.persistence import OperationalError
 
 from domain import commands as c
 from domain.errors import NotFound
 from domain.usecase import use_case_id
 from infra.bootstrap import Services, bootstrap
-from infra.persistence import StagegatePostgresFactory
+from infra.persistence import IdleCheckedPool
 from infra.settings import Settings
 from tests.builders import PRIORITY, Journey, ctx
 
@@ -29,39 +32,103 @@ def pg_services(postgres_settings: Settings) -> Iterator[Services]:
     services.close()
 
 
+@pytest.fixture
+def back_offs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses the pool takes between attempts to hand out a working connection."""
+    pauses: list[float] = []
+    monkeypatch.setattr(psycopg_pool.pool, "sleep", pauses.append)
+    return pauses
+
+
+def _pool(services: Services) -> IdleCheckedPool:
+    pool = services.app.recorder.datastore.pool  # type: ignore[attr-defined]
+    assert isinstance(pool, IdleCheckedPool)
+    return pool
+
+
+def _drop_idle_connections(services: Services, url: str) -> int:
+    """Have the server end every idle pooled connection, as a restart would; how many."""
+    pool = _pool(services)
+    held = [pool.getconn() for _ in range(pool.get_stats()["pool_available"])]
+    pids = [conn.info.backend_pid for conn in held]
+    for conn in held:
+        pool.putconn(conn)
+    with psycopg.connect(url, autocommit=True) as admin:
+        dropped = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,)
+        ).fetchall()
+    assert dropped == [(True,)] * len(pids)
+    return len(pids)
+
+
 @pytest.mark.postgres
-def test_every_connection_has_jit_off(pg_services: Services) -> None:
+def test_every_connection_has_jit_off_and_keeps_the_librarys_settings(
+    pg_services: Services,
+) -> None:
     rows = pg_services.database.select("SHOW jit")
     assert rows == [{"jit": "off"}]
     with pg_services.app.recorder.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
         curs.execute("SHOW jit")
         assert curs.fetchone() == {"jit": "off"}
+        curs.execute("SHOW idle_in_transaction_session_timeout")
+        assert curs.fetchone() == {"idle_in_transaction_session_timeout": "5s"}
+
+
+@pytest.mark.postgres
+def test_a_connection_used_a_moment_ago_is_not_checked(
+    pg_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = _pool(pg_services)
+    held = [pool.getconn() for _ in range(pool.get_stats()["pool_available"])]
+    for conn in held:  # every pooled connection has now been used
+        pool.putconn(conn)
+    checked: list[object] = []
+    real_check = IdleCheckedPool.check_connection
+    monkeypatch.setattr(
+        IdleCheckedPool,
+        "check_connection",
+        staticmethod(lambda conn: checked.append(real_check(conn))),
+    )
+    for _ in range(10):
+        assert pg_services.database.select("SELECT 1 AS one") == [{"one": 1}]
+    assert checked == []
+    pool.check_after_idle_seconds = 0.0  # now every checkout counts as after idling
+    pg_services.database.select("SELECT 1 AS one")
+    assert len(checked) == 1
 
 
 @pytest.mark.postgres
 def test_connections_the_server_dropped_while_idle_are_replaced_unseen(
-    pg_services: Services, postgres_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    pg_services: Services, postgres_settings: Settings, back_offs: list[float]
 ) -> None:
     journey = Journey(pg_services.app).register()
-    pool = pg_services.app.recorder.datastore.pool  # type: ignore[attr-defined]
-    stats_before = pool.get_stats()
-    held = [pool.getconn() for _ in range(stats_before["pool_available"])]
-    pids = [conn.info.backend_pid for conn in held]
-    for conn in held:
-        pool.putconn(conn)
-    # Every pooled connection counts as idle from now on; then the server drops them all,
-    # as a restart or an idle timeout would.
-    monkeypatch.setattr(StagegatePostgresFactory, "CHECK_AFTER_IDLE_SECONDS", 0.0)
-    with psycopg.connect(postgres_settings.database_url, autocommit=True) as admin:
-        dropped = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,)
-        ).fetchall()
-    assert dropped == [(True,)] * len(pids)
-    for _ in range(stats_before["pool_size"] + 1):  # each pooled connection in turn
+    pool = _pool(pg_services)
+    pool.check_after_idle_seconds = 0.0  # every pooled connection has idled long enough
+    dropped = _drop_idle_connections(pg_services, postgres_settings.database_url)
+    assert pg_services.database.select("SELECT 1 AS one") == [{"one": 1}]
+    # All replaced at the first dead one found, not tried one by one with pauses between.
+    assert pool.get_stats()["connections_lost"] == dropped
+    assert [pause for pause in back_offs if pause > 0] == []
+    for _ in range(pool.get_stats()["pool_size"] + 1):  # each pooled connection in turn
         assert pg_services.app.use_case(journey.key, to_read=True).version == 1
-        assert pg_services.database.select("SELECT 1 AS one") == [{"one": 1}]
     pg_services.app.execute(c.ScorePriority.parse({"key": journey.key, **PRIORITY}), ctx())
     assert pg_services.app.use_case(journey.key).version == 2
+
+
+@pytest.mark.postgres
+def test_after_a_restart_under_load_one_request_fails_and_the_rest_reconnect(
+    pg_services: Services, postgres_settings: Settings, back_offs: list[float]
+) -> None:
+    """Connections used a moment ago are not checked, so the first request to meet a dead one
+    fails (a retryable error); its broken connection has the others replaced."""
+    pool = _pool(pg_services)
+    dropped = _drop_idle_connections(pg_services, postgres_settings.database_url)
+    with pytest.raises(OperationalError, match="terminating connection"):
+        pg_services.database.select("SELECT 1 AS one")
+    assert pool.get_stats()["connections_lost"] == dropped - 1  # the others, found by check()
+    for _ in range(pool.get_stats()["pool_size"] + 1):
+        assert pg_services.database.select("SELECT 1 AS one") == [{"one": 1}]
+    assert [pause for pause in back_offs if pause > 0] == []
 
 
 @pytest.mark.postgres

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from domain.application import Stagegate
-from domain.eventmodel import StateSnapshot
+from domain.eventmodel import StateSnapshot, TypedStateSnapshot
 from domain.usecase import UseCase, UseCaseSnapshot
 from domain.values import Stage
 from tests.builders import Journey
@@ -59,3 +59,13 @@ def test_a_snapshot_keeps_the_state_as_it_was_when_taken(
     mapper = memory_app.snapshots.mapper  # type: ignore[union-attr]
     loaded = mapper.to_domain_event(mapper.to_stored_event(snapshot)).mutate(None)
     assert loaded.state.model_dump() == expected  # ...and the snapshot does not
+
+
+def test_the_generic_typed_snapshot_refuses_to_load_a_state_it_cannot_type(
+    memory_app: Stagegate, far_along: UseCase
+) -> None:
+    """``TypedStateSnapshot`` itself does not know the state model: a subclass must name it."""
+    mapper = memory_app.snapshots.mapper  # type: ignore[union-attr]
+    untyped = mapper.to_domain_event(mapper.to_stored_event(TypedStateSnapshot.take(far_along)))
+    with pytest.raises(AssertionError, match="dict"):
+        untyped.mutate(None)
