@@ -109,6 +109,14 @@ def services(settings: Settings) -> Iterator[Services]:
 
 
 @pytest.fixture
+def postgres_services(postgres_settings: Settings) -> Iterator[Services]:
+    """The services on PostgreSQL only, for what the SQLite store does not have."""
+    services = bootstrap(postgres_settings)
+    yield services
+    services.close()
+
+
+@pytest.fixture
 def memory_app() -> Iterator[Stagegate]:
     """The application on the in-memory store, for fast unit tests with no I/O."""
     app = Stagegate(in_memory_env(), snapshot_interval=5)

@@ -9,8 +9,6 @@ second read (PostgreSQL), and what they return is the same either way.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import psycopg_pool.pool
 import pytest
@@ -23,13 +21,6 @@ from infra.bootstrap import Services, bootstrap
 from infra.persistence import IdleCheckedPool
 from infra.settings import Settings
 from tests.builders import PRIORITY, Journey, ctx
-
-
-@pytest.fixture
-def pg_services(postgres_settings: Settings) -> Iterator[Services]:
-    services = bootstrap(postgres_settings)
-    yield services
-    services.close()
 
 
 @pytest.fixture
@@ -63,11 +54,11 @@ def _drop_idle_connections(services: Services, url: str) -> int:
 
 @pytest.mark.postgres
 def test_every_connection_has_jit_off_and_keeps_the_librarys_settings(
-    pg_services: Services,
+    postgres_services: Services,
 ) -> None:
-    rows = pg_services.database.select("SHOW jit")
+    rows = postgres_services.database.select("SHOW jit")
     assert rows == [{"jit": "off"}]
-    with pg_services.app.recorder.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
+    with postgres_services.app.recorder.datastore.transaction(commit=False) as curs:  # type: ignore[attr-defined]
         curs.execute("SHOW jit")
         assert curs.fetchone() == {"jit": "off"}
         curs.execute("SHOW idle_in_transaction_session_timeout")
@@ -76,9 +67,9 @@ def test_every_connection_has_jit_off_and_keeps_the_librarys_settings(
 
 @pytest.mark.postgres
 def test_a_connection_used_a_moment_ago_is_not_checked(
-    pg_services: Services, monkeypatch: pytest.MonkeyPatch
+    postgres_services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pool = _pool(pg_services)
+    pool = _pool(postgres_services)
     held = [pool.getconn() for _ in range(pool.get_stats()["pool_available"])]
     for conn in held:  # every pooled connection has now been used
         pool.putconn(conn)
@@ -90,53 +81,53 @@ def test_a_connection_used_a_moment_ago_is_not_checked(
         staticmethod(lambda conn: checked.append(real_check(conn))),
     )
     for _ in range(10):
-        assert pg_services.database.select("SELECT 1 AS one") == [{"one": 1}]
+        assert postgres_services.database.select("SELECT 1 AS one") == [{"one": 1}]
     assert checked == []
     pool.check_after_idle_seconds = 0.0  # now every checkout counts as after idling
-    pg_services.database.select("SELECT 1 AS one")
+    postgres_services.database.select("SELECT 1 AS one")
     assert len(checked) == 1
 
 
 @pytest.mark.postgres
 def test_connections_the_server_dropped_while_idle_are_replaced_unseen(
-    pg_services: Services, postgres_settings: Settings, back_offs: list[float]
+    postgres_services: Services, postgres_settings: Settings, back_offs: list[float]
 ) -> None:
-    journey = Journey(pg_services.app).register()
-    pool = _pool(pg_services)
+    journey = Journey(postgres_services.app).register()
+    pool = _pool(postgres_services)
     pool.check_after_idle_seconds = 0.0  # every pooled connection has idled long enough
-    dropped = _drop_idle_connections(pg_services, postgres_settings.database_url)
-    assert pg_services.database.select("SELECT 1 AS one") == [{"one": 1}]
+    dropped = _drop_idle_connections(postgres_services, postgres_settings.database_url)
+    assert postgres_services.database.select("SELECT 1 AS one") == [{"one": 1}]
     # All replaced at the first dead one found, not tried one by one with pauses between.
     assert pool.get_stats()["connections_lost"] == dropped
     assert [pause for pause in back_offs if pause > 0] == []
     for _ in range(pool.get_stats()["pool_size"] + 1):  # each pooled connection in turn
-        assert pg_services.app.use_case(journey.key, to_read=True).version == 1
-    pg_services.app.execute(c.ScorePriority.parse({"key": journey.key, **PRIORITY}), ctx())
-    assert pg_services.app.use_case(journey.key).version == 2
+        assert postgres_services.app.use_case(journey.key, to_read=True).version == 1
+    postgres_services.app.execute(c.ScorePriority.parse({"key": journey.key, **PRIORITY}), ctx())
+    assert postgres_services.app.use_case(journey.key).version == 2
 
 
 @pytest.mark.postgres
 def test_after_a_restart_under_load_one_request_fails_and_the_rest_reconnect(
-    pg_services: Services, postgres_settings: Settings, back_offs: list[float]
+    postgres_services: Services, postgres_settings: Settings, back_offs: list[float]
 ) -> None:
     """Connections used a moment ago are not checked, so the first request to meet a dead one
     fails (a retryable error); its broken connection has the others replaced."""
-    pool = _pool(pg_services)
-    dropped = _drop_idle_connections(pg_services, postgres_settings.database_url)
+    pool = _pool(postgres_services)
+    dropped = _drop_idle_connections(postgres_services, postgres_settings.database_url)
     with pytest.raises(OperationalError, match="terminating connection"):
-        pg_services.database.select("SELECT 1 AS one")
+        postgres_services.database.select("SELECT 1 AS one")
     assert pool.get_stats()["connections_lost"] == dropped - 1  # the others, found by check()
     for _ in range(pool.get_stats()["pool_size"] + 1):
-        assert pg_services.database.select("SELECT 1 AS one") == [{"one": 1}]
+        assert postgres_services.database.select("SELECT 1 AS one") == [{"one": 1}]
     assert [pause for pause in back_offs if pause > 0] == []
 
 
 @pytest.mark.postgres
-def test_a_use_case_read_once_is_not_cached_and_read_twice_is(pg_services: Services) -> None:
-    app = pg_services.app
+def test_a_use_case_read_once_is_not_cached_and_read_twice_is(postgres_services: Services) -> None:
+    app = postgres_services.app
     key = Journey(app).register().key
     app.execute(c.ScorePriority.parse({"key": key, **PRIORITY}), ctx())
-    reader = bootstrap(pg_services.settings)  # another process: nothing of it cached
+    reader = bootstrap(postgres_services.settings)  # another process: nothing of it cached
     try:
         cache = reader.app.repository.cache
         assert cache is not None
