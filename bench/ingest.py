@@ -24,10 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -45,6 +42,9 @@ from psycopg.conninfo import conninfo_to_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from serve import server  # noqa: E402
 
 SOURCE = "https://ci.example.com/bench"
 BATCH = "application/cloudevents-batch+json"
@@ -109,62 +109,6 @@ def prepare(url: str, use_cases: int) -> tuple[list[str], str]:
     finally:
         services.close()
     return keys, token
-
-
-@contextmanager
-def server(url: str, port: int, projections: str) -> Iterator[str]:
-    """``stagegate serve``; with ``external`` projections, a ``stagegate projections run``
-    worker beside it (the PostgreSQL deployment the README describes)."""
-    env = {
-        **os.environ,
-        "STAGEGATE_DATABASE_URL": url,
-        "STAGEGATE_PORT": str(port),
-        "STAGEGATE_LOG_LEVEL": "warning",
-        "STAGEGATE_PROJECTIONS": "inline" if projections == "inline" else "external",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "serve"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    worker = None
-    if projections == "external":
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "infra.cli", "projections", "run"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                assert proc.stderr is not None
-                raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not become ready")
-            time.sleep(0.2)
-        if os.environ.get("BENCH_PRINT_PID"):
-            print(f"server pid {proc.pid}", flush=True)
-        yield base
-    finally:
-        for process in (proc, worker):
-            if process is None:
-                continue
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
 
 def stored_events(url: str) -> int:
@@ -315,7 +259,9 @@ def main() -> None:
         print(f"{len(keys):,} use cases registered in {took:.1f} s ({url})")
         events = Events(keys)
         before = stored_events(url)
-        with server(url, args.port, args.projections) as base:
+        server_projections = "inline" if args.projections == "inline" else "external"
+        worker = args.projections == "external"
+        with server(url, args.port, server_projections, worker=worker) as base:
             # Warm up: the first requests compile validators and fill the pools.
             warm, _ = drive(
                 base, token, 5, 1, lambda: [events.next() for _ in range(100)], BATCH, 100

@@ -19,8 +19,6 @@ import argparse
 import contextlib
 import os
 import random
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -35,6 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import psycopg  # noqa: E402
 from load import Request, percentiles, run_fixed_rate  # noqa: E402
+from serve import projection_worker, server  # noqa: E402
 
 # --- shared helpers ----------------------------------------------------------------------------
 
@@ -72,58 +71,13 @@ def issue_token(url: str, role: str = "auditor") -> str:
 
 
 @contextlib.contextmanager
-def server(
-    url: str, port: int, projections: str = "inline", given: str | None = None
-) -> Iterator[str]:
-    """``stagegate serve`` on ``url`` (or the running server ``given``)."""
+def server_or_given(url: str, port: int, projections: str, given: str | None) -> Iterator[str]:
+    """``stagegate serve`` on ``url``, or the running server ``given``."""
     if given:
         yield given
         return
-    env = {
-        **os.environ,
-        "STAGEGATE_DATABASE_URL": url,
-        "STAGEGATE_PORT": str(port),
-        "STAGEGATE_PROJECTIONS": projections,
-        "STAGEGATE_LOG_LEVEL": "warning",
-    }
-    command = [sys.executable, "-m", "infra.cli", "serve"]
-    proc = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        import httpx
-
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not become ready")
-            time.sleep(0.2)
-        workers = int(os.environ.get("STAGEGATE_WORKERS", "1"))
-        if workers > 1:
-            # /readyz answers once one process listens; the driver's kept-alive connections
-            # would all land on it if they connected before the others were up.
-            time.sleep(5 * workers)
-        print(
-            f"server pid {proc.pid} ready on {base} (STAGEGATE_PROJECTIONS={projections},"
-            f" STAGEGATE_WORKERS={workers})"
-        )
+    with server(url, port, projections) as base:
         yield base
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def keys_of(url: str, where: str = "TRUE", limit: int | None = None) -> list[str]:
@@ -309,22 +263,12 @@ def cmd_lag(args: argparse.Namespace) -> None:
 
     print(f"dataset: {dataset(args.url)}")
     keys = keys_of(args.url, "stage <> 'retired'")
-    worker = None
-    env = {**os.environ, "STAGEGATE_DATABASE_URL": args.url, "STAGEGATE_LOG_LEVEL": "warning"}
-    ctx_server = contextlib.nullcontext(None)
     if args.worker == "external":
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "infra.cli", "projections", "run", "--poll", str(args.poll)],
-            cwd=ROOT,
-            env={**env, "STAGEGATE_PROJECTIONS": "external"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        print(f"worker: stagegate projections run --poll {args.poll} (pid {worker.pid})")
+        keeping: contextlib.AbstractContextManager[Any] = projection_worker(args.url, args.poll)
     else:
         # A server keeping its read models current inline: its background thread picks up
         # writes made by other processes (here: this one).
-        ctx_server = server(args.url, args.port, "inline")
+        keeping = server(args.url, args.port, "inline")
     writer = services(args.url, "external")  # writes only; projects nothing itself
     app = writer.app
     observer = LagObserver(args.url, args.observe_every / 1000)
@@ -349,7 +293,7 @@ def cmd_lag(args: argparse.Namespace) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     try:
-        with ctx_server:
+        with keeping:
             time.sleep(3)  # let the worker start and catch up
             observer.start()
             with ThreadPoolExecutor(args.threads) as pool:
@@ -366,9 +310,6 @@ def cmd_lag(args: argparse.Namespace) -> None:
             observer.stop.set()
             observer.join()
     finally:
-        if worker is not None:
-            worker.send_signal(signal.SIGINT)
-            worker.wait(timeout=15)
         writer.close()
     lags = observer.lags()
     missing = len(observer.committed) - len(lags)
@@ -441,7 +382,7 @@ def graphql(query: str, variables: dict[str, Any], name: str = "") -> Request:
 def run_http(args: argparse.Namespace, name: str, make: Any, target: float) -> None:
     token = issue_token(args.url)
     print(f"dataset: {dataset(args.url)}")
-    with server(args.url, args.port, args.projections, args.server) as base:
+    with server_or_given(args.url, args.port, args.projections, args.server) as base:
         result = run_fixed_rate(
             f"{base}/graphql",
             token,

@@ -1,0 +1,92 @@
+"""Starting stagegate for a benchmark, as separate processes the way it runs in production:
+``stagegate serve`` and, where the read models are kept elsewhere, ``stagegate projections
+run``. Every benchmark that drives HTTP starts its server here."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def stagegate(args: list[str], url: str, **settings: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``stagegate ARGS`` on ``url`` with ``STAGEGATE_<NAME>`` settings; stopped as Ctrl-C
+    would stop it (killed if it takes over 15 s). Its stderr is kept for when it fails."""
+    env = {
+        **os.environ,
+        "STAGEGATE_DATABASE_URL": url,
+        "STAGEGATE_LOG_LEVEL": "warning",
+        **{f"STAGEGATE_{name.upper()}": value for name, value in settings.items()},
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextlib.contextmanager
+def projection_worker(url: str, poll: float | None = None) -> Iterator[None]:
+    """A ``stagegate projections run`` worker keeping the read models current."""
+    args = ["projections", "run", *(["--poll", str(poll)] if poll is not None else [])]
+    with stagegate(args, url, projections="external") as process:
+        print(f"worker: stagegate {' '.join(args)} (pid {process.pid})", flush=True)
+        yield
+
+
+@contextlib.contextmanager
+def server(url: str, port: int, projections: str, *, worker: bool = False) -> Iterator[str]:
+    """``stagegate serve`` on ``url``, its base URL once every process answers.
+
+    ``projections`` is the server's STAGEGATE_PROJECTIONS (``inline``: it keeps the read
+    models itself); with ``worker``, a ``stagegate projections run`` runs beside it.
+    """
+    workers = int(os.environ.get("STAGEGATE_WORKERS", "1"))
+    base = f"http://127.0.0.1:{port}"
+    with contextlib.ExitStack() as stack:
+        proc = stack.enter_context(
+            stagegate(["serve"], url, port=str(port), projections=projections)
+        )
+        if worker:
+            stack.enter_context(projection_worker(url))
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                assert proc.stderr is not None
+                raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not become ready")
+            time.sleep(0.2)
+        if workers > 1:
+            # /readyz answers once one process listens; a driver's kept-alive connections
+            # would all land on it if they connected before the others were up.
+            time.sleep(5 * workers)
+        print(
+            f"server pid {proc.pid} ready on {base} (STAGEGATE_PROJECTIONS={projections},"
+            f" STAGEGATE_WORKERS={workers}{', with a projection worker' if worker else ''})",
+            flush=True,
+        )
+        yield base
