@@ -229,6 +229,13 @@ def registered(app: Stagegate) -> Journey:
     return Journey(app).register()
 
 
+def registered_and_marked(services: Services) -> tuple[Journey, int, StoreMark]:
+    """A newly registered use case, its version, and the store as it stands before a test
+    posts anything."""
+    journey = registered(services.app)
+    return journey, journey.use_case.version, StoreMark.take(services)
+
+
 CHANGE_VERSION = {"label": "v2", "model": "gpt-y", "prompt": "prompt-2"}
 
 

@@ -42,6 +42,7 @@ from tests.e2e.cloudevents_helpers import (
     post_batch,
     post_concurrently,
     registered,
+    registered_and_marked,
 )
 from tests.e2e.conftest import INTEGRATION_ID, INTEGRATION_SOURCE, Api
 
@@ -67,9 +68,7 @@ def _same_answer(responses: list[httpx.Response]) -> tuple[int, Any]:
 def test_one_event_posted_100_times_in_sequence_appends_one_event(
     services: Services, api: Api
 ) -> None:
-    journey = registered(services.app)
-    before = journey.use_case.version
-    mark = StoreMark.take(services)
+    journey, before, mark = registered_and_marked(services)
     event = adoption(journey.key, active=12, target=40)
 
     responses = [post(api, event) for _ in range(100)]
@@ -101,9 +100,7 @@ def test_one_event_posted_100_times_in_sequence_appends_one_event(
 def test_one_event_posted_50_times_concurrently_appends_one_event(
     services: Services, api: Api
 ) -> None:
-    journey = registered(services.app)
-    before = journey.use_case.version
-    mark = StoreMark.take(services)
+    journey, before, mark = registered_and_marked(services)
     event = adoption(journey.key, active=7, target=70)
 
     responses = post_concurrently(api, [event] * 50)
@@ -127,9 +124,7 @@ def test_one_event_posted_50_times_concurrently_appends_one_event(
 def test_a_refused_event_posted_50_times_concurrently_is_refused_alike_and_once(
     services: Services, api: Api
 ) -> None:
-    journey = registered(services.app)
-    before = journey.use_case.version
-    mark = StoreMark.take(services)
+    journey, before, mark = registered_and_marked(services)
     # Before deployment a measurement is a baseline, and this one lacks unit and method.
     event = cloud_event(METRIC, journey.key, {"metric": "nps", "value": 3.0}, time=hours_ago(2))
 
@@ -148,9 +143,7 @@ def test_distinct_events_racing_for_one_use_case_are_each_applied_at_most_once(
     services: Services, api: Api
 ) -> None:
     """Five deliveries, ten copies of each, all at once, all for the same use case."""
-    journey = registered(services.app)
-    before = journey.use_case.version
-    mark = StoreMark.take(services)
+    journey, before, mark = registered_and_marked(services)
     events = [adoption(journey.key, active=n, target=50) for n in range(5)]
 
     responses = post_concurrently(api, [event for event in events for _ in range(10)])
@@ -379,9 +372,7 @@ def doomed_delivery(services: Services) -> str:
 def test_an_event_whose_delivery_record_cannot_be_written_is_not_appended(
     services: Services, api: Api, doomed_delivery: str
 ) -> None:
-    journey = registered(services.app)
-    before = journey.use_case.version
-    mark = StoreMark.take(services)
+    journey, before, mark = registered_and_marked(services)
 
     response = post(api, adoption(journey.key, id=doomed_delivery))
 

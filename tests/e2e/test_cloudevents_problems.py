@@ -45,6 +45,7 @@ from tests.e2e.cloudevents_helpers import (
     post,
     post_batch,
     registered,
+    registered_and_marked,
 )
 from tests.e2e.conftest import INTEGRATION_SOURCE, Api
 
@@ -438,9 +439,7 @@ DATA_CASES: list[tuple[str, str, Any, dict[str, Any], set[str]]] = [
 def test_invalid_data_is_422_with_the_path_of_each_field_at_fault(
     services: Services, api: Api
 ) -> None:
-    journey = registered(services.app)
-    before = journey.use_case.version
-    mark = StoreMark.take(services)
+    journey, before, mark = registered_and_marked(services)
     wrong = []
 
     for name, kind, data, attributes, paths in DATA_CASES:
@@ -491,9 +490,7 @@ def test_a_cost_period_that_ends_at_time_before_it_starts_names_time(
 
 
 def test_an_unknown_type_is_422_naming_the_known_ones(services: Services, api: Api) -> None:
-    journey = registered(services.app)
-    before = journey.use_case.version
-    mark = StoreMark.take(services)
+    journey, before, mark = registered_and_marked(services)
     event = cloud_event("stagegate.coffee.brewed", journey.key, {"cups": 2})
 
     response = post(api, event)
