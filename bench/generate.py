@@ -44,7 +44,7 @@ from domain.application import Stagegate
 from domain.metadata import Actor, CommandContext
 from domain.policy import PolicyInForce
 from domain.usecase import UseCase
-from domain.values import Channel, Role, Stage
+from domain.values import FORWARD_STAGES, Channel, Role, Stage
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
 
@@ -491,14 +491,7 @@ class Generator:
         retire = target is Stage.RETIRED
         if retire:
             target = r.choice([Stage.PROPOSED, Stage.PILOT, Stage.ACCEPTANCE, Stage.MEASUREMENT])
-        rank = [
-            Stage.PROPOSED,
-            Stage.PILOT,
-            Stage.ACCEPTANCE,
-            Stage.DEPLOYMENT,
-            Stage.MEASUREMENT,
-            Stage.SCALE,
-        ].index(target)
+        rank = FORWARD_STAGES.index(target)
         earliest = NOW - 3 * YEAR
         # Those that reach production start early enough to have been operated for a while.
         latest = NOW - timedelta(days=30 + 90 * rank) - (YEAR if rank >= 3 else timedelta(0))
