@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -331,7 +330,7 @@ class RecordAdoption(UseCaseCommand):
 class RecordInferenceCost(UseCaseCommand):
     integration_may_post: ClassVar[bool] = True
 
-    period_start: AwareDatetime
+    period_start: PastTime
     period_end: PastTime
     amount: Money
     currency: Currency

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -87,29 +88,40 @@ class NamedValue(BaseModel):
 
 
 def _unique_names(values: tuple[NamedValue, ...]) -> tuple[NamedValue, ...]:
-    names = [v.name for v in values]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    counts = Counter(v.name for v in values)  # linear: a list may be long before it is refused
+    duplicates = sorted(name for name, seen in counts.items() if seen > 1)
     if duplicates:
         raise ValueError(f"names given more than once: {', '.join(duplicates)}")
     return values
 
 
 NamedValues = Annotated[
-    tuple[NamedValue, ...], AfterValidator(_unique_names), Field(max_length=200)
+    # The cap first: in this order pydantic checks the length inside the tuple's own schema,
+    # before the names are compared.
+    tuple[NamedValue, ...],
+    Field(max_length=200),
+    AfterValidator(_unique_names),
 ]
 """Numbers by name, as a list of ``{name, value}`` pairs (GraphQL has no maps)."""
 
 CLOCK_SKEW = timedelta(minutes=5)
+EARLIEST_BUSINESS_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+"""No business time lies before this. Nothing an AI use case records happened earlier, and
+the range from here to now converts to UTC, and back, on every store and clock stagegate
+uses (a year-1 time with a positive offset does not: it would stop the read models)."""
 
 
-def _not_in_future(value: datetime) -> datetime:
+def _in_business_range(value: datetime) -> datetime:
+    if value < EARLIEST_BUSINESS_TIME:
+        raise ValueError("must not be before 1970-01-01T00:00:00Z")
     if value > datetime.now(UTC) + CLOCK_SKEW:
         raise ValueError("must not be in the future")
     return value
 
 
-PastTime = Annotated[AwareDatetime, AfterValidator(_not_in_future)]
-"""A business time (timezone-aware) that has already happened (give or take clock skew)."""
+PastTime = Annotated[AwareDatetime, AfterValidator(_in_business_range)]
+"""A business time (timezone-aware) that has already happened (give or take clock skew),
+from 1970-01-01T00:00:00Z on."""
 Score = Annotated[int, Field(ge=1, le=5)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=2)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]

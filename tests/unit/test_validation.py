@@ -22,6 +22,7 @@ NAN, INF = float("nan"), float("inf")
 FUTURE = (datetime.now(UTC) + timedelta(days=1)).isoformat()
 NAIVE = "2024-01-15T09:30:00"
 PAST = "2024-01-15T09:30:00+00:00"
+YEAR_ONE = "0001-01-01T00:30:00+01:00"
 
 VALID: dict[type[c.Command], dict[str, Any]] = {
     c.RegisterUseCase: {"key": "invoice-triage", "title": "Invoice triage"},
@@ -131,6 +132,21 @@ CASES: list[tuple[type[c.Command], str, Any, str]] = [
     (c.RollBack, "rolledBackAt", FUTURE, "rolledBackAt"),
     (c.RaiseQualityAlert, "raisedAt", FUTURE, "raisedAt"),
     (c.CaptureBaseline, "baseline.measuredAt", FUTURE, "baseline.measuredAt"),
+    # business times before 1970 (a year-1 time with an offset cannot even become UTC)
+    *[
+        (command, where, YEAR_ONE, where)
+        for command, where in [
+            (c.RecordEvaluation, "evaluatedAt"),
+            (c.RecordDeployment, "deployedAt"),
+            (c.RecordMeasurement, "measuredAt"),
+            (c.RecordAdoption, "measuredAt"),
+            (c.RecordInferenceCost, "periodStart"),
+            (c.RollBack, "rolledBackAt"),
+            (c.RaiseQualityAlert, "raisedAt"),
+            (c.CaptureBaseline, "baseline.measuredAt"),
+        ]
+    ],
+    (c.RecordMeasurement, "measuredAt", "1969-12-31T23:59:59.999999Z", "measuredAt"),
     # unknown enum values
     (c.AssignOwner, "role", "owner", "role"),
     (c.ConfirmReadiness, "item", "vibes_check", "item"),
@@ -187,7 +203,8 @@ def broken(command: type[c.Command], where: str, bad: Any) -> dict[str, Any]:
 
 def case_id(case: tuple[Any, ...]) -> str:
     command, where, bad, _ = case
-    shown = {id(MISSING): "missing", id(FUTURE): "future"}.get(id(bad), repr(bad)[:20])
+    names = {id(MISSING): "missing", id(FUTURE): "future", id(YEAR_ONE): "year-one"}
+    shown = names.get(id(bad), repr(bad)[:20])
     return f"{command.__name__}-{where}={shown}"
 
 
@@ -211,6 +228,33 @@ def test_bad_input_is_refused_naming_the_field(
 def test_strings_at_their_limit_are_accepted(field: str, length: int) -> None:
     parsed = c.RegisterUseCase.parse({**VALID[c.RegisterUseCase], field: "x" * length})
     assert len(getattr(parsed, field)) == length
+
+
+@pytest.mark.parametrize(
+    "earliest", ["1970-01-01T00:00:00Z", "1970-01-01T05:45:00+05:45", "1969-12-31T14:00:00-10:00"]
+)
+def test_the_earliest_business_time_is_accepted_in_any_offset(earliest: str) -> None:
+    parsed = c.RecordMeasurement.parse({**VALID[c.RecordMeasurement], "measuredAt": earliest})
+    assert parsed.measured_at == datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def test_a_list_past_its_cap_is_refused_for_its_length_before_its_names_are_compared() -> None:
+    # 40,000 results, every name the same: the length decides, and the names (which a
+    # quadratic check took seconds over) are never compared.
+    results = [{"name": "accuracy", "value": 0.9}] * 40_000
+    with pytest.raises(ValidationFailed) as invalid:
+        c.RecordEvaluation.parse({**VALID[c.RecordEvaluation], "results": results})
+    [error] = invalid.value.errors
+    assert error.path == "results"
+    assert "at most 200" in error.message
+
+
+def test_duplicate_names_within_the_cap_are_named() -> None:
+    results = [{"name": f"m{i % 150}", "value": 0.5} for i in range(200)]
+    with pytest.raises(ValidationFailed) as invalid:
+        c.RecordEvaluation.parse({**VALID[c.RecordEvaluation], "results": results})
+    [error] = invalid.value.errors
+    assert "names given more than once: m0, m1," in error.message
 
 
 def test_every_bad_field_is_named_in_one_answer() -> None:
