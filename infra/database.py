@@ -18,13 +18,15 @@ from eventsourcing.sqlite import SQLiteDatastore
 
 
 class Cursor(Protocol):
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
-    def executemany(self, sql: str, params_seq: Iterable[Sequence[Any]]) -> None: ...
+    """What stagegate's SQL needs of a cursor: psycopg's, or sqlite3's through ``SQLiteCursor``."""
+
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Any: ...
+    def executemany(self, sql: str, params_seq: Iterable[Sequence[Any]], /) -> Any: ...
     def fetchall(self) -> list[dict[str, Any]]: ...
     def fetchone(self) -> dict[str, Any] | None: ...
 
 
-class _SQLiteCursor:
+class SQLiteCursor:
     """Adapts sqlite3 to the psycopg conventions used in our SQL."""
 
     def __init__(self, cursor: Any) -> None:
@@ -62,10 +64,10 @@ class Database:
         """A transaction that commits when the block ends without an exception."""
         if isinstance(self.datastore, PostgresDatastore):
             with self.datastore.transaction(commit=True) as curs:
-                yield curs  # type: ignore[misc]
+                yield curs
         else:
             with self.datastore.transaction(commit=True) as curs:
-                yield _SQLiteCursor(curs)
+                yield SQLiteCursor(curs)
 
     def select(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """The rows of one read-only statement.
@@ -85,10 +87,21 @@ class Database:
     # --- values that the two drivers store differently ---------------------------------------
 
     def ts(self, value: datetime | None) -> Any:
-        """A timestamp parameter: timestamptz on PostgreSQL, ISO text (UTC) on SQLite."""
-        if value is None or self.is_postgres:
-            return value
-        return value.astimezone(UTC).isoformat(timespec="microseconds")
+        """A timestamp parameter, in UTC: timestamptz on PostgreSQL, ISO text on SQLite.
+
+        ValueError for a time that has no UTC form (a year-1 time east of Greenwich): the
+        edge refuses such business times, but an event stored before it did must not pass
+        into a read model that could never read it back.
+        """
+        if value is None:
+            return None
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(
+                f"{value.isoformat()} cannot be stored: it has no UTC form in years 1 to 9999"
+            ) from None
+        return utc if self.is_postgres else utc.isoformat(timespec="microseconds")
 
     def read_ts(self, value: Any) -> datetime | None:
         if value is None or isinstance(value, datetime):

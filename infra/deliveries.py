@@ -1,7 +1,7 @@
 """Delivery records: each CloudEvent (``source`` + ``id``) is applied once, its first answer kept.
 
 An accepted delivery's record is written by the store in the same transaction as its domain
-event (on PostgreSQL by a row trigger reading the event's metadata; on SQLite by the recorder),
+event (the recorder reads it from the event's metadata, on both stores),
 so a crash can never leave one without the other, and a concurrent duplicate fails on the
 record's key like any lost race. A refused delivery appends nothing; its record, with the
 answer it got, is written on its own.
@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.sqlite import SQLiteCursor
 from psycopg.sql import SQL, Composed, Identifier
 
-from infra.database import Database
+from infra.database import Cursor, Database
 
 DELIVERIES_TABLE = "stagegate_deliveries"
 ACCEPTED = 200
@@ -41,7 +40,6 @@ def postgres_statements(schema: str, events_table: str) -> list[Composed]:
     qualified = Identifier(schema)
     events = SQL("{}.{}").format(qualified, Identifier(events_table))
     table = SQL("{}.{}").format(qualified, Identifier(DELIVERIES_TABLE))
-    record = SQL("{}.stagegate_record_delivery").format(qualified)
     return [
         SQL(
             "CREATE TABLE IF NOT EXISTS {} ("
@@ -50,30 +48,10 @@ def postgres_statements(schema: str, events_table: str) -> list[Composed]:
             "originator_version bigint, recorded_at timestamptz NOT NULL DEFAULT now(), "
             "PRIMARY KEY (source, delivery_id))"
         ).format(table),
-        SQL(
-            "CREATE OR REPLACE FUNCTION {record}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            "DECLARE meta jsonb; "
-            "BEGIN "
-            # (jsonb refuses the escape \u0000, which a delivery's meta never holds.)
-            "  meta := replace(convert_from(NEW.state, 'UTF8'), '\\u0000', '')::jsonb"
-            "    -> 'meta'; "
-            "  IF meta ->> 'delivery_id' IS NOT NULL THEN "
-            "    INSERT INTO {table} (source, delivery_id, fingerprint, status, "
-            "      originator_id, originator_version) "
-            "    VALUES (meta ->> 'source', meta ->> 'delivery_id', "
-            "      meta ->> 'delivery_fingerprint', {accepted}, NEW.originator_id, "
-            "      NEW.originator_version); "
-            "  END IF; "
-            "  RETURN NULL; "
-            "END $$"
-        ).format(record=record, table=table, accepted=ACCEPTED),
-        SQL(
-            # Only states that can name a delivery are parsed: the others (not JSON at
-            # all, say, written by hand) are stored as they are, as the events table allows.
-            "CREATE OR REPLACE TRIGGER stagegate_delivery AFTER INSERT ON {} FOR EACH ROW "
-            'WHEN (position(\'"delivery_id":"\'::bytea in NEW.state) > 0) '
-            "EXECUTE FUNCTION {}()"
-        ).format(events, record),
+        # Earlier versions recorded deliveries by a trigger that edited the stored JSON as
+        # text; the recorder writes them now, on both stores (``write``).
+        SQL("DROP TRIGGER IF EXISTS stagegate_delivery ON {}").format(events),
+        SQL("DROP FUNCTION IF EXISTS {}.stagegate_record_delivery()").format(qualified),
     ]
 
 
@@ -88,11 +66,15 @@ SQLITE_STATEMENTS = [
 ]
 
 
-def sqlite_write(c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> None:
-    """On SQLite, record the deliveries behind the events, in the transaction inserting them."""
+def write(curs: Cursor, table: str, stored_events: Sequence[StoredEvent]) -> None:
+    """Record the deliveries behind these events, in the transaction inserting them.
+
+    ``table`` is the deliveries table's name as this store qualifies it. The JSON is parsed,
+    never searched as text: only whether it can name a delivery at all is.
+    """
     rows = []
     for event in stored_events:
-        if DELIVERY_MARK not in event.state:  # cannot name a delivery (see the PG trigger)
+        if DELIVERY_MARK not in event.state:
             continue
         state = json.loads(event.state)
         meta = state.get("meta") if isinstance(state, dict) else None
@@ -108,9 +90,9 @@ def sqlite_write(c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> None:
                 )
             )
     if rows:
-        c.executemany(
-            f"INSERT INTO {DELIVERIES_TABLE} (source, delivery_id, fingerprint, status,"
-            " originator_id, originator_version) VALUES (?, ?, ?, ?, ?, ?)",
+        curs.executemany(
+            f"INSERT INTO {table} (source, delivery_id, fingerprint, status,"
+            " originator_id, originator_version) VALUES (%s, %s, %s, %s, %s, %s)",
             rows,
         )
 

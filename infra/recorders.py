@@ -2,9 +2,9 @@
 
 In the transaction that inserts events, the store also writes each event's audit hash
 (``infra.chain``), the record of the delivery that caused it, if any (``infra.deliveries``),
-and the notification other systems get of it, if they get one (``infra.outbox``). On
-PostgreSQL, row triggers do it, so nothing extra travels through the library's pipelined
-insert; on SQLite, the recorder does.
+and the notification other systems get of it, if they get one (``infra.outbox``). The
+delivery record is written by the recorder on both stores; the hash and the outbox row, on
+PostgreSQL, by row triggers, and on SQLite by the recorder.
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
 
 from infra import chain, deliveries, outbox
+from infra.database import SQLiteCursor as SQLiteCursorAdapter
 
 
 class StagegatePostgresRecorder(PostgresApplicationRecorder):
@@ -26,6 +29,18 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
         schema = self.datastore.schema
         for part in (chain, deliveries, outbox):
             self.sql_create_statements += part.postgres_statements(schema, self.events_table_name)
+        self._deliveries_table = f'"{schema}"."{deliveries.DELIVERIES_TABLE}"'
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        super()._insert_stored_events(curs, stored_events, **kwargs)
+        # After the events (under their table lock), in the same pipeline, before the library
+        # syncs it: a duplicate delivery then fails on the record's key at that sync, as an
+        # IntegrityError like any lost race. Another cursor: ``curs`` must keep the events'
+        # notification ids for the library to fetch.
+        with curs.connection.cursor() as records:
+            deliveries.write(records, self._deliveries_table, stored_events)
 
     def select_latest_of_many(
         self, ids: Sequence[UUID], snapshots_table: str | None, known: dict[UUID, int]
@@ -104,6 +119,6 @@ class StagegateSQLiteRecorder(SQLiteApplicationRecorder):
     ) -> Sequence[int] | None:
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
         chain.sqlite_write(c, stored_events)
-        deliveries.sqlite_write(c, stored_events)
+        deliveries.write(SQLiteCursorAdapter(c), deliveries.DELIVERIES_TABLE, stored_events)
         outbox.sqlite_write(c, stored_events)
         return notification_ids

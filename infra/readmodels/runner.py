@@ -3,6 +3,11 @@
 Each transaction locks the projection's position row, reads the log after it in pages,
 applies them, and moves the position, so a crash at any point rolls back to a consistent
 position and a second worker for the same projection waits instead of applying an event twice.
+
+An event the projection cannot apply does not stop it: the transaction that met it is retried
+one event at a time, and the event that fails on its own is set aside as a fault
+(``infra.readmodels.faults``), named in the log and in ``/readyz``. A database that is down or
+unreachable is not a fault: that error is raised, and the work is retried later.
 """
 
 from __future__ import annotations
@@ -11,25 +16,34 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.persistence import InterfaceError, Mapper, OperationalError, StoredEvent
 
 from infra.database import Cursor, Database
+from infra.readmodels import faults
 from infra.readmodels.schema import POSITIONS
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000
+TRANSIENT = (OperationalError, InterfaceError)
+"""Errors of a database that is down or unreachable: retried, never set aside as faults."""
 
 
 @dataclass(frozen=True)
 class LoggedEvent:
     notification_id: int
-    event: Any
-    stored: bytes
-    """The event's stored bytes (canonical JSON)."""
+    stored: StoredEvent
+    """The event as stored: its canonical JSON in ``stored.state``."""
+    mapper: Mapper[Any]
+
+    @cached_property
+    def event(self) -> Any:
+        """The domain event, decoded on first use (the history reads the JSON itself)."""
+        return self.mapper.to_domain_event(self.stored)
 
 
 class Projection(Protocol):
@@ -67,8 +81,6 @@ class ProjectionRunner:
         self.mapper = mapper
         self.projection = projection
         self.fault = fault or (lambda _point: None)
-        self._in_database = bool(getattr(projection, "in_database", False))
-        """The projection writes its rows from ranges of the log by SQL (``apply_range``)."""
         self._lock = threading.Lock()  # one transaction at a time per runner in this process
         number = "notification_id" if db.is_postgres else "rowid"
         self._read_log = (
@@ -84,10 +96,6 @@ class ProjectionRunner:
         )
         self._select_position = f"SELECT position FROM {positions} WHERE projection = %s"
         self._count_log = f"SELECT COUNT(*) AS n, MAX(notification_id) AS head FROM {events_table}"
-        self._range_end = (
-            f"SELECT COUNT(*) AS n, MAX(notification_id) AS upto FROM (SELECT notification_id"
-            f" FROM {events_table} WHERE notification_id > %s ORDER BY notification_id LIMIT %s) s"
-        )
         self._move_position = f"UPDATE {positions} SET position = %s WHERE projection = %s"
 
     @property
@@ -101,13 +109,18 @@ class ProjectionRunner:
         return int(row["position"]) if row else 0
 
     def run_transaction(self, max_events: int = PAGE_SIZE, page_size: int = PAGE_SIZE) -> int:
-        """Project up to ``max_events`` new events in one transaction; returns how many."""
+        """Project up to ``max_events`` new events in one transaction; returns how many.
+
+        If the transaction fails for anything but an unreachable database, its events are
+        tried again one per transaction, and the one that fails alone is set aside as a fault.
+        """
         with self._lock:
             try:
-                return self._run_transaction(max_events, page_size)
-            except BaseException:
-                self.projection.forget()
+                return self._attempt(max_events, page_size)
+            except TRANSIENT:
                 raise
+            except Exception:
+                return self._isolate(max_events)
 
     def catch_up(self, max_events_per_transaction: int = PAGE_SIZE) -> int:
         """Project every event written so far; returns how many."""
@@ -146,6 +159,60 @@ class ProjectionRunner:
                 raise
         return done
 
+    def _attempt(self, max_events: int, page_size: int) -> int:
+        try:
+            return self._run_transaction(max_events, page_size)
+        except BaseException:
+            self.projection.forget()
+            raise
+
+    def _isolate(self, max_events: int) -> int:
+        """Halve the transaction until the event that fails alone is found; set it aside.
+
+        What applies before it commits on the way, so a rebuild's large transaction costs a
+        few halvings, not one transaction per event.
+        """
+        done, size = 0, max(1, max_events // 2)
+        while done < max_events:
+            try:
+                applied = self._attempt(min(size, max_events - done), PAGE_SIZE)
+            except TRANSIENT:
+                raise
+            except Exception as error:
+                if size == 1:
+                    return done + self._set_aside(error)
+                size //= 2
+                continue
+            if applied == 0:
+                break
+            done += applied
+        return done
+
+    def _set_aside(self, error: Exception) -> int:
+        """Record the next event as a fault of this projection and move past it."""
+        with self.db.transaction() as curs:
+            curs.execute(self._lock_position, (self.name,))
+            curs.execute(self._select_position, (self.name,))
+            row = curs.fetchone()
+            position = int(row["position"]) if row else 0
+            following = self._page(curs, position, 1)
+            if not following:  # nothing left: the failure was not an event's
+                raise error
+            [poison] = following
+            stored = poison.stored
+            faults.record(
+                curs,
+                self.db,
+                self.name,
+                str(stored.originator_id),
+                stored.originator_version,
+                poison.notification_id,
+                error,
+            )
+            curs.execute(self._move_position, (poison.notification_id, self.name))
+        self.projection.forget()
+        return 1
+
     def _run_transaction(self, max_events: int, page_size: int) -> int:
         done = 0
         with self.db.transaction() as curs:
@@ -154,10 +221,15 @@ class ProjectionRunner:
             row = curs.fetchone()
             position = int(row["position"]) if row else 0
             self.projection.begin(position)
-            if self._in_database:
-                done, position = self._project_range(curs, position, max_events)
-            else:
-                done, position = self._project_pages(curs, position, max_events, page_size)
+            while done < max_events:
+                events = self._page(curs, position, min(page_size, max_events - done))
+                if not events:
+                    break
+                self.fault("before-write")
+                self.projection.apply(curs, events, position)
+                position = events[-1].notification_id
+                done += len(events)
+                self.fault("after-page")
             if done:
                 self.projection.finish(curs, position)
                 curs.execute(self._move_position, (position, self.name))
@@ -166,49 +238,22 @@ class ProjectionRunner:
             self.fault("after-commit")
         return done
 
-    def _project_range(self, curs: Cursor, position: int, max_events: int) -> tuple[int, int]:
-        """The database projects the next range of the log itself: nothing is decoded here."""
-        curs.execute(self._range_end, (position, max_events))
-        row = curs.fetchone()
-        done = int(row["n"]) if row else 0
-        if not done:
-            return 0, position
-        assert row is not None
-        self.fault("before-write")
-        self.projection.apply_range(curs, position, int(row["upto"]))  # type: ignore[attr-defined]
-        self.fault("after-page")
-        return done, int(row["upto"])
-
-    def _project_pages(
-        self, curs: Cursor, position: int, max_events: int, page_size: int
-    ) -> tuple[int, int]:
-        done = 0
-        while done < max_events:
-            events = self._page(curs, position, min(page_size, max_events - done))
-            if not events:
-                break
-            self.fault("before-write")
-            self.projection.apply(curs, events, position)
-            position = events[-1].notification_id
-            done += len(events)
-            self.fault("after-page")
-        return done, position
-
     def _page(self, curs: Cursor, after: int, limit: int) -> list[LoggedEvent]:
         curs.execute(self._read_log, (after, limit))
-        page = []
-        for row in curs.fetchall():
-            originator_id = row["originator_id"]
-            state = bytes(row["state"])
-            stored = StoredEvent(
-                originator_id=originator_id
-                if isinstance(originator_id, UUID)
-                else UUID(str(originator_id)),
-                originator_version=int(row["originator_version"]),
-                topic=str(row["topic"]),
-                state=state,
+        return [
+            LoggedEvent(
+                int(row["notification_id"]),
+                StoredEvent(
+                    originator_id=_uuid(row["originator_id"]),
+                    originator_version=int(row["originator_version"]),
+                    topic=str(row["topic"]),
+                    state=bytes(row["state"]),
+                ),
+                self.mapper,
             )
-            page.append(
-                LoggedEvent(int(row["notification_id"]), self.mapper.to_domain_event(stored), state)
-            )
-        return page
+            for row in curs.fetchall()
+        ]
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))

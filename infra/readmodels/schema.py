@@ -10,11 +10,12 @@ UNMET = "stagegate_use_case_unmet"
 HISTORY = "stagegate_history"
 PERIODS = "stagegate_stage_periods"
 COSTS = "stagegate_inference_costs"
+FAULTS = "stagegate_projection_faults"
 
 PROJECTIONS = ("summaries", "history")
 
 
-ALL_TABLES = (POSITIONS, SUMMARIES, UNMET, HISTORY, PERIODS, COSTS)
+ALL_TABLES = (POSITIONS, SUMMARIES, UNMET, HISTORY, PERIODS, COSTS, FAULTS)
 
 
 def create_tables(db: Database) -> None:
@@ -72,6 +73,10 @@ def create_tables(db: Database) -> None:
         f" period_start {ts} NOT NULL, period_end {ts} NOT NULL,"
         f" amount {money} NOT NULL, currency TEXT NOT NULL)",
         f"CREATE INDEX IF NOT EXISTS stagegate_costs_end ON {t(COSTS)} (period_end)",
+        f"CREATE TABLE IF NOT EXISTS {t(FAULTS)} ("
+        f" projection TEXT NOT NULL, aggregate_id TEXT NOT NULL, version {bigint} NOT NULL,"
+        f" notification_id {bigint}, reason TEXT NOT NULL, recorded_at {ts} NOT NULL,"
+        " PRIMARY KEY (projection, aggregate_id, version))",
     ]
     with db.transaction() as curs:
         for statement in statements:

@@ -11,7 +11,7 @@ from typing import Literal
 
 from domain.application import Stagegate
 from infra.database import Database
-from infra.readmodels import schema
+from infra.readmodels import faults, schema
 from infra.readmodels.history import HistoryProjection
 from infra.readmodels.queries import SqlQueries
 from infra.readmodels.runner import FaultHook, ProjectionRunner
@@ -57,7 +57,7 @@ class ReadModelService:
             if snapshots is not None
             else None
         )
-        projections = (SummaryProjection(db, events_table), HistoryProjection(db, events_table))
+        projections = (SummaryProjection(db, events_table), HistoryProjection(db))
         self.runners = [
             ProjectionRunner(db, app.mapper, events_table, projection, fault)
             for projection in projections
@@ -87,6 +87,10 @@ class ReadModelService:
                 log.warning("read models did not reach notification %s in %ss", target, timeout)
                 return
             time.sleep(0.01)
+
+    def projection_faults(self, limit: int = 20) -> tuple[int, list[faults.Fault]]:
+        """How many events the projections set aside, and the first ``limit`` of them."""
+        return faults.recorded(self.db, limit)
 
     def wake(self) -> None:
         """New events were written: have the background thread project them now, without
@@ -152,6 +156,10 @@ class ReadModelService:
                 curs.execute(
                     f"UPDATE {self.db.table(schema.POSITIONS)} SET position = 0"
                     " WHERE projection = %s",
+                    (runner.name,),
+                )
+                curs.execute(
+                    f"DELETE FROM {self.db.table(schema.FAULTS)} WHERE projection = %s",
                     (runner.name,),
                 )
         for runner in self.runners:

@@ -14,7 +14,7 @@ from dataclasses import fields
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import Mapper
+from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic
 
 from domain.policy import POLICY_ID, Policy, PolicyInForce
@@ -23,6 +23,7 @@ from domain.usecase import UseCase
 from domain.usecase import events as e
 from domain.values import Stage
 from infra.database import Cursor, Database
+from infra.readmodels import faults
 from infra.readmodels.runner import LoggedEvent
 from infra.readmodels.schema import COSTS, PERIODS, SUMMARIES, UNMET
 from infra.recorders import select_latest_of_many
@@ -31,6 +32,8 @@ from projections.summaries import UseCaseSummary, summarize
 CACHE_SIZE = 20_000
 REBUILD_CHUNK = 1_000
 """Use cases loaded per query when rebuilding."""
+REBUILD_PAGE = 10_000
+"""Stage and cost events read per query when rebuilding."""
 _STAGE_EVENTS = (e.Registered, e.StageAdvanced, e.ReturnedToStage, e.Retired)
 _COLUMNS = [f.name for f in fields(UseCaseSummary) if f.name != "unmet_codes"]
 _TIMESTAMPS = {"stage_since", "registered_at", "updated_at", "first_production_deployment_at"}
@@ -68,7 +71,21 @@ class SummaryProjection:
         self._costs = t(COSTS)
         self._events = events_table
         self._copy_summary_rows = f"COPY {self._summaries} ({', '.join(_COLUMNS)}) FROM STDIN"
-        self._rebuild_sql()
+        self._copy_periods = (
+            f"COPY {self._periods} (use_case_id, stage, entered_at, left_at) FROM STDIN"
+        )
+        self._copy_costs = (
+            f"COPY {self._costs} (notification_id, use_case_id, period_start, period_end,"
+            " amount, currency) FROM STDIN"
+        )
+        topics = ", ".join(
+            f"'{get_topic(cls)}'" for cls in (*_STAGE_EVENTS, e.InferenceCostRecorded)
+        )
+        self._read_period_and_cost_events = (
+            f"SELECT notification_id, originator_id, originator_version, topic, state"
+            f" FROM {events_table} WHERE topic IN ({topics}) AND notification_id > %s"
+            " AND notification_id <= %s ORDER BY notification_id LIMIT %s"
+        )
 
     # --- the projection protocol ----------------------------------------------------------
 
@@ -104,20 +121,22 @@ class SummaryProjection:
             assert isinstance(aggregate, UseCase)
             self._dirty[key] = aggregate
             if isinstance(event, _STAGE_EVENTS):
-                stage = aggregate.state.stage.value
-                self._transitions.setdefault(key, []).append((stage, event.timestamp))
-            if isinstance(event, e.InferenceCostRecorded):
-                cost = event.cost
-                costs.append(
-                    (
-                        logged.notification_id,
-                        key,
-                        self.db.ts(cost.period_start),
-                        self.db.ts(cost.period_end),
-                        self.db.money(cost.amount),
-                        cost.currency,
-                    )
+                self._transitions.setdefault(key, []).append(
+                    (_stage_entered(event), event.timestamp)
                 )
+            if isinstance(event, e.InferenceCostRecorded):
+                try:
+                    costs.append(self._cost_row(logged.notification_id, event))
+                except ValueError as error:  # its summary still counts the event
+                    faults.record(
+                        curs,
+                        self.db,
+                        self.name,
+                        key,
+                        event.originator_version,
+                        logged.notification_id,
+                        error,
+                    )
         if costs:
             curs.executemany(
                 f"INSERT INTO {self._costs} (notification_id, use_case_id, period_start,"
@@ -160,8 +179,8 @@ class SummaryProjection:
         number of use cases rather than of events: each summary comes from its use case
         loaded at its latest version (snapshot and the events after it), every use case
         judged by the policy in force at ``head``, as the live projection leaves them after
-        re-judging all at each policy change; stage periods and costs come from their events
-        by SQL. The transaction must see exactly the log up to ``head`` (REPEATABLE READ).
+        re-judging all at each policy change; stage periods and costs come from their own
+        events. The transaction must see exactly the log up to ``head`` (REPEATABLE READ).
         """
         self.forget()
         self._policy = self._policy_at(curs, head)
@@ -178,18 +197,26 @@ class SummaryProjection:
                 curs, self._events, snapshots_table, chunk, {}
             )
             loaded: dict[str, Any] = {}
+            unloadable: set[str] = set()
             for stored in (*snapshots, *events):
                 key = str(stored.originator_id)
-                event: Any = mapper.to_domain_event(stored)
-                loaded[key] = event.mutate(loaded.get(key))
+                if key in unloadable:
+                    continue
+                try:
+                    event: Any = mapper.to_domain_event(stored)
+                    loaded[key] = event.mutate(loaded.get(key))
+                except Exception as error:
+                    version = stored.originator_version
+                    faults.record(curs, self.db, self.name, key, version, None, error)
+                    unloadable.add(key)
+                    loaded.pop(key, None)
             self._copy_summaries(curs, loaded)
-        curs.execute(self._rebuild_periods, (head,))
-        curs.execute(self._rebuild_costs, (head,))
+        self._copy_periods_and_costs(curs, head, mapper)
         self.forget()
 
     def _copy_summaries(self, curs: Cursor, aggregates: dict[str, UseCase]) -> None:
         """Into emptied tables, COPY: what ``_write_summaries`` upserts, several times faster."""
-        rows, unmet = self._summary_rows(aggregates)
+        rows, unmet = self._summary_rows(curs, aggregates)
         with curs.copy(self._copy_summary_rows) as copy:  # type: ignore[attr-defined]
             for row in rows:
                 copy.write_row(row)
@@ -197,36 +224,57 @@ class SummaryProjection:
             for pair in unmet:
                 copy.write_row(pair)
 
-    def _rebuild_sql(self) -> None:
-        def parsed(topics: str) -> str:
-            # OFFSET 0: the JSON is parsed once per row, not once per reference to j.
-            return (
-                "SELECT notification_id, originator_id, originator_version, topic,"
-                "  replace(convert_from(state, 'UTF8'), '\\u0000', '')::jsonb AS j"
-                f" FROM {self._events} WHERE topic IN ({topics}) AND notification_id <= %s"
-                " OFFSET 0"
-            )
+    def _copy_periods_and_costs(self, curs: Cursor, head: int, mapper: Mapper[Any]) -> None:
+        """Stage periods and costs from their own events (a small share of the log), decoded
+        as every event is, a page at a time in log order."""
+        periods: list[tuple[Any, ...]] = []
+        costs: list[tuple[Any, ...]] = []
+        open_periods: dict[str, tuple[str, Any]] = {}  # use case -> (stage, entered_at)
+        after = 0
+        while True:
+            curs.execute(self._read_period_and_cost_events, (after, head, REBUILD_PAGE))
+            rows = curs.fetchall()
+            for row in rows:
+                notification_id = int(row["notification_id"])
+                stored = StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=int(row["originator_version"]),
+                    topic=str(row["topic"]),
+                    state=bytes(row["state"]),
+                )
+                key = str(stored.originator_id)
+                try:
+                    event: Any = mapper.to_domain_event(stored)
+                    if isinstance(event, e.InferenceCostRecorded):
+                        costs.append(self._cost_row(notification_id, event))
+                        continue
+                    entered_at = self.db.ts(event.timestamp)
+                except ValueError as error:
+                    version = stored.originator_version
+                    faults.record(curs, self.db, self.name, key, version, notification_id, error)
+                    continue
+                previous = open_periods.get(key)
+                if previous is not None:
+                    periods.append((key, previous[0], previous[1], entered_at))
+                open_periods[key] = (_stage_entered(event), entered_at)
+            if len(rows) < REBUILD_PAGE:
+                break
+            after = int(rows[-1]["notification_id"])
+        periods.extend((key, stage, at, None) for key, (stage, at) in open_periods.items())
+        for statement, values in ((self._copy_periods, periods), (self._copy_costs, costs)):
+            with curs.copy(statement) as copy:  # type: ignore[attr-defined]
+                for value in values:
+                    copy.write_row(value)
 
-        registered, retired = get_topic(e.Registered), get_topic(e.Retired)
-        moves = ", ".join(f"'{get_topic(cls)}'" for cls in _STAGE_EVENTS)
-        costs = f"'{get_topic(e.InferenceCostRecorded)}'"
-        self._rebuild_periods = (
-            f"INSERT INTO {self._periods} (use_case_id, stage, entered_at, left_at)"
-            " SELECT use_case_id, stage, entered_at,"
-            "  LEAD(entered_at) OVER (PARTITION BY use_case_id ORDER BY version)"
-            " FROM (SELECT originator_id::text AS use_case_id, originator_version AS version,"
-            f"  CASE topic WHEN '{registered}' THEN '{Stage.PROPOSED.value}'"
-            f"   WHEN '{retired}' THEN '{Stage.RETIRED.value}' ELSE j ->> 'to_stage' END AS stage,"
-            f"  (j ->> 'timestamp')::timestamptz AS entered_at FROM ({parsed(moves)}) m) t"
-        )
-        self._rebuild_costs = (
-            f"INSERT INTO {self._costs} (notification_id, use_case_id, period_start,"
-            " period_end, amount, currency)"
-            " SELECT notification_id, originator_id::text,"
-            "  (j #>> '{cost,period_start}')::timestamptz,"
-            "  (j #>> '{cost,period_end}')::timestamptz,"
-            "  (j #>> '{cost,amount}')::numeric, j #>> '{cost,currency}'"
-            f" FROM ({parsed(costs)}) c"
+    def _cost_row(self, notification_id: int, event: e.InferenceCostRecorded) -> tuple[Any, ...]:
+        cost = event.cost
+        return (
+            notification_id,
+            str(event.originator_id),
+            self.db.ts(cost.period_start),
+            self.db.ts(cost.period_end),
+            self.db.money(cost.amount),
+            cost.currency,
         )
 
     # --- reading back what this projection wrote -------------------------------------------
@@ -286,31 +334,39 @@ class SummaryProjection:
             self._dirty.setdefault(str(aggregate.id), aggregate)
 
     def _summary_rows(
-        self, aggregates: dict[str, UseCase]
+        self, curs: Cursor, aggregates: dict[str, UseCase]
     ) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]]]:
-        """The summary row of each use case, and its (use case, unmet code) rows."""
+        """The summary row of each use case, and its (use case, unmet code) rows; a use case
+        whose row cannot be written is recorded as a fault and keeps its last row."""
         assert self._policy is not None
         rows: list[tuple[Any, ...]] = []
         unmet: list[tuple[str, str]] = []
         for key, aggregate in aggregates.items():
-            summary = summarize(
-                key,
-                aggregate.state,
-                aggregate.version,
-                aggregate.created_on,
-                aggregate.modified_on,
-                self._policy,
-            )
-            rows.append(self._row(summary))
+            try:
+                summary = summarize(
+                    key,
+                    aggregate.state,
+                    aggregate.version,
+                    aggregate.created_on,
+                    aggregate.modified_on,
+                    self._policy,
+                )
+                row = self._row(summary)
+            except Exception as error:
+                faults.record(curs, self.db, self.name, key, aggregate.version, None, error)
+                continue
+            rows.append(row)
             unmet.extend((key, code) for code in summary.unmet_codes)
         return rows, unmet
 
     def _write_summaries(self, curs: Cursor, aggregates: dict[str, UseCase]) -> None:
         if not aggregates:
             return
-        rows, unmet = self._summary_rows(aggregates)
+        rows, unmet = self._summary_rows(curs, aggregates)
+        if not rows:
+            return
         curs.executemany(self._upsert, rows)
-        keys = list(aggregates)
+        keys = [row[0] for row in rows]
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             curs.execute(
@@ -354,3 +410,12 @@ class SummaryProjection:
                 " VALUES (%s, %s, %s, %s)",
                 opens,
             )
+
+
+def _stage_entered(event: Any) -> str:
+    """The stage a stage event (registration, a move, retirement) puts its use case in."""
+    if isinstance(event, e.Registered):
+        return Stage.PROPOSED.value
+    if isinstance(event, e.Retired):
+        return Stage.RETIRED.value
+    return str(event.to_stage.value)

@@ -1,0 +1,97 @@
+"""Issue 8, defence in depth: an event a read model cannot hold is set aside and named; it
+never stops the projections, a restart, a rebuild or the commands after it.
+
+The event is planted as an earlier release could have stored it, before business times were
+bounded at the edge: a year-1 adoption measurement with a positive offset, which has no UTC
+form (on SQLite the history could not convert it; on PostgreSQL it could not be read back).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from domain import commands as c
+from domain.usecase import use_case_id
+from infra.bootstrap import Services, bootstrap
+from projections.readmodels import UseCaseFilter
+from tests.builders import PRIORITY, Journey, ctx
+
+YEAR_ONE = datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1)))
+
+
+def _plant_legacy_event(journey: Journey) -> int:
+    """Store a year-1 adoption through the aggregate, past the commands' validation."""
+    use_case = journey.use_case
+    use_case.record_adoption(1, 2, YEAR_ONE, ctx().meta())
+    journey.app.save(use_case)
+    return use_case.version
+
+
+def _history_versions(services: Services, key: str) -> list[int]:
+    page = services.read_models.history(str(use_case_id(key)), 100, None)
+    return [entry.version for entry in page.items]
+
+
+def test_an_event_the_history_cannot_hold_is_set_aside_and_named(services: Services) -> None:
+    journey = Journey(services.app).register()
+    planted = _plant_legacy_event(journey)
+    journey.issue(c.ScorePriority, **PRIORITY)
+    other = Journey(services.app).register()
+
+    services.read_models.catch_up()
+
+    count, [fault] = services.read_models.projection_faults()
+    assert count == 1
+    assert (fault.projection, fault.aggregate_id, fault.version) == (
+        "history",
+        str(use_case_id(journey.key)),
+        planted,
+    )
+    assert fault.notification_id is not None
+    assert "0001-01-01T00:30:00+01:00" in fault.reason
+    assert _history_versions(services, journey.key) == [1, 3]
+    assert _history_versions(services, other.key) == [1]
+    summaries = services.read_models.use_cases(UseCaseFilter(), 100, None).items
+    assert {(s.state.key, s.version) for s in summaries} == {(journey.key, 3), (other.key, 1)}
+
+
+def test_commands_after_a_set_aside_event_are_projected(services: Services) -> None:
+    journey = Journey(services.app).register()
+    _plant_legacy_event(journey)
+    services.read_models.catch_up()
+
+    journey.issue(c.Retire, reason="superseded")
+    services.read_models.catch_up()
+
+    assert _history_versions(services, journey.key) == [1, 3]
+    [summary] = services.read_models.use_cases(UseCaseFilter(), 100, None).items
+    assert (summary.version, summary.state.stage.value) == (3, "retired")
+
+
+def test_a_restart_and_a_rebuild_go_past_the_event_and_name_it_again(services: Services) -> None:
+    journey = Journey(services.app).register()
+    planted = _plant_legacy_event(journey)
+    journey.issue(c.ScorePriority, **PRIORITY)
+    services.read_models.catch_up()
+
+    restarted = bootstrap(services.settings)
+    try:
+        assert restarted.read_models.catch_up() == 0
+        rebuilt = restarted.read_models.rebuild()
+        count, [fault] = restarted.read_models.projection_faults()
+    finally:
+        restarted.close()
+
+    assert rebuilt >= 3
+    assert count == 1
+    assert (fault.projection, fault.version) == ("history", planted)
+    assert _history_versions(services, journey.key) == [1, 3]
+
+
+def test_without_a_faulty_event_nothing_is_set_aside(services: Services) -> None:
+    journey = Journey(services.app).register()
+    journey.issue(c.ScorePriority, **PRIORITY)
+    services.read_models.catch_up()
+
+    assert services.read_models.projection_faults() == (0, [])
+    assert _history_versions(services, journey.key) == [1, 2]
