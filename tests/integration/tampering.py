@@ -29,6 +29,7 @@ from infra.audit import ExportedChain, export_history, read_export
 from infra.bootstrap import Services, bootstrap
 from infra.chain import GENESIS, HASHES_TABLE, event_hash
 from infra.database import Cursor, Database
+from infra.readmodels.schema import HISTORY
 from tests.builders import ADMIN, BASELINE_METRIC, Journey, ctx
 
 LAST = 22
@@ -142,16 +143,23 @@ class StoreCopy:
                 (state, topic or self.topic(key, version), self._event_id(key), version),
             )
 
-    def delete_events(self, key: str, first: int, last: int, *, hash_rows: bool) -> None:
-        """Delete versions ``first`` to ``last`` (and, if ``hash_rows``, their hashes too)."""
-        tables = [(self.events_table, self._event_id(key))]
+    def delete_events(
+        self, key: str, first: int, last: int, *, hash_rows: bool, read_side: bool = False
+    ) -> None:
+        """Delete versions ``first`` to ``last`` (and, if ``hash_rows``, their hashes too;
+        if ``read_side``, their snapshots and history rows as well: every trace of them)."""
+        tables = [(self.events_table, "originator_id", "originator_version", self._event_id(key))]
         if hash_rows:
-            tables.append((HASHES_TABLE, self._hash_id(key)))
+            tables.append((HASHES_TABLE, "originator_id", "originator_version", self._hash_id(key)))
+        if read_side:
+            snapshots = self.app.snapshots.recorder.events_table_name  # type: ignore[union-attr]
+            tables.append((snapshots, "originator_id", "originator_version", self._event_id(key)))
+            tables.append((HISTORY, "aggregate_id", "version", str(use_case_id(key))))
         with self._superuser() as curs:
-            for table, originator_id in tables:
+            for table, id_column, version_column, originator_id in tables:
                 curs.execute(
-                    f"DELETE FROM {self.database.table(table)} WHERE originator_id = %s "
-                    "AND originator_version BETWEEN %s AND %s",
+                    f"DELETE FROM {self.database.table(table)} WHERE {id_column} = %s "
+                    f"AND {version_column} BETWEEN %s AND %s",
                     (originator_id, first, last),
                 )
 

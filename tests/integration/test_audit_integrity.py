@@ -120,7 +120,7 @@ def test_a_tail_truncated_below_the_exported_head_is_located(
 ) -> None:
     copy = copy_of()
     key = history.measured
-    copy.delete_events(key, 16, LAST, hash_rows=True)
+    copy.delete_events(key, 16, LAST, hash_rows=True, read_side=True)
 
     alone = verify_chain(copy.app, use_case_id(key))
     assert (alone.intact, alone.head_version) == (True, 15)  # why heads are kept outside
@@ -241,7 +241,10 @@ TAMPERING: dict[str, tuple[Callable[[StoreCopy, str], None], tuple[bool, int | N
     ),
     "deleted": (lambda copy, key: copy.delete_events(key, 9, 9, hash_rows=True), (False, 9)),
     "swapped": (_swap, (False, 6)),
-    "truncated": (lambda copy, key: copy.delete_events(key, 16, LAST, hash_rows=True), (False, 16)),
+    "truncated": (
+        lambda copy, key: copy.delete_events(key, 16, LAST, hash_rows=True, read_side=True),
+        (False, 16),
+    ),
     "recomputed": (rewrite_and_rehash, (False, 5)),
 }
 
