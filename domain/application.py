@@ -7,10 +7,11 @@ passes every setting in.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from uuid import UUID
@@ -20,7 +21,12 @@ from eventsourcing.application import (
     Application,
     ProcessingEvent,
 )
-from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    Recording,
+)
 from eventsourcing.utils import Environment, EnvType
 from pydantic import ValidationError
 
@@ -113,10 +119,11 @@ class Stagegate(Application[UUID]):
         knows whether a lost race was its own duplicate.
         """
         authorize(command, ctx)
-        if isinstance(command, RegisterUseCase):
-            return self._register(command, ctx)
-        if isinstance(command, UseCaseCommand):
-            return self._run(command, ctx, extras)
+        with store_errors_as_unavailable():
+            if isinstance(command, RegisterUseCase):
+                return self._register(command, ctx)
+            if isinstance(command, UseCaseCommand):
+                return self._run(command, ctx, extras)
         raise TypeError(f"not a use-case command: {type(command).__name__}")
 
     def execute_batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
@@ -126,6 +133,10 @@ class Stagegate(Application[UUID]):
         VersionConflict (nothing written) if any aggregate lost a race meanwhile; the caller
         then handles the items one by one.
         """
+        with store_errors_as_unavailable():
+            return self._execute_batch(items)
+
+    def _execute_batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
         policy = self.policy()
         found = self._check_out([item.key for item in items])
         loaded: dict[str, UseCase] = {}
@@ -179,6 +190,10 @@ class Stagegate(Application[UUID]):
 
     def set_policy(self, command: SetPolicy, ctx: CommandContext) -> PolicyInForce:
         authorize(command, ctx)
+        with store_errors_as_unavailable():
+            return self._set_policy(command, ctx)
+
+    def _set_policy(self, command: SetPolicy, ctx: CommandContext) -> PolicyInForce:
         changes = command.changes()
         if not changes:
             raise ValidationFailed.single("", "give at least one policy value to change")
@@ -246,10 +261,30 @@ class Stagegate(Application[UUID]):
         except IntegrityError:
             # Another writer appended the same version (or registered the key) first.
             raise conflict from None
-        except OperationalError:
-            # The table lock was not granted in time, or the database is unreachable.
-            log.exception("event store refused a write")
-            raise StoreUnavailable() from None
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        try:
+            return super()._record(processing_event)
+        except IntegrityError:
+            # The store retries an insert whose connection failed; if that failure hid a
+            # commit, the retry meets its own events. Those are this write, committed: say
+            # so, rather than report a conflict (or, unconditionally retried, write twice).
+            if not self._already_stored(processing_event.events):
+                raise
+            log.warning("a write reported as a conflict had committed; answered as written")
+            return []
+
+    def _already_stored(self, events: Sequence[Any]) -> bool:
+        """Whether exactly these events, byte for byte, are what the store holds."""
+        for event in events:
+            wanted = self.mapper.to_stored_event(event)
+            version = wanted.originator_version
+            stored = list(
+                self.recorder.select_events(wanted.originator_id, gt=version - 1, lte=version)
+            )
+            if [(s.topic, bytes(s.state)) for s in stored] != [(wanted.topic, wanted.state)]:
+                return False
+        return bool(events)
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
         # The events are committed by now; a failed snapshot must not turn success into an error.
@@ -365,6 +400,17 @@ class Stagegate(Application[UUID]):
         except AggregateNotFoundError:
             return None
         return policy
+
+
+@contextlib.contextmanager
+def store_errors_as_unavailable() -> Iterator[None]:
+    """A database that is unreachable, or a lock not granted in time, while a command reads or
+    writes: nothing was written, and the caller may retry (``StoreUnavailable``)."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as error:
+        log.warning("the event store did not answer a command: %s", error)
+        raise StoreUnavailable() from None
 
 
 def authorize(command: Command, ctx: CommandContext) -> None:

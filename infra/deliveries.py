@@ -17,6 +17,7 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from psycopg.sql import SQL, Composed, Identifier
 
+from domain.application import store_errors_as_unavailable
 from infra.database import Cursor, Database
 
 DELIVERIES_TABLE = "stagegate_deliveries"
@@ -106,6 +107,10 @@ class DeliveryLog:
 
     def find(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], DeliveryRecord]:
         """The records of these (source, id) deliveries, where there are any."""
+        with store_errors_as_unavailable():
+            return self._find(keys)
+
+    def _find(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], DeliveryRecord]:
         found: dict[tuple[str, str], DeliveryRecord] = {}
         if not keys:
             return found
@@ -144,7 +149,7 @@ class DeliveryLog:
         """Keep refusals' answers; a delivery recorded meanwhile keeps its own."""
         if not records:
             return
-        with self.db.transaction() as curs:
+        with store_errors_as_unavailable(), self.db.transaction() as curs:
             curs.executemany(
                 f"INSERT INTO {self.table} (source, delivery_id, fingerprint, status, response)"
                 " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (source, delivery_id) DO NOTHING",

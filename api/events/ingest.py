@@ -9,6 +9,7 @@ duplicate, or another writer on the same use case) is settled by looking the del
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,6 +21,8 @@ from domain import errors as e
 from domain.application import Accepted, BatchItem, Stagegate
 from domain.metadata import Actor, CommandContext
 from domain.values import Channel
+
+log = logging.getLogger(__name__)
 
 ATTEMPTS = 3
 
@@ -82,7 +85,10 @@ class Ingestion:
                 assert event.source is not None
                 assert event.id is not None
                 pending.setdefault((event.source, event.id), []).append(index)
-        recorded = self.deliveries.find(list(pending))
+        try:
+            recorded = self.deliveries.find(list(pending))
+        except e.StoreUnavailable as error:
+            return [o or Outcome(503, _unavailable(error)) for o in outcomes]
         fresh: list[int] = []
         for key, indexes in pending.items():
             if key in recorded:
@@ -93,7 +99,12 @@ class Ingestion:
         self._apply(events, fresh, outcomes, actor, correlation_id)
         # Lost races and later copies within the batch are answered from the log's record.
         unsettled = [k for k, ix in pending.items() if any(outcomes[i] is None for i in ix)]
-        settled = self.deliveries.find(unsettled) if unsettled else {}
+        unavailable: Outcome | None = None
+        try:
+            settled = self.deliveries.find(unsettled) if unsettled else {}
+        except e.StoreUnavailable as error:
+            # What was accepted stays answered as accepted; only these are left unknown.
+            settled, unavailable = {}, Outcome(503, _unavailable(error))
         for key, indexes in pending.items():
             for index in indexes:
                 if outcomes[index] is not None:
@@ -102,7 +113,7 @@ class Ingestion:
                 outcomes[index] = (
                     self._replay(events[index], record)
                     if record is not None
-                    else Outcome(409, _lost_race(key))
+                    else unavailable or Outcome(409, _lost_race(key))
                 )
         self.after_writes()
         return [outcome for outcome in outcomes if outcome is not None]
@@ -141,15 +152,21 @@ class Ingestion:
                 outcomes[i] = None  # a concurrent duplicate won: its record answers
             else:
                 refusals.append(self._refusal(event, problem_for(result)))
-        self.deliveries.record_refusals(refusals)
+        try:
+            self.deliveries.record_refusals(refusals)
+        except e.StoreUnavailable:
+            # The refusals are still answered; unrecorded, a redelivery is judged again.
+            log.warning(
+                "%d refusals answered but not recorded: the store was unavailable", len(refusals)
+            )
 
     def _one_by_one(self, item: BatchItem) -> Accepted | e.DomainError:
         """One item in its own transaction, retried while another writer wins the race."""
+        ctx = item.ctx
         for attempt in range(ATTEMPTS):
-            ctx = item.ctx
-            if attempt and self.deliveries.find([(ctx.source or "", ctx.delivery_id or "")]):
-                return e.VersionConflict(item.key, None, None)  # its duplicate got in first
             try:
+                if attempt and self.deliveries.find([(ctx.source or "", ctx.delivery_id or "")]):
+                    return e.VersionConflict(item.key, None, None)  # its duplicate got in first
                 [result] = self.stagegate.execute_batch([item])
             except e.VersionConflict:
                 continue
