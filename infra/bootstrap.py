@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.postgres import PostgresDatastore
 
 from domain.application import Stagegate
 from domain.usecase import UseCase
 from domain.values import Role
-from infra.chain import protect_snapshots
+from infra import schema
 from infra.database import Database, database_of
 from infra.persistence import build_application, schema_lock
 from infra.readmodels.service import ReadModelService
@@ -37,27 +36,27 @@ class Services:
         self.app.close()
 
 
-def bootstrap(settings: Settings) -> Services:
-    """Open the configured store, creating its tables if this is the first start."""
+def bootstrap(settings: Settings, *, prepare_schema: bool = True) -> Services:
+    """Open the configured store; create its schema if it is missing and this role may
+    (``prepare_schema``; without it nothing is checked or created)."""
     with schema_lock(settings):
         app = build_application(settings)
         database = database_of(app.factory.datastore)  # type: ignore[attr-defined]
-        if app.snapshots is not None and isinstance(app.factory.datastore, PostgresDatastore):  # type: ignore[attr-defined]
-            protect_snapshots(app.factory.datastore, app.snapshots.recorder.events_table_name)  # type: ignore[attr-defined]
-        tokens = TokenStore(database)
-        tokens.create_table()
-        read_models = ReadModelService(database, app, mode=settings.projections)
-        read_models.create_tables()
-        webhooks = Webhooks(database, key_of=lambda use_case_id: _key_of(app, use_case_id))
-        webhooks.create_tables()
-    return Services(
-        settings=settings,
-        app=app,
-        database=database,
-        tokens=tokens,
-        read_models=read_models,
-        webhooks=webhooks,
-    )
+        services = Services(
+            settings=settings,
+            app=app,
+            database=database,
+            tokens=TokenStore(database),
+            read_models=ReadModelService(database, app, mode=settings.projections),
+            webhooks=Webhooks(database, key_of=lambda use_case_id: _key_of(app, use_case_id)),
+        )
+        try:
+            if prepare_schema:
+                schema.ensure(services)
+        except BaseException:
+            services.close()
+            raise
+    return services
 
 
 def _key_of(app: Stagegate, use_case_id: str) -> str | None:

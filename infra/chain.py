@@ -123,6 +123,36 @@ def postgres_statements(schema: str, events_table: str) -> list[Composed]:
         ).format(refuse),
         *append_only(events, refuse),
         *append_only(hashes, refuse),
+        *lock_statements(schema, events_table),
+    ]
+
+
+LOCK_FUNCTION = "stagegate_lock_log"
+
+
+def lock_function(schema: str) -> Composed:
+    """The function that takes the events table's append lock (see ``lock_statements``)."""
+    return SQL("{}.{}").format(Identifier(schema), Identifier(LOCK_FUNCTION))
+
+
+def lock_statements(schema: str, events_table: str) -> list[Composed]:
+    """A function that takes the append lock for its caller, as the tables' owner.
+
+    Appends are serialised by an EXCLUSIVE lock on the events table, and PostgreSQL grants
+    that lock only to roles that may UPDATE, DELETE or TRUNCATE the table: a service role
+    that may only append could not take it. This function, run with its owner's rights
+    (SECURITY DEFINER, with a fixed search path), takes it for the calling transaction and
+    does nothing else; only roles granted EXECUTE may call it.
+    """
+    events = SQL("{}.{}").format(Identifier(schema), Identifier(events_table))
+    function = lock_function(schema)
+    return [
+        SQL(
+            "CREATE OR REPLACE FUNCTION {}() RETURNS void LANGUAGE plpgsql SECURITY DEFINER "
+            "SET search_path = pg_catalog, pg_temp AS $$ "
+            "BEGIN LOCK TABLE {} IN EXCLUSIVE MODE; END $$"
+        ).format(function, events),
+        SQL("REVOKE ALL ON FUNCTION {}() FROM PUBLIC").format(function),
     ]
 
 

@@ -123,6 +123,26 @@ class Database:
         types = _POSTGRES_TYPES if self.is_postgres else _SQLITE_TYPES
         return types[kind]
 
+    def table_exists(self, name: str) -> bool:
+        """Whether the table exists (in the schema, on PostgreSQL); needs no rights on it."""
+        if isinstance(self.datastore, PostgresDatastore):
+            rows = self.select("SELECT to_regclass(%s) AS found", (self.table(name),))
+        else:
+            rows = self.select(
+                "SELECT name AS found FROM sqlite_master WHERE type = 'table' AND name = %s",
+                (name,),
+            )
+        return bool(rows) and rows[0]["found"] is not None
+
+    def schema_exists(self) -> bool:
+        """Whether stagegate's PostgreSQL schema exists (SQLite has none: always True)."""
+        if not isinstance(self.datastore, PostgresDatastore):
+            return True
+        rows = self.select(
+            "SELECT 1 AS found FROM pg_namespace WHERE nspname = %s", (self.datastore.schema,)
+        )
+        return bool(rows)
+
     def ping(self) -> None:
         """Raise unless the database answers a query."""
         with self.transaction() as curs:

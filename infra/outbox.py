@@ -21,6 +21,7 @@ from domain.errors import GateBlocked
 from domain.integration import Notification
 from domain.metadata import Actor
 from domain.usecase import events as e
+from infra.chain import LOCK_FUNCTION
 from infra.database import Database
 
 OUTBOX_TABLE = "stagegate_outbox"
@@ -120,7 +121,7 @@ def announce_gate_blocked(
     }
     with db.transaction() as curs:
         if db.is_postgres:
-            curs.execute(f"LOCK TABLE {db.table(events_table)} IN EXCLUSIVE MODE")
+            curs.execute(f"SELECT {db.table(LOCK_FUNCTION)}()")
         curs.execute(
             f"INSERT INTO {db.table(OUTBOX_TABLE)} (kind, payload) VALUES (%s, %s)",
             (Notification.GATE_BLOCKED.value, json.dumps(payload, sort_keys=True)),

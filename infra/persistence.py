@@ -12,7 +12,6 @@ from weakref import WeakKeyDictionary
 import psycopg
 from eventsourcing.postgres import ConnectionPool, PostgresFactory
 from eventsourcing.utils import get_topic
-from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from domain.application import Stagegate
@@ -126,6 +125,9 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
     """The eventsourcing library's configuration, derived from our settings only."""
     env = {
         **_serialization_env(),
+        # The tables are created by infra.schema, once, not by every start: the service may
+        # run as a role that cannot create anything.
+        "CREATE_TABLE": "n",
         # Cache loaded aggregates; fast-forwarding from the store keeps them current when
         # another process writes to the same database.
         "AGGREGATE_CACHE_MAXSIZE": "1000",
@@ -170,7 +172,7 @@ def build_application(settings: Settings) -> Stagegate:
 
 @contextlib.contextmanager
 def schema_lock(settings: Settings) -> Iterator[None]:
-    """Hold a PostgreSQL advisory lock while creating the schema and tables (no-op on SQLite)."""
+    """Hold a PostgreSQL advisory lock while checking or creating the schema (no-op on SQLite)."""
     if not settings.is_postgres:
         yield
         return
@@ -178,11 +180,6 @@ def schema_lock(settings: Settings) -> Iterator[None]:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
         try:
-            conn.execute(
-                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                    sql.Identifier(settings.postgres_schema)
-                )
-            )
             yield
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK_KEY,))

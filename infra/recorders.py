@@ -18,6 +18,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
+from psycopg.sql import SQL
 
 from infra import chain, deliveries, outbox
 from infra.database import SQLiteCursor as SQLiteCursorAdapter
@@ -30,6 +31,13 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
         for part in (chain, deliveries, outbox):
             self.sql_create_statements += part.postgres_statements(schema, self.events_table_name)
         self._deliveries_table = f'"{schema}"."{deliveries.DELIVERIES_TABLE}"'
+        # The library's own LOCK TABLE needs rights on the log that the service's role does
+        # not have; the lock function takes the same lock (see infra.chain).
+        [set_lock_timeout, _lock_table] = self.lock_table_statements
+        self.lock_table_statements = [
+            set_lock_timeout,
+            SQL("SELECT {}()").format(chain.lock_function(schema)),
+        ]
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -21,6 +21,7 @@ from domain.values import PersonId, Role
 from infra.database import Database
 
 PREFIX = "sgt"
+TOKENS_TABLE = "stagegate_tokens"
 _PERSON_ID: TypeAdapter[str] = TypeAdapter(PersonId)
 
 
@@ -56,7 +57,7 @@ def _digest(secret: str) -> str:
 class TokenStore:
     def __init__(self, database: Database) -> None:
         self.db = database
-        self.table = database.table("stagegate_tokens")
+        self.table = database.table(TOKENS_TABLE)
 
     def create_table(self) -> None:
         with self.db.transaction() as curs:

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from infra.bootstrap import Services, bootstrap
+from infra.schema import SchemaNotReady
 from infra.settings import Settings
 
 
@@ -23,14 +24,16 @@ def settings_from_environment() -> Settings:
         raise click.ClickException(f"invalid configuration: {problems}") from None
 
 
-def open_services(settings: Settings) -> Services:
+def open_services(settings: Settings, *, prepare_schema: bool = True) -> Services:
     try:
-        return bootstrap(settings)
+        return bootstrap(settings, prepare_schema=prepare_schema)
+    except SchemaNotReady as error:
+        raise click.ClickException(str(error)) from None
     except Exception as error:
         raise click.ClickException(
             f"cannot open the database {settings.redacted_database_url()}: {error}"
         ) from None
 
 
-def services_from_environment() -> Services:
-    return open_services(settings_from_environment())
+def services_from_environment(*, prepare_schema: bool = True) -> Services:
+    return open_services(settings_from_environment(), prepare_schema=prepare_schema)
