@@ -88,6 +88,19 @@ class Portfolio:
         return self.deployed_with_measured_value / self.deployed if self.deployed else None
 
 
+@dataclass(frozen=True)
+class ProjectionFault:
+    """An event a projection could not apply, set aside so the rest of the log goes on."""
+
+    projection: str
+    aggregate_id: str
+    version: int
+    notification_id: int | None
+    """Where the event is in the log; None when found by a rebuild from the use cases."""
+    reason: str
+    recorded_at: datetime
+
+
 class ReadModels(Protocol):
     """The read side. Every answer is as of the last projected event."""
 
@@ -118,3 +131,6 @@ class ReadModels(Protocol):
 
     def policy_version_at(self, at: datetime) -> int:
         """The policy version in force at ``at`` (0: the built-in default)."""
+
+    def projection_faults(self, limit: int = 20) -> tuple[int, list[ProjectionFault]]:
+        """How many events the projections set aside, and the first ``limit`` of them."""

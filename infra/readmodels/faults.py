@@ -10,27 +10,16 @@ projections rebuild`` (after the cause is fixed) applies everything again and cl
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from infra.database import Cursor, Database
 from infra.readmodels.schema import FAULTS
+from projections.readmodels import ProjectionFault
 
 log = logging.getLogger(__name__)
 
 MAX_REASON = 1000
 """Characters of an error message kept in a fault row."""
-
-
-@dataclass(frozen=True)
-class Fault:
-    projection: str
-    aggregate_id: str
-    version: int
-    notification_id: int | None
-    """Where the event is in the log; None for a fault found when rebuilding from use cases."""
-    reason: str
-    recorded_at: datetime
 
 
 def record(
@@ -61,7 +50,7 @@ def record(
     )
 
 
-def recorded(db: Database, limit: int = 20) -> tuple[int, list[Fault]]:
+def recorded(db: Database, limit: int = 20) -> tuple[int, list[ProjectionFault]]:
     """How many faults are recorded, and the first ``limit`` of them in log order."""
     [counted] = db.select(f"SELECT COUNT(*) AS n FROM {db.table(FAULTS)}")
     rows = db.select(
@@ -70,7 +59,7 @@ def recorded(db: Database, limit: int = 20) -> tuple[int, list[Fault]]:
         (limit,),
     )
     return int(counted["n"]), [
-        Fault(
+        ProjectionFault(
             projection=str(row["projection"]),
             aggregate_id=str(row["aggregate_id"]),
             version=int(row["version"]),

@@ -17,7 +17,14 @@ from infra.readmodels.queries import SqlQueries
 from infra.readmodels.runner import FaultHook, ProjectionRunner
 from infra.readmodels.summaries import SummaryProjection
 from projections.history import HistoryEntry
-from projections.readmodels import BacklogEntry, Page, Portfolio, UseCaseFilter, UseCaseRecord
+from projections.readmodels import (
+    BacklogEntry,
+    Page,
+    Portfolio,
+    ProjectionFault,
+    UseCaseFilter,
+    UseCaseRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +95,7 @@ class ReadModelService:
                 return
             time.sleep(0.01)
 
-    def projection_faults(self, limit: int = 20) -> tuple[int, list[faults.Fault]]:
+    def projection_faults(self, limit: int = 20) -> tuple[int, list[ProjectionFault]]:
         """How many events the projections set aside, and the first ``limit`` of them."""
         return faults.recorded(self.db, limit)
 

@@ -15,10 +15,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
 import pytest
+
+from infra.bootstrap import bootstrap
+from infra.settings import Settings
+from tests.builders import Journey, ctx
 
 STAGEGATE = [sys.executable, "-m", "infra.cli"]
 
@@ -80,6 +85,46 @@ def test_serve_starts_on_sqlite_by_default_and_prints_how_to_authenticate(tmp_pa
             headers={"Authorization": f"Bearer {token.group(0)}"},
         )
         assert response.json() == {"data": {"me": {"role": "ADMIN"}, "useCase": {"stage": "SCALE"}}}
+
+
+def test_a_server_starts_past_an_event_a_read_model_cannot_hold_and_names_it(
+    tmp_path: Path,
+) -> None:
+    """Issue 8: a year-1 business time stored by an earlier release stopped every later start."""
+    services = bootstrap(Settings(database_url=f"sqlite:///{tmp_path / 'stagegate.db'}"))
+    try:
+        journey = Journey(services.app).register()
+        use_case = journey.use_case
+        year_one = datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1)))
+        use_case.record_adoption(1, 2, year_one, ctx().meta())  # past the commands' checks
+        services.app.save(use_case)
+    finally:
+        services.close()
+
+    with _serving(tmp_path) as (port, banner):
+        token = re.search(r"sgt_[0-9a-f]{16}_[A-Za-z0-9_-]{43}", banner)
+        assert token, banner
+        _wait_ready(port)
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
+        registered = httpx.post(
+            f"http://127.0.0.1:{port}/graphql",
+            json={
+                "query": 'mutation { registerUseCase(input: {key: "after-it", title: "After"})'
+                " { __typename } }"
+            },
+            headers={"Authorization": f"Bearer {token.group(0)}"},
+        )
+
+    assert ready["status"] == "degraded"
+    assert ready["projectionFaults"] == 1
+    [fault] = ready["faults"]
+    assert (fault["projection"], fault["useCaseId"], fault["version"]) == (
+        "history",
+        str(use_case.id),
+        2,
+    )
+    assert "0001-01-01T00:30:00+01:00" in fault["reason"]
+    assert registered.json() == {"data": {"registerUseCase": {"__typename": "UseCase"}}}
 
 
 def test_a_second_start_prints_no_new_token(tmp_path: Path) -> None:
