@@ -45,6 +45,7 @@ from domain.metadata import Actor, CommandContext
 from domain.policy import PolicyInForce
 from domain.usecase import UseCase
 from domain.values import FORWARD_STAGES, Channel, Role, Stage
+from infra import deliveries
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
 
@@ -552,8 +553,9 @@ def _init_worker(url: str, snapshot_interval: int, via: str) -> None:
 
 def copy_events(app: Stagegate, events: list[Any]) -> None:
     """Append with COPY: the application's own serialisation and table, the chain trigger
-    computing each hash, without the library's per-batch parameter dumping (which holds the
-    table lock while it runs in Python)."""
+    computing each hash and the store's own delivery writer recording deliveries, without
+    the library's per-batch parameter dumping (which holds the table lock while it runs in
+    Python)."""
     datastore = app.factory.datastore  # type: ignore[attr-defined]
     table = sql.SQL("{}.{}").format(
         sql.Identifier(datastore.schema),
@@ -562,11 +564,16 @@ def copy_events(app: Stagegate, events: list[Any]) -> None:
     statement = sql.SQL(
         "COPY {} (originator_id, originator_version, topic, state) FROM STDIN"
     ).format(table)
+    delivery_table = f'"{datastore.schema}"."{deliveries.DELIVERIES_TABLE}"'
     for start in range(0, len(events), 20_000):
         rows = [app.mapper.to_stored_event(e) for e in events[start : start + 20_000]]
-        with datastore.transaction(commit=True) as curs, curs.copy(statement) as copy:
-            for row in rows:
-                copy.write_row((row.originator_id, row.originator_version, row.topic, row.state))
+        with datastore.transaction(commit=True) as curs:
+            with curs.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(
+                        (row.originator_id, row.originator_version, row.topic, row.state)
+                    )
+            deliveries.write(curs, delivery_table, rows)
 
 
 def build_cohort(spec: tuple[int, int, int, float, int]) -> tuple[int, int, float, float]:
