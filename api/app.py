@@ -12,7 +12,6 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from strawberry.fastapi import GraphQLRouter
 
 from api import health
 from api.auth import Authenticator
@@ -20,6 +19,7 @@ from api.events import router as events
 from api.events.ingest import Ingestion
 from api.graphql.context import GateAnnouncer, get_context
 from api.graphql.integrity import IntegrityVerifier
+from api.graphql.router import ThreadedGraphQLRouter
 from api.graphql.schema import build_schema
 from api.graphql.webhooks import WebhookAdmin
 from api.problems import problem, problem_response
@@ -104,7 +104,7 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
         )
 
     schema = build_schema(config.graphql_max_depth, config.graphql_max_aliases)
-    graphql = GraphQLRouter(
+    graphql = ThreadedGraphQLRouter(
         schema,
         context_getter=get_context,
         graphql_ide="graphiql" if config.graphiql else None,

@@ -177,7 +177,9 @@ async def post_events(request: Request, principal: CurrentPrincipal) -> Response
     if body is None:
         return problem_response(_too_large(f"The body is over {MAX_BODY_BYTES} bytes."))
     try:
-        raw = json.loads(body)
+        # Decoding (and below, reading each event) is CPU work: a worker thread's, so that a
+        # large body does not hold the event loop.
+        raw = await run_in_threadpool(json.loads, body)
     except (ValueError, UnicodeDecodeError) as error:
         return problem_response(
             problem("malformed-json", "Malformed JSON", 400, f"The body is not JSON: {error}")
@@ -200,7 +202,7 @@ async def post_events(request: Request, principal: CurrentPrincipal) -> Response
     items = raw if batch else [raw]
     if len(items) > MAX_BATCH:
         return problem_response(_too_large(f"A batch holds at most {MAX_BATCH} events."))
-    events = [_scoped(read_event(item), principal) for item in items]
+    events = await run_in_threadpool(_read_events, items, principal)
     ingestion: Ingestion = request.app.state.backends.ingestion
     outcomes = await run_in_threadpool(
         ingestion.ingest, events, principal.actor, request.state.correlation_id
@@ -211,6 +213,10 @@ async def post_events(request: Request, principal: CurrentPrincipal) -> Response
     if outcome.status >= 400:
         return problem_response(outcome.body)
     return JSONResponse(status_code=outcome.status, content=outcome.body)
+
+
+def _read_events(items: list[Any], principal: Principal) -> list[PostedEvent | Rejected]:
+    return [_scoped(read_event(item), principal) for item in items]
 
 
 def _scoped(event: PostedEvent | Rejected, principal: Principal) -> PostedEvent | Rejected:

@@ -43,7 +43,7 @@ class Context(BaseContext):
         self._policy: PolicyInForce | None = None
 
     def policy(self) -> PolicyInForce:
-        """The policy in force, read once per request (call from a worker thread)."""
+        """The policy in force, read once per request."""
         if self._policy is None:
             self._policy = self.stagegate.policy()
         return self._policy

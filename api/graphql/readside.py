@@ -1,7 +1,7 @@
 """Portfolio queries: use-case lists, the backlog, the portfolio figures, audit history.
 
 All are served by the read models (one query per page, whatever the page asks of its nodes'
-owners, evidence and gates) and run on a worker thread.
+owners, evidence and gates).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from uuid import UUID
 
 import strawberry
 from graphql import GraphQLError
-from starlette.concurrency import run_in_threadpool
 
 from api.graphql.context import Context
 from api.graphql.errors import RequirementCode, Stage
@@ -36,9 +35,8 @@ class UseCaseConnection:
     filter: strawberry.Private[UseCaseFilter]
 
     @strawberry.field
-    async def total_count(self, info: strawberry.Info[Context, None]) -> int:
-        read_models = info.context.read_models
-        return await run_in_threadpool(read_models.count_use_cases, self.filter)
+    def total_count(self, info: strawberry.Info[Context, None]) -> int:
+        return info.context.read_models.count_use_cases(self.filter)
 
 
 @strawberry.type
@@ -132,7 +130,7 @@ def _cursor_error(error: ValueError) -> GraphQLError:
 @strawberry.type
 class ReadQueries:
     @strawberry.field(description="Use cases by key, filtered; a Relay-style connection.")
-    async def use_cases(
+    def use_cases(
         self,
         info: strawberry.Info[Context, None],
         filter: UseCaseFilterInput | None = None,
@@ -142,78 +140,64 @@ class ReadQueries:
         context = info.context
         check_page_size(first)
         domain_filter = filter.to_domain() if filter else UseCaseFilter()
-
-        def load() -> UseCaseConnection:
-            context.authorize_read()
-            try:
-                page = context.read_models.use_cases(domain_filter, first, after)
-            except ValueError as error:
-                raise _cursor_error(error) from None
-            edges = [
-                UseCaseEdge(cursor=cursor, node=use_case_node(record, context))
-                for record, cursor in zip(page.items, page.cursors, strict=True)
-            ]
-            return UseCaseConnection(edges=edges, page_info=PageInfo.of(page), filter=domain_filter)
-
-        return await run_in_threadpool(load)
+        context.authorize_read()
+        try:
+            page = context.read_models.use_cases(domain_filter, first, after)
+        except ValueError as error:
+            raise _cursor_error(error) from None
+        edges = [
+            UseCaseEdge(cursor=cursor, node=use_case_node(record, context))
+            for record, cursor in zip(page.items, page.cursors, strict=True)
+        ]
+        return UseCaseConnection(edges=edges, page_info=PageInfo.of(page), filter=domain_filter)
 
     @strawberry.field(description="The prioritised backlog.")
-    async def backlog(
+    def backlog(
         self, info: strawberry.Info[Context, None], first: int = 20, after: str | None = None
     ) -> BacklogConnection:
         context = info.context
         check_page_size(first)
-
-        def load() -> BacklogConnection:
-            context.authorize_read()
-            try:
-                page = context.read_models.backlog(first, after)
-            except ValueError as error:
-                raise _cursor_error(error) from None
-            edges = [
-                BacklogEdge(
-                    cursor=cursor, rank=entry.rank, node=use_case_node(entry.record, context)
-                )
-                for entry, cursor in zip(page.items, page.cursors, strict=True)
-            ]
-            return BacklogConnection(edges=edges, page_info=PageInfo.of(page))
-
-        return await run_in_threadpool(load)
+        context.authorize_read()
+        try:
+            page = context.read_models.backlog(first, after)
+        except ValueError as error:
+            raise _cursor_error(error) from None
+        edges = [
+            BacklogEdge(cursor=cursor, rank=entry.rank, node=use_case_node(entry.record, context))
+            for entry, cursor in zip(page.items, page.cursors, strict=True)
+        ]
+        return BacklogConnection(edges=edges, page_info=PageInfo.of(page))
 
     @strawberry.field(description="Counts, time in stage, stuck pilots, measured value, ROI.")
-    async def portfolio(
+    def portfolio(
         self, info: strawberry.Info[Context, None], stuck_after_days: int | None = None
     ) -> Portfolio:
         context = info.context
         if stuck_after_days is not None and stuck_after_days < 0:
             raise GraphQLError("stuckAfterDays must not be negative")
-
-        def load() -> Portfolio:
-            context.authorize_read()
-            days = stuck_after_days
-            if days is None:
-                days = context.policy().values.stuck_after_days
-            figures = context.read_models.portfolio(days)
-            return Portfolio(
-                stages=[
-                    StageFigures(
-                        stage=s.stage, count=s.count, average_days_in_stage=s.average_days_in_stage
-                    )
-                    for s in figures.stages
-                ],
-                stuck_pilots=figures.stuck_pilots,
-                stuck_after_days=figures.stuck_after_days,
-                deployed=figures.deployed,
-                deployed_with_measured_value=figures.deployed_with_measured_value,
-                measured_value_share=figures.measured_value_share,
-                value_against_cost=[
-                    ValueAgainstCost(
-                        currency=v.currency,
-                        estimated_annual_value=v.estimated_annual_value,
-                        annual_inference_cost=v.annual_inference_cost,
-                    )
-                    for v in figures.value_against_cost
-                ],
-            )
-
-        return await run_in_threadpool(load)
+        context.authorize_read()
+        days = stuck_after_days
+        if days is None:
+            days = context.policy().values.stuck_after_days
+        figures = context.read_models.portfolio(days)
+        return Portfolio(
+            stages=[
+                StageFigures(
+                    stage=s.stage, count=s.count, average_days_in_stage=s.average_days_in_stage
+                )
+                for s in figures.stages
+            ],
+            stuck_pilots=figures.stuck_pilots,
+            stuck_after_days=figures.stuck_after_days,
+            deployed=figures.deployed,
+            deployed_with_measured_value=figures.deployed_with_measured_value,
+            measured_value_share=figures.measured_value_share,
+            value_against_cost=[
+                ValueAgainstCost(
+                    currency=v.currency,
+                    estimated_annual_value=v.estimated_annual_value,
+                    annual_inference_cost=v.annual_inference_cost,
+                )
+                for v in figures.value_against_cost
+            ],
+        )

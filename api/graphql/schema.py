@@ -1,7 +1,7 @@
 """The GraphQL schema: queries, one mutation per command, and the execution limits.
 
-Resolvers that touch the store are ``async`` and hand the synchronous work to a thread, so
-the event loop never waits on the database; everything below them is in-memory.
+Every resolver is a plain function: the router runs each operation whole on a worker thread
+(``api.graphql.router``), so none of them holds the event loop, whatever it waits for.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from typing import Annotated, Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
-from starlette.concurrency import run_in_threadpool
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -59,28 +58,20 @@ PolicyResult = Annotated[
 @strawberry.type
 class Query(ReadQueries, WebhookQueries):
     @strawberry.field(description="A use case by its key; null if there is none.")
-    async def use_case(self, info: strawberry.Info[Context, None], key: str) -> UseCase | None:
+    def use_case(self, info: strawberry.Info[Context, None], key: str) -> UseCase | None:
         context = info.context
-
-        def load() -> UseCase | None:
-            context.authorize_read()
-            try:
-                use_case = context.stagegate.use_case(key, to_read=True)
-            except DomainNotFound:
-                return None
-            return UseCase(view=UseCaseView(use_case, context.policy()))
-
-        return await run_in_threadpool(load)
+        context.authorize_read()
+        try:
+            use_case = context.stagegate.use_case(key, to_read=True)
+        except DomainNotFound:
+            return None
+        return UseCase(view=UseCaseView(use_case, context.policy()))
 
     @strawberry.field(description="The policy in force: the thresholds the gates judge by.")
-    async def policy(self, info: strawberry.Info[Context, None]) -> Policy:
+    def policy(self, info: strawberry.Info[Context, None]) -> Policy:
         context = info.context
-
-        def load() -> Policy:
-            context.authorize_read()
-            return Policy.from_domain(context.stagegate.policy())
-
-        return await run_in_threadpool(load)
+        context.authorize_read()
+        return Policy.from_domain(context.stagegate.policy())
 
     @strawberry.field(description="Who the bearer token says the caller is.")
     def me(self, info: strawberry.Info[Context, None]) -> Principal:
@@ -98,21 +89,17 @@ def _use_case_mutation(command_class: type[Command]) -> Any:
     """A mutation that validates its input into ``command_class`` and executes it."""
     input_class = input_type(command_class)
 
-    async def resolve(info: strawberry.Info[Context, None], input: Any) -> Any:
+    def resolve(info: strawberry.Info[Context, None], input: Any) -> Any:
         context = info.context
-
-        def run() -> Any:
-            try:
-                command = command_class.parse(to_wire(input))
-                use_case = context.stagegate.execute(command, context.command_context())
-            except DomainError as error:
-                if isinstance(error, DomainGateBlocked):
-                    context.announce_gate_blocked(command.key, error, context.actor)
-                return error_member(error)  # raises GraphQLError for StoreUnavailable
-            context.read_models.refresh()  # read-your-writes: lists and history include it
-            return UseCase(view=UseCaseView(use_case, context.policy()))
-
-        return await run_in_threadpool(run)
+        try:
+            command = command_class.parse(to_wire(input))
+            use_case = context.stagegate.execute(command, context.command_context())
+        except DomainError as error:
+            if isinstance(error, DomainGateBlocked):
+                context.announce_gate_blocked(command.key, error, context.actor)
+            return error_member(error)  # raises GraphQLError for StoreUnavailable
+        context.read_models.refresh()  # read-your-writes: lists and history include it
+        return UseCase(view=UseCaseView(use_case, context.policy()))
 
     resolve.__annotations__ = {
         "info": strawberry.Info[Context, None],
@@ -126,19 +113,15 @@ def _use_case_mutation(command_class: type[Command]) -> Any:
     )
 
 
-async def _set_policy(info: strawberry.Info[Context, None], input: Any) -> Any:
+def _set_policy(info: strawberry.Info[Context, None], input: Any) -> Any:
     context = info.context
-
-    def run() -> Any:
-        try:
-            command = SetPolicy.parse(to_wire(input))
-            policy = context.stagegate.set_policy(command, context.command_context())
-        except DomainError as error:
-            return error_member(error)
-        context.read_models.refresh()
-        return Policy.from_domain(policy)
-
-    return await run_in_threadpool(run)
+    try:
+        command = SetPolicy.parse(to_wire(input))
+        policy = context.stagegate.set_policy(command, context.command_context())
+    except DomainError as error:
+        return error_member(error)
+    context.read_models.refresh()
+    return Policy.from_domain(policy)
 
 
 _set_policy.__annotations__ = {

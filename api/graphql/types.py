@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 import strawberry
 from graphql import GraphQLError
-from starlette.concurrency import run_in_threadpool
 
 from api.graphql.context import Context
 from api.graphql.derive import graphql_enum, output_type
@@ -258,7 +257,7 @@ class UseCase:
         description="Audit entries, oldest first: `first`/`after` page forward from the "
         "start, `last`/`before` give the newest entries."
     )
-    async def history(
+    def history(
         self,
         info: strawberry.Info[Context, None],
         first: int | None = None,
@@ -273,25 +272,20 @@ class UseCase:
         size = 20 if size is None else size
         check_page_size(size)
         context = info.context
-        aggregate_id = str(self.view.use_case.id)
-
-        def load() -> HistoryConnection:
-            context.authorize_history()
-            try:
-                page = context.read_models.history(
-                    aggregate_id, size, before if newest else after, newest
-                )
-            except ValueError as error:
-                raise GraphQLError(str(error)) from None
-            return history_connection(page)
-
-        return await run_in_threadpool(load)
+        context.authorize_history()
+        try:
+            page = context.read_models.history(
+                str(self.view.use_case.id), size, before if newest else after, newest
+            )
+        except ValueError as error:
+            raise GraphQLError(str(error)) from None
+        return history_connection(page)
 
     @strawberry.field(
         description="The use case as it stood at a version, or at an instant (`at`), with its "
         "gate judged under the policy in force then. Null before it existed."
     )
-    async def as_of(
+    def as_of(
         self,
         info: strawberry.Info[Context, None],
         version: int | None = None,
@@ -303,36 +297,27 @@ class UseCase:
             raise GraphQLError("at needs a time zone, e.g. 2026-05-01T12:00:00Z")
         context = info.context
         current = self.view.use_case
-
-        def load() -> UseCase | None:
-            context.authorize_history()
-            context.read_models.refresh()  # the history (and the policy's) up to now
-            wanted = version
-            if at is not None:
-                wanted = context.read_models.version_at(str(current.id), at)
-                if wanted is None:
-                    return None
-            assert wanted is not None
-            if wanted < 1 or wanted > current.version:
-                raise GraphQLError(f"version must be between 1 and {current.version}, not {wanted}")
-            then = context.stagegate.use_case(current.state.key, version=wanted)
-            # Judged by the policy in force at the instant asked about or, for a version, when
-            # that version was recorded.
-            policy_version = context.read_models.policy_version_at(at or then.modified_on)
-            return UseCase(view=UseCaseView(then, context.stagegate.policy_at(policy_version)))
-
-        return await run_in_threadpool(load)
+        context.authorize_history()
+        context.read_models.refresh()  # the history (and the policy's) up to now
+        wanted = version
+        if at is not None:
+            wanted = context.read_models.version_at(str(current.id), at)
+            if wanted is None:
+                return None
+        assert wanted is not None
+        if wanted < 1 or wanted > current.version:
+            raise GraphQLError(f"version must be between 1 and {current.version}, not {wanted}")
+        then = context.stagegate.use_case(current.state.key, version=wanted)
+        # Judged by the policy in force at the instant asked about or, for a version, when
+        # that version was recorded.
+        policy_version = context.read_models.policy_version_at(at or then.modified_on)
+        return UseCase(view=UseCaseView(then, context.stagegate.policy_at(policy_version)))
 
     @strawberry.field(description="Recompute and check the history's hash chain now.")
-    async def integrity(self, info: strawberry.Info[Context, None]) -> Integrity:
+    def integrity(self, info: strawberry.Info[Context, None]) -> Integrity:
         context = info.context
-        use_case_id = self.view.use_case.id
-
-        def check() -> Integrity:
-            context.authorize_history()
-            return Integrity.from_check(context.verify_integrity(use_case_id))
-
-        return await run_in_threadpool(check)
+        context.authorize_history()
+        return Integrity.from_check(context.verify_integrity(self.view.use_case.id))
 
     @strawberry.field(description="What blocks the next forward move now.")
     def gate(self) -> GateStatus:

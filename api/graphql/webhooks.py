@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 import strawberry
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
-from starlette.concurrency import run_in_threadpool
 
 from api.graphql.context import Context
 from api.graphql.derive import graphql_enum
@@ -65,11 +64,11 @@ class WebhookSubscription:
     created_at: datetime
 
     @strawberry.field(description="The newest deliveries first.")
-    async def deliveries(
+    def deliveries(
         self, info: strawberry.Info[Context, None], first: int = 20
     ) -> list[WebhookDelivery]:
         admin: WebhookAdmin = info.context.webhooks
-        rows = await run_in_threadpool(admin.delivery_log, self.id, max(1, min(first, 100)))
+        rows = admin.delivery_log(self.id, max(1, min(first, 100)))
         return [
             WebhookDelivery(
                 notification_id=r.outbox_id,
@@ -126,20 +125,19 @@ _ADMINS_ONLY = "Webhook subscriptions are managed by admins."
 @strawberry.type
 class WebhookQueries:
     @strawberry.field(description="Every webhook subscription (admins).")
-    async def webhook_subscriptions(
+    def webhook_subscriptions(
         self, info: strawberry.Info[Context, None]
     ) -> list[WebhookSubscription]:
         context = info.context
         if context.actor.role is not Role.ADMIN:
             raise PermissionError(_ADMINS_ONLY)
-        subscriptions = await run_in_threadpool(context.webhooks.list_subscriptions)
-        return [WebhookSubscription.of(s) for s in subscriptions]
+        return [WebhookSubscription.of(s) for s in context.webhooks.list_subscriptions()]
 
 
 @strawberry.type
 class WebhookMutations:
     @strawberry.mutation(description="Subscribe a URL to notifications (admins).")
-    async def create_webhook_subscription(
+    def create_webhook_subscription(
         self, info: strawberry.Info[Context, None], input: CreateWebhookSubscriptionInput
     ) -> CreateWebhookResult:
         context = info.context
@@ -159,8 +157,7 @@ class WebhookMutations:
                 message=failed.message,
                 errors=[FieldError(path=e.path, message=e.message) for e in failed.errors],
             )
-        subscription, secret = await run_in_threadpool(
-            context.webhooks.subscribe,
+        subscription, secret = context.webhooks.subscribe(
             str(request.url),
             tuple(t.value for t in request.event_types),
             request.secret,
@@ -171,18 +168,14 @@ class WebhookMutations:
         )
 
     @strawberry.mutation(description="Stop delivering to a subscription (admins).")
-    async def remove_webhook_subscription(
+    def remove_webhook_subscription(
         self, info: strawberry.Info[Context, None], id: str
     ) -> RemoveWebhookResult:
         context = info.context
         if context.actor.role is not Role.ADMIN:
             return Forbidden(message=_ADMINS_ONLY)
         admin: WebhookAdmin = context.webhooks
-
-        def remove() -> RemoveWebhookResult:
-            if not admin.unsubscribe(id):
-                return NotFound(message=f"no webhook subscription has the id '{id}'", key=id)
-            [subscription] = [s for s in admin.list_subscriptions() if s.id == id]
-            return WebhookSubscription.of(subscription)
-
-        return await run_in_threadpool(remove)
+        if not admin.unsubscribe(id):
+            return NotFound(message=f"no webhook subscription has the id '{id}'", key=id)
+        [subscription] = [s for s in admin.list_subscriptions() if s.id == id]
+        return WebhookSubscription.of(subscription)
