@@ -22,6 +22,7 @@ from api.graphql.integrity import IntegrityVerifier
 from api.graphql.router import ThreadedGraphQLRouter
 from api.graphql.schema import build_schema
 from api.graphql.webhooks import WebhookAdmin
+from api.limits import BodyGuard
 from api.problems import problem, problem_response
 from domain.application import Stagegate
 from projections.readmodels import ReadModels
@@ -37,6 +38,10 @@ class ApiConfig:
     graphql_max_aliases: int
     cors_origins: tuple[str, ...]
     """Browser origins (internal portals) allowed to call the API."""
+    max_body_bytes: int
+    """Largest request body read on any route (413 past it)."""
+    body_timeout_seconds: float
+    """Longest a request body may take to arrive (408 past it)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,11 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
     app.state.authenticate = backends.authenticate
     app.state.check_ready = backends.check_ready
     app.state.graphiql = config.graphiql
+    # Each middleware added wraps those added before it: the body guard runs inside the
+    # correlation ids (so its refusals carry one), and CORS, added below, outside both.
+    app.add_middleware(
+        BodyGuard, max_bytes=config.max_body_bytes, timeout_seconds=config.body_timeout_seconds
+    )
 
     @app.middleware("http")
     async def correlation_id(

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     """Browser origins allowed to call the API (JSON list), e.g. ``["https://portal.example.com"]``."""
     graphql_max_depth: int = Field(default=12, ge=2, le=100)
     graphql_max_aliases: int = Field(default=30, ge=1, le=1000)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    """Largest request body accepted on any route (413 past it)."""
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """How long a request's body may take to arrive in full (408 past it)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("database_url")

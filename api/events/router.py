@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -14,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import CurrentPrincipal, Principal
 from api.events.envelope import PostedEvent, Rejected, read_event
 from api.events.ingest import Ingestion, Outcome
+from api.limits import MAX_JSON_DEPTH, Refused, loads_json, too_large
 from api.problems import PROBLEM_JSON, problem, problem_response
 from domain import integration
 from domain.values import Role
@@ -21,7 +21,8 @@ from domain.values import Role
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 MAX_BODY_BYTES = 1024 * 1024
-"""Largest request body accepted: 1 MiB."""
+"""Largest request body accepted by default (``STAGEGATE_MAX_BODY_BYTES``; enforced for every
+route by ``api.limits.BodyGuard``)."""
 MAX_BATCH = 500
 """Most events in one batch."""
 
@@ -128,8 +129,9 @@ _PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
         "`time` the business time. `source` + `id` identify a delivery: a redelivery appends "
         "nothing and gets the first answer again; the same `source` + `id` with other content "
         "is a 409. A batch answers 200 with one outcome per event, in order. Bodies up to "
-        f"{MAX_BODY_BYTES} bytes, batches up to {MAX_BATCH} events. Needs an integration token "
-        "bound to the event's source (and, if it names any, to its type)."
+        f"STAGEGATE_MAX_BODY_BYTES ({MAX_BODY_BYTES} bytes unless set), batches up to "
+        f"{MAX_BATCH} events, JSON nested up to {MAX_JSON_DEPTH} levels. Needs an integration "
+        "token bound to the event's source (and, if it names any, to its type)."
     ),
     responses={
         200: {
@@ -146,7 +148,11 @@ _PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
                 }
             },
         },
-        400: {"description": "Malformed JSON or an invalid CloudEvent.", "content": _PROBLEM},
+        400: {
+            "description": "Malformed JSON, JSON nested too deep, or an invalid CloudEvent.",
+            "content": _PROBLEM,
+        },
+        408: {"description": "The body did not arrive in time.", "content": _PROBLEM},
         401: {"description": "No valid bearer token.", "content": _PROBLEM},
         403: {"description": "The token may not post this source or type.", "content": _PROBLEM},
         404: {"description": "No use case has the event's subject as key.", "content": _PROBLEM},
@@ -173,17 +179,13 @@ async def post_events(request: Request, principal: CurrentPrincipal) -> Response
                 f"not '{content_type or 'no content type'}'.",
             )
         )
-    body = await _body(request)
-    if body is None:
-        return problem_response(_too_large(f"The body is over {MAX_BODY_BYTES} bytes."))
+    body = await request.body()  # no more than the body guard lets through
     try:
         # Decoding (and below, reading each event) is CPU work: a worker thread's, so that a
         # large body does not hold the event loop.
-        raw = await run_in_threadpool(json.loads, body)
-    except (ValueError, UnicodeDecodeError) as error:
-        return problem_response(
-            problem("malformed-json", "Malformed JSON", 400, f"The body is not JSON: {error}")
-        )
+        raw = await run_in_threadpool(loads_json, body)
+    except Refused as refused:
+        return problem_response(refused.document)
     if principal.actor.role is not Role.INTEGRATION:
         return problem_response(
             problem(
@@ -201,7 +203,7 @@ async def post_events(request: Request, principal: CurrentPrincipal) -> Response
         )
     items = raw if batch else [raw]
     if len(items) > MAX_BATCH:
-        return problem_response(_too_large(f"A batch holds at most {MAX_BATCH} events."))
+        return problem_response(too_large(f"A batch holds at most {MAX_BATCH} events."))
     events = await run_in_threadpool(_read_events, items, principal)
     ingestion: Ingestion = request.app.state.backends.ingestion
     outcomes = await run_in_threadpool(
@@ -250,21 +252,3 @@ def _result(outcome: Outcome) -> dict[str, Any]:
     if outcome.status >= 400:
         return outcome.body
     return {**outcome.body, "httpStatus": outcome.status}
-
-
-async def _body(request: Request) -> bytes | None:
-    """The body, or None past the limit (read no further than it)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(detail: str) -> dict[str, Any]:
-    return problem("payload-too-large", "Payload too large", 413, detail)

@@ -4,12 +4,13 @@ Strawberry runs parsing, validation, variable coercion and synchronous resolvers
 loop, so one large request stalled every other, health probes included. Here the body is
 decoded, and each operation executed (``Schema.execute_sync``: every resolver is a plain
 function), in the thread pool: one thread hop per operation rather than one per field.
+Strawberry's own refusals (malformed JSON, no query, a GET mutation) become problem documents.
 """
 
 from __future__ import annotations
 
-import json
 from contextvars import ContextVar
+from http import HTTPStatus
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
@@ -23,14 +24,30 @@ from strawberry.http.parse_content_type import parse_content_type
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
+from strawberry.types.unset import UNSET
 
 from api.graphql.context import Context
+from api.limits import Refused, loads_json
+from api.problems import problem, problem_response
 
 _DECODED: ContextVar[tuple[bytes, Any] | None] = ContextVar("graphql_decoded_body", default=None)
 """This request's body and its value, decoded on a worker thread before strawberry asks."""
 
 
 class ThreadedGraphQLRouter(GraphQLRouter[Context, None]):
+    async def run(  # type: ignore[override]
+        self, request: Request, context: Any = UNSET, root_value: Any = UNSET
+    ) -> Response:
+        try:
+            return await super().run(request, context, root_value)
+        except Refused as refused:
+            return problem_response(refused.document)
+        except HTTPException as error:
+            status = HTTPStatus(error.status_code)
+            return problem_response(
+                problem(f"http-{status.value}", status.phrase, status.value, error.reason)
+            )
+
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
@@ -38,7 +55,7 @@ class ThreadedGraphQLRouter(GraphQLRouter[Context, None]):
         if request.method != "POST" or "application/json" not in content_type:
             return await super().parse_http_body(request)
         body = await request.get_body()
-        decoded = _DECODED.set((body, await run_in_threadpool(json.loads, body)))
+        decoded = _DECODED.set((body, await run_in_threadpool(loads_json, body)))
         try:
             return await super().parse_http_body(request)  # its decode_json finds the value
         finally:
@@ -48,7 +65,7 @@ class ThreadedGraphQLRouter(GraphQLRouter[Context, None]):
         decoded = _DECODED.get()
         if decoded is not None and decoded[0] is data:
             return decoded[1]
-        return json.loads(data)  # GET variables: bounded by the request line's size
+        return loads_json(data)  # GET variables: bounded by the request line's size
 
     async def execute_single(
         self,
