@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     """Largest request body accepted on any route (413 past it)."""
     body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     """How long a request's body may take to arrive in full (408 past it)."""
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    """How long a connection may take to send a request's head in full (closed past it)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("database_url")

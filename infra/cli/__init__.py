@@ -25,6 +25,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     """Run the API server (GraphQL at /graphql)."""
     import uvicorn
 
+    from infra.http_protocol import http_protocol
     from infra.web import build_api, settle_garbage_collector
 
     settings = settings_from_environment()
@@ -33,6 +34,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
+    http = http_protocol(settings.header_timeout_seconds)
     if settings.workers > 1 and not settings.is_postgres:
         raise click.ClickException(
             "STAGEGATE_WORKERS > 1 needs PostgreSQL: on SQLite one process serves (its "
@@ -75,12 +77,13 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
             host=host,
             port=port,
             log_level=settings.log_level,
+            http=http,
         )
         return
     app = build_api(services)
     settle_garbage_collector()
     try:
-        uvicorn.run(app, host=host, port=port, log_level=settings.log_level)
+        uvicorn.run(app, host=host, port=port, log_level=settings.log_level, http=http)
     finally:
         services.close()
 

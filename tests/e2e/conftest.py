@@ -170,11 +170,13 @@ class RunningServer:
         assert not self.thread.is_alive(), "the uvicorn server did not shut down"
 
 
-def start_server(app: FastAPI) -> RunningServer:
-    """Serve ``app`` with uvicorn in a background thread; return once /healthz answers."""
+def start_server(app: FastAPI, **config_options: Any) -> RunningServer:
+    """Serve ``app`` with uvicorn in a background thread; return once /healthz answers.
+
+    ``config_options`` go to ``uvicorn.Config`` (e.g. ``http=``, ``access_log=True``)."""
     sock = _free_socket()
     host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, **{"log_level": "warning", "access_log": False, **config_options})
     server = uvicorn.Server(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"uvicorn-{port}", daemon=True
@@ -219,12 +221,13 @@ def tokens(services: Services) -> Tokens:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[FastAPI], str]]:
-    """Start any number of apps on their own servers; all are stopped after the test."""
+def serve() -> Iterator[Callable[..., str]]:
+    """Start any number of apps on their own servers (``serve(app, **uvicorn_options)``); all
+    are stopped after the test."""
     running: list[RunningServer] = []
 
-    def start(app: FastAPI) -> str:
-        server = start_server(app)
+    def start(app: FastAPI, **config_options: Any) -> str:
+        server = start_server(app, **config_options)
         running.append(server)
         return server.base_url
 
