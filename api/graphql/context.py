@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from strawberry.fastapi import BaseContext
 
 from api.auth import BearerCredentials, Principal, authenticate_request
+from api.graphql.cost import CostMeter
 from api.graphql.integrity import IntegrityVerifier
 from domain.application import Stagegate, authorize_read
 from domain.errors import Forbidden, GateBlocked
@@ -41,6 +42,8 @@ class Context(BaseContext):
         self._principal = principal
         self.correlation_id = correlation_id
         self._policy: PolicyInForce | None = None
+        self.cost = CostMeter()
+        """Costly fields resolved so far in this request (``api.graphql.cost``)."""
 
     def policy(self) -> PolicyInForce:
         """The policy in force, read once per request."""

@@ -10,6 +10,7 @@ import strawberry
 from graphql import GraphQLError
 
 from api.graphql.context import Context
+from api.graphql.cost import BUDGET, Costly
 from api.graphql.derive import graphql_enum, output_type
 from api.graphql.errors import Requirement, Stage
 from api.graphql.history import HistoryConnection, check_page_size, history_connection
@@ -255,7 +256,8 @@ class UseCase:
 
     @strawberry.field(
         description="Audit entries, oldest first: `first`/`after` page forward from the "
-        "start, `last`/`before` give the newest entries."
+        "start, `last`/`before` give the newest entries. At most "
+        f"{BUDGET[Costly.HISTORY]} pages per request (past that, errors with code COST_LIMIT)."
     )
     def history(
         self,
@@ -273,6 +275,7 @@ class UseCase:
         check_page_size(size)
         context = info.context
         context.authorize_history()
+        context.cost.charge(Costly.HISTORY)
         try:
             page = context.read_models.history(
                 str(self.view.use_case.id), size, before if newest else after, newest
@@ -283,7 +286,8 @@ class UseCase:
 
     @strawberry.field(
         description="The use case as it stood at a version, or at an instant (`at`), with its "
-        "gate judged under the policy in force then. Null before it existed."
+        "gate judged under the policy in force then. Null before it existed. At most "
+        f"{BUDGET[Costly.AS_OF]} per request (past that, errors with code COST_LIMIT)."
     )
     def as_of(
         self,
@@ -298,6 +302,7 @@ class UseCase:
         context = info.context
         current = self.view.use_case
         context.authorize_history()
+        context.cost.charge(Costly.AS_OF)
         context.read_models.refresh()  # the history (and the policy's) up to now
         wanted = version
         if at is not None:
@@ -313,10 +318,14 @@ class UseCase:
         policy_version = context.read_models.policy_version_at(at or then.modified_on)
         return UseCase(view=UseCaseView(then, context.stagegate.policy_at(policy_version)))
 
-    @strawberry.field(description="Recompute and check the history's hash chain now.")
+    @strawberry.field(
+        description="Recompute and check the history's hash chain now. At most "
+        f"{BUDGET[Costly.INTEGRITY]} per request (past that, errors with code COST_LIMIT)."
+    )
     def integrity(self, info: strawberry.Info[Context, None]) -> Integrity:
         context = info.context
         context.authorize_history()
+        context.cost.charge(Costly.INTEGRITY)
         return Integrity.from_check(context.verify_integrity(self.view.use_case.id))
 
     @strawberry.field(description="What blocks the next forward move now.")
