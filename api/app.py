@@ -24,6 +24,7 @@ from api.graphql.schema import build_schema
 from api.graphql.webhooks import WebhookAdmin
 from api.limits import BodyGuard
 from api.problems import problem, problem_response
+from api.redaction import install_redaction
 from domain.application import Stagegate
 from projections.readmodels import ReadModels
 
@@ -59,6 +60,7 @@ class Backends:
 
 
 def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
+    install_redaction()
     app = FastAPI(
         title="stagegate",
         summary="System of record for AI use cases from pilot to measured production value.",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError
+from graphql import ASTValidationRule
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -32,6 +32,7 @@ from api.graphql.errors import (
     error_member,
 )
 from api.graphql.readside import ReadQueries
+from api.graphql.reporting import ReportingSchema, is_unexpected
 from api.graphql.types import Policy, Principal, UseCase, UseCaseView
 from api.graphql.webhooks import WebhookMutations, WebhookQueries
 from domain.commands import USE_CASE_COMMANDS, Command, RegisterUseCase, SetPolicy
@@ -138,11 +139,6 @@ _mutations["setPolicy"] = strawberry.mutation(
 Mutation = strawberry.type(type("Mutation", (WebhookMutations,), _mutations), name="Mutation")
 
 
-def _is_unexpected(error: GraphQLError) -> bool:
-    original = error.original_error
-    return original is not None and not isinstance(original, (PermissionError, GraphQLError))
-
-
 def build_schema(max_depth: int, max_aliases: int) -> strawberry.Schema:
     # Factories: strawberry builds fresh extensions per request (the caches live at module
     # level, shared). Parsing and validating dominate a small query's cost; both caches more
@@ -161,6 +157,6 @@ def build_schema(max_depth: int, max_aliases: int) -> strawberry.Schema:
         lambda: MaxTokensLimiter(max_token_count=4000),
         # Unexpected failures (a database outage, a bug) are logged in full but answered with
         # a generic message, so no internals leak to callers.
-        lambda: MaskErrors(should_mask_error=_is_unexpected),
+        lambda: MaskErrors(should_mask_error=is_unexpected),
     ]
-    return strawberry.Schema(query=Query, mutation=Mutation, extensions=extensions)
+    return ReportingSchema(query=Query, mutation=Mutation, extensions=extensions)

@@ -25,6 +25,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     """Run the API server (GraphQL at /graphql)."""
     import uvicorn
 
+    from api.redaction import install_redaction
     from infra.http_protocol import http_protocol
     from infra.web import build_api, settle_garbage_collector
 
@@ -34,6 +35,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
+    install_redaction()  # on the handler just configured too, whichever path serves below
     http = http_protocol(settings.header_timeout_seconds)
     if settings.workers > 1 and not settings.is_postgres:
         raise click.ClickException(

@@ -1,0 +1,74 @@
+"""How GraphQL errors are logged: once each request, and without what the caller wrote.
+
+A refusal the API means to give (no permission, a page too large, a query that does not
+validate, a cost limit, the store unavailable) is one WARNING line per request, without a
+traceback; anything else is unexpected, logged at ERROR with its traceback and masked to the
+caller (``MaskErrors``). String literals a caller wrote into the query are never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import ExecutionContext
+
+from api.redaction import without_string_literals
+
+log = logging.getLogger(__name__)
+
+_MOST_MESSAGES_LOGGED = 5
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    """An exception the API did not raise on purpose (a bug, an outage it did not name)."""
+    original = error.original_error
+    return original is not None and not isinstance(original, PermissionError | GraphQLError)
+
+
+class ReportingSchema(strawberry.Schema):
+    """A strawberry schema that logs its errors as above."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        context = execution_context.context if execution_context else None
+        correlation_id = getattr(context, "correlation_id", "-")
+        refused = []
+        for error in errors:
+            if is_unexpected(error):
+                log.error(
+                    "unexpected GraphQL error at %s: %s (correlation id %s)",
+                    _path(error),
+                    without_string_literals(error.message),
+                    correlation_id,
+                    exc_info=error.original_error,
+                )
+            else:
+                refused.append(error)
+        if refused:
+            log.warning(
+                "GraphQL refused %d: %s (correlation id %s)",
+                len(refused),
+                _summary(refused),
+                correlation_id,
+            )
+
+
+def _path(error: GraphQLError) -> str:
+    return ".".join(str(step) for step in error.path or ()) or "the operation"
+
+
+def _summary(errors: list[GraphQLError]) -> str:
+    """The distinct reasons, each once with where it first applied (a query may carry
+    hundreds of refusals of one kind: they are one line, not hundreds)."""
+    seen: dict[str, str] = {}
+    for error in errors:
+        message = without_string_literals(error.message)
+        seen.setdefault(message, _path(error))
+    shown = [
+        f"{message} (at {path})" for message, path in list(seen.items())[:_MOST_MESSAGES_LOGGED]
+    ]
+    more = len(seen) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more reasons" if more > 0 else "")
