@@ -39,6 +39,8 @@ class ApiConfig:
     graphql_max_aliases: int
     cors_origins: tuple[str, ...]
     """Browser origins (internal portals) allowed to call the API."""
+    introspection: bool
+    """Answer GraphQL introspection and suggest names in error messages."""
     max_body_bytes: int
     """Largest request body read on any route (413 past it)."""
     body_timeout_seconds: float
@@ -115,7 +117,9 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
             expose_headers=["X-Correlation-ID"],
         )
 
-    schema = build_schema(config.graphql_max_depth, config.graphql_max_aliases)
+    schema = build_schema(
+        config.graphql_max_depth, config.graphql_max_aliases, introspection=config.introspection
+    )
     graphql = ThreadedGraphQLRouter(
         schema,
         context_getter=get_context,

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     """Browser origins allowed to call the API (JSON list), e.g. ``["https://portal.example.com"]``."""
     graphql_max_depth: int = Field(default=12, ge=2, le=100)
     graphql_max_aliases: int = Field(default=30, ge=1, le=1000)
+    graphql_introspection: bool | None = None
+    """Answer introspection (``__schema``, ``__type``) and "Did you mean ..." suggestions;
+    unset: on in ``development``, off in ``production``."""
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     """Largest request body accepted on any route (413 past it)."""
     body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
@@ -79,6 +82,13 @@ class Settings(BaseSettings):
                 "models current itself (projections=inline)"
             )
         return self
+
+    @property
+    def introspection(self) -> bool:
+        """Whether GraphQL introspection and suggestions are on (see ``graphql_introspection``)."""
+        if self.graphql_introspection is None:
+            return self.environment == "development"
+        return self.graphql_introspection
 
     @property
     def is_postgres(self) -> bool:

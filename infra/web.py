@@ -33,6 +33,7 @@ def build_api(services: Services) -> FastAPI:
         graphql_max_depth=settings.graphql_max_depth,
         graphql_max_aliases=settings.graphql_max_aliases,
         cors_origins=tuple(settings.cors_origins),
+        introspection=settings.introspection,
         max_body_bytes=settings.max_body_bytes,
         body_timeout_seconds=settings.body_timeout_seconds,
     )

@@ -1,4 +1,4 @@
-"""How GraphQL errors are logged: once each request, and without what the caller wrote.
+"""How GraphQL errors are told: to the log once each request, to the caller without hints.
 
 A refusal the API means to give (no permission, a page too large, a query that does not
 validate, a cost limit, the store unavailable) is one WARNING line per request, without a
@@ -9,6 +9,8 @@ caller (``MaskErrors``). String literals a caller wrote into the query are never
 from __future__ import annotations
 
 import logging
+import re
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -18,6 +20,7 @@ from api.redaction import without_string_literals
 
 log = logging.getLogger(__name__)
 
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 _MOST_MESSAGES_LOGGED = 5
 
 
@@ -28,11 +31,20 @@ def is_unexpected(error: GraphQLError) -> bool:
 
 
 class ReportingSchema(strawberry.Schema):
-    """A strawberry schema that logs its errors as above."""
+    """A strawberry schema that logs as above and, unless ``suggestions``, strips every
+    "Did you mean ...?" from error messages (fields, arguments, enum values, types): a hint at
+    what exists is a way to map a schema whose introspection is off."""
+
+    def __init__(self, *args: Any, suggestions: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.suggestions = suggestions
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
+        if not self.suggestions:
+            for error in errors:
+                error.message = _SUGGESTION.sub("", error.message)
         context = execution_context.context if execution_context else None
         correlation_id = getattr(context, "correlation_id", "-")
         refused = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import strawberry
-from graphql import ASTValidationRule
+from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -139,7 +139,9 @@ _mutations["setPolicy"] = strawberry.mutation(
 Mutation = strawberry.type(type("Mutation", (WebhookMutations,), _mutations), name="Mutation")
 
 
-def build_schema(max_depth: int, max_aliases: int) -> strawberry.Schema:
+def build_schema(max_depth: int, max_aliases: int, introspection: bool = True) -> strawberry.Schema:
+    """The schema with its limits; without ``introspection``, ``__schema`` and ``__type`` are
+    refused and no error message suggests names ("Did you mean ...?")."""
     # Factories: strawberry builds fresh extensions per request (the caches live at module
     # level, shared). Parsing and validating dominate a small query's cost; both caches more
     # than double throughput for the repeated queries portals send. The validation cache is
@@ -150,6 +152,8 @@ def build_schema(max_depth: int, max_aliases: int) -> strawberry.Schema:
         max_depth_rule(max_depth, None, None),
         max_aliases_rule(max_aliases),
     ]
+    if not introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
     extensions: list[Any] = [
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
@@ -159,4 +163,6 @@ def build_schema(max_depth: int, max_aliases: int) -> strawberry.Schema:
         # a generic message, so no internals leak to callers.
         lambda: MaskErrors(should_mask_error=is_unexpected),
     ]
-    return ReportingSchema(query=Query, mutation=Mutation, extensions=extensions)
+    return ReportingSchema(
+        query=Query, mutation=Mutation, extensions=extensions, suggestions=introspection
+    )
