@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import re
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import health
 from api.auth import Authenticator
+from api.correlation import HEADER as CORRELATION_HEADER
+from api.correlation import CorrelationIds
 from api.events import router as events
 from api.events.ingest import Ingestion
 from api.graphql.context import GateAnnouncer, get_context
@@ -27,8 +27,6 @@ from api.problems import problem, problem_response
 from api.redaction import install_redaction
 from domain.application import Stagegate
 from projections.readmodels import ReadModels
-
-_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 @dataclass(frozen=True)
@@ -77,18 +75,7 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
     app.add_middleware(
         BodyGuard, max_bytes=config.max_body_bytes, timeout_seconds=config.body_timeout_seconds
     )
-
-    @app.middleware("http")
-    async def correlation_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        presented = request.headers.get("x-correlation-id", "")
-        request.state.correlation_id = (
-            presented if _CORRELATION_ID.match(presented) else str(uuid.uuid4())
-        )
-        response = await call_next(request)
-        response.headers["X-Correlation-ID"] = request.state.correlation_id
-        return response
+    app.add_middleware(CorrelationIds)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_problem(request: Request, error: StarletteHTTPException) -> JSONResponse:
@@ -114,7 +101,7 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
             allow_origins=list(config.cors_origins),
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-Correlation-ID"],
-            expose_headers=["X-Correlation-ID"],
+            expose_headers=[CORRELATION_HEADER],
         )
 
     schema = build_schema(

@@ -31,7 +31,9 @@ LOGGERS = (
     "uvicorn.error",
     "uvicorn.access",
     "api.auth",
+    "api.correlation",
     "api.graphql.reporting",
+    "api.graphql.schema",
 )
 """Loggers whose records may quote a request: a filter on a logger sees only the records
 logged to it by name, not those of its children, so each is named."""

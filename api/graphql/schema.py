@@ -6,6 +6,7 @@ Every resolver is a plain function: the router runs each operation whole on a wo
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 import strawberry
@@ -39,6 +40,8 @@ from domain.commands import USE_CASE_COMMANDS, Command, RegisterUseCase, SetPoli
 from domain.errors import DomainError
 from domain.errors import GateBlocked as DomainGateBlocked
 from domain.errors import NotFound as DomainNotFound
+
+log = logging.getLogger(__name__)
 
 UseCaseResult = Annotated[
     UseCase
@@ -99,7 +102,7 @@ def _use_case_mutation(command_class: type[Command]) -> Any:
             if isinstance(error, DomainGateBlocked):
                 context.announce_gate_blocked(command.key, error, context.actor)
             return error_member(error)  # raises GraphQLError for StoreUnavailable
-        context.read_models.refresh()  # read-your-writes: lists and history include it
+        _refresh_after_write(context)
         return UseCase(view=UseCaseView(use_case, context.policy()))
 
     resolve.__annotations__ = {
@@ -121,8 +124,22 @@ def _set_policy(info: strawberry.Info[Context, None], input: Any) -> Any:
         policy = context.stagegate.set_policy(command, context.command_context())
     except DomainError as error:
         return error_member(error)
-    context.read_models.refresh()
+    _refresh_after_write(context)
     return Policy.from_domain(policy)
+
+
+def _refresh_after_write(context: Context) -> None:
+    """Bring the read models up to the write just made (read-your-writes: lists and history
+    include it). The write is committed whatever happens here, so a failure is no failure of
+    the mutation: the read models catch up later (their worker, or the next refresh)."""
+    try:
+        context.read_models.refresh()
+    except Exception as error:
+        log.warning(
+            "read models not refreshed after a committed write (correlation id %s): %r",
+            context.correlation_id,
+            error,
+        )
 
 
 _set_policy.__annotations__ = {
