@@ -10,12 +10,12 @@ objects themselves and strawberry reads their attributes.
 from __future__ import annotations
 
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from functools import cache
-from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import strawberry
 from pydantic import AwareDatetime, BaseModel
@@ -31,6 +31,8 @@ def graphql_enum(python_enum: type[Enum]) -> Any:
     """Register a domain enum with strawberry once; GraphQL uses the upper-case member names."""
     return strawberry.enum(python_enum, description=(python_enum.__doc__ or "").strip() or None)
 
+
+V = TypeVar("V")
 
 _SCALARS: tuple[type, ...] = (bool, int, float, Decimal, datetime, str)
 
@@ -159,12 +161,28 @@ def _is_mapping(annotation: Any) -> bool:
     return get_origin(annotation) is dict
 
 
+def in_key_order(mapping: Mapping[Any, V]) -> list[V]:
+    """A mapping's values in the order of its keys: enum members as declared, text sorted.
+
+    A state loaded from a snapshot (stored as canonical JSON, keys sorted) holds its dicts in
+    key order, one built event by event in the order the events came: the API shows one
+    order for both, whichever the server happened to hold.
+    """
+    return [mapping[key] for key in sorted(mapping, key=_key_order)]
+
+
+def _key_order(key: Any) -> tuple[int, str]:
+    if isinstance(key, Enum):
+        return list(type(key)).index(key), ""
+    return 0, str(key)
+
+
 def _pairs_resolver(field_name: str) -> Any:
     pair_type = output_type(NamedValue)
 
     def resolve(root: strawberry.Parent[Any]) -> Any:
         mapping: dict[str, float] = getattr(root, field_name)
-        return [NamedValue(name=k, value=v) for k, v in mapping.items()]
+        return [NamedValue(name=name, value=mapping[name]) for name in sorted(mapping)]
 
     resolve.__annotations__ = {"root": strawberry.Parent[Any], "return": list[pair_type]}  # type: ignore[misc,valid-type]
     return resolve

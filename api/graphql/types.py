@@ -11,7 +11,7 @@ from graphql import GraphQLError
 
 from api.graphql.context import Context
 from api.graphql.cost import BUDGET, Costly
-from api.graphql.derive import graphql_enum, output_type
+from api.graphql.derive import graphql_enum, in_key_order, output_type
 from api.graphql.errors import Requirement, Stage
 from api.graphql.history import HistoryConnection, check_page_size, history_connection
 from api.graphql.integrity import Integrity
@@ -185,18 +185,20 @@ class UseCase:
     def approver(self) -> Person | None:
         return self._state.approver
 
-    @strawberry.field(description="The latest baseline of each metric.")
+    @strawberry.field(description="The latest baseline of each metric, by metric name.")
     def baselines(self) -> list[Baseline]:
-        return list(self._state.baselines.values())
+        return in_key_order(self._state.baselines)
 
     @strawberry.field
     def candidate_version(self) -> ModelVersion | None:
         label = self._state.candidate_version
         return self._state.versions[label] if label else None
 
-    @strawberry.field(description="Every version registered, as candidate or through a change.")
+    @strawberry.field(
+        description="Every version registered, as candidate or through a change, by label."
+    )
     def versions(self) -> list[ModelVersion]:
-        return list(self._state.versions.values())
+        return in_key_order(self._state.versions)
 
     @strawberry.field
     def evaluations(self) -> list[Evaluation]:
@@ -208,7 +210,7 @@ class UseCase:
 
     @strawberry.field
     def readiness(self) -> list[ReadinessConfirmation]:
-        return list(self._state.readiness.values())
+        return in_key_order(self._state.readiness)
 
     @strawberry.field
     def deployments(self) -> list[Deployment]:
@@ -226,9 +228,11 @@ class UseCase:
     def changes(self) -> list[Change]:
         return list(self._state.changes)
 
-    @strawberry.field(description="Per baseline metric, the after-state measured latest.")
+    @strawberry.field(
+        description="Per baseline metric, the after-state measured latest, by metric name."
+    )
     def latest_measurements(self) -> list[Measurement]:
-        return list(self._state.latest_measurements.values())
+        return in_key_order(self._state.latest_measurements)
 
     @strawberry.field(description="The adoption measured latest.")
     def latest_adoption(self) -> Adoption | None:
@@ -244,15 +248,15 @@ class UseCase:
         return [
             ScaleCriterionStatus(
                 criterion=criterion,
-                confirmation=confirmations.get(dimension),
-                met=dimension in confirmations,
+                confirmation=confirmations.get(criterion.dimension),
+                met=criterion.dimension in confirmations,
             )
-            for dimension, criterion in self._state.scale_criteria.items()
+            for criterion in in_key_order(self._state.scale_criteria)
         ]
 
-    @strawberry.field(description="Output-quality alerts raised and not yet resolved.")
+    @strawberry.field(description="Output-quality alerts raised and not yet resolved, by id.")
     def open_quality_alerts(self) -> list[QualityAlert]:
-        return list(self._state.open_quality_alerts.values())
+        return in_key_order(self._state.open_quality_alerts)
 
     @strawberry.field(
         description="Audit entries, oldest first: `first`/`after` page forward from the "
