@@ -21,6 +21,14 @@ from domain.usecase import UseCase as DomainUseCase
 from domain.values import Stage as DomainStage
 from projections.readmodels import UseCaseFilter, UseCaseRecord
 
+MAX_DAYS = 36_500
+"""Longest span a day-count argument may name (a century): no date arithmetic overflows."""
+
+
+def check_days(argument: str, days: int | None) -> None:
+    if days is not None and not 0 <= days <= MAX_DAYS:
+        raise GraphQLError(f"{argument} must be between 0 and {MAX_DAYS}, not {days}")
+
 
 @strawberry.type
 class UseCaseEdge:
@@ -66,12 +74,12 @@ class UseCaseFilterInput:
         default=None, description="Its next gate does not meet this requirement."
     )
     stuck_for_days: int | None = strawberry.field(
-        default=None, description="No stage transition for at least this many days."
+        default=None,
+        description=f"No stage transition for at least this many days (0 to {MAX_DAYS}).",
     )
 
     def to_domain(self) -> UseCaseFilter:
-        if self.stuck_for_days is not None and self.stuck_for_days < 0:
-            raise GraphQLError("stuckForDays must not be negative")
+        check_days("stuckForDays", self.stuck_for_days)
         return UseCaseFilter(
             stages=tuple(DomainStage(s) for s in self.stages or ()),
             business_unit=self.business_unit,
@@ -173,8 +181,7 @@ class ReadQueries:
         self, info: strawberry.Info[Context, None], stuck_after_days: int | None = None
     ) -> Portfolio:
         context = info.context
-        if stuck_after_days is not None and stuck_after_days < 0:
-            raise GraphQLError("stuckAfterDays must not be negative")
+        check_days("stuckAfterDays", stuck_after_days)
         context.authorize_read()
         days = stuck_after_days
         if days is None:

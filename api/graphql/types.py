@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import strawberry
@@ -303,6 +303,10 @@ class UseCase:
             raise GraphQLError("give exactly one of version and at")
         if at is not None and at.tzinfo is None:
             raise GraphQLError("at needs a time zone, e.g. 2026-05-01T12:00:00Z")
+        if at is not None and at < v.EARLIEST_BUSINESS_TIME:
+            return None  # before anything stagegate records (and before any UTC it can hold)
+        if at is not None:
+            at = min(at, datetime.now(UTC))  # later than now: as it stands now
         context = info.context
         current = self.view.use_case
         context.authorize_history()

@@ -104,3 +104,19 @@ def test_text_holding_an_escaped_nul_is_stored_projected_and_read_back(
     ]
     # The read models kept up with every event, the ones after the escaped text included.
     assert services.read_models.catch_up() == 0
+
+
+def test_as_of_any_instant_answers_without_an_error(api: Api) -> None:
+    key = unique_key()
+    api.mutate("registerUseCase", {"key": key, "title": "Instants"})
+    query = (
+        "query($key: String!) { useCase(key: $key) {"
+        ' first: asOf(at: "0001-01-01T00:30:00+01:00") { version }'
+        ' before: asOf(at: "1969-12-31T23:59:59Z") { version }'
+        ' last: asOf(at: "9999-12-31T23:59:59-05:00") { version } } }'
+    )
+
+    body = api.gql(query, {"key": key}, token=api.tokens.auditor)
+
+    assert "errors" not in body, body
+    assert body["data"]["useCase"] == {"first": None, "before": None, "last": {"version": 1}}

@@ -489,11 +489,21 @@ def test_page_sizes_1_and_100_are_accepted(api: Api, three_use_cases: str) -> No
         assert len(connection["edges"]) == min(size, 3)
 
 
-def test_negative_stuck_days_are_a_graphql_error(api: Api, three_use_cases: str) -> None:
-    messages = error_messages(api.gql(USE_CASES, {"filter": {"stuckForDays": -1}, "first": 5}))
-    assert any("stuckForDays" in m for m in messages), messages
-    messages = error_messages(api.gql(PORTFOLIO, {"days": -1}))
-    assert any("stuckAfterDays" in m for m in messages), messages
+@pytest.mark.parametrize("days", [-1, 36_501, 999_999_999, 2**31 - 1])
+def test_stuck_days_outside_0_to_36500_are_a_graphql_error(
+    api: Api, three_use_cases: str, days: int
+) -> None:
+    # 999,999,999 days made the date arithmetic overflow: "Unexpected error." (issue 8).
+    messages = error_messages(api.gql(USE_CASES, {"filter": {"stuckForDays": days}, "first": 5}))
+    assert messages == [f"stuckForDays must be between 0 and 36500, not {days}"]
+    messages = error_messages(api.gql(PORTFOLIO, {"days": days}))
+    assert messages == [f"stuckAfterDays must be between 0 and 36500, not {days}"]
+
+
+def test_a_century_of_stuck_days_is_answered(api: Api, three_use_cases: str) -> None:
+    connection = data_of(api.gql(USE_CASES, {"filter": {"stuckForDays": 36_500}, "first": 5}))
+    assert connection["useCases"]["edges"] == []
+    assert data_of(api.gql(PORTFOLIO, {"days": 36_500}))["portfolio"]["stuckPilots"] == []
 
 
 # --- backlog ------------------------------------------------------------------------------
