@@ -100,12 +100,10 @@ def sqlite_write(c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> None:
         )
 
 
-def announce_gate_blocked(
-    db: Database, events_table: str, key: str, blocked: GateBlocked, actor: Actor
-) -> None:
+def announce_gate_blocked(db: Database, key: str, blocked: GateBlocked, actor: Actor) -> None:
     """A refused forward move appends no event: it enters the outbox on its own.
 
-    On PostgreSQL it takes the lock every append takes on ``events_table``: outbox ids are
+    On PostgreSQL it takes the lock every append takes on the events table: outbox ids are
     then handed out and committed in one order, which the webhook fan-out (reading past a
     position) relies on. Without it, a refusal committing late would be passed over.
     """

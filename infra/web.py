@@ -52,11 +52,7 @@ def build_api(services: Services) -> FastAPI:
         ),
         webhooks=services.webhooks,
         announce_gate_blocked=lambda key, blocked, actor: announce_gate_blocked(
-            services.database,
-            services.app.recorder.events_table_name,  # type: ignore[attr-defined]
-            key,
-            blocked,
-            actor,
+            services.database, key, blocked, actor
         ),
         verify_integrity=lambda use_case_id: verify_chain(services.app, use_case_id),
         authenticate=authenticate,

@@ -127,6 +127,24 @@ def test_a_server_starts_past_an_event_a_read_model_cannot_hold_and_names_it(
     assert registered.json() == {"data": {"registerUseCase": {"__typename": "UseCase"}}}
 
 
+def test_db_init_creates_the_schema_and_db_status_says_so(tmp_path: Path) -> None:
+    before = _run("db", "status", cwd=tmp_path)
+    initialised = _run("db", "init", cwd=tmp_path)
+    after = _run("db", "status", cwd=tmp_path)
+
+    assert (
+        before.stdout.strip() == "schema at version 0 (this release: 1): needs 'stagegate db init'"
+    )
+    assert initialised.returncode == 0, initialised.stderr
+    assert after.stdout.strip() == "schema at version 1 (this release: 1): current"
+
+
+def test_db_init_refuses_grants_on_sqlite(tmp_path: Path) -> None:
+    result = _run("db", "init", "--grant-to", "someone", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "roles and grants are PostgreSQL's; SQLite has none" in result.stderr
+
+
 def test_a_second_start_prints_no_new_token(tmp_path: Path) -> None:
     _create_editor_token(tmp_path)
     with _serving(tmp_path) as (_, banner):
