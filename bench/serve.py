@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,28 +22,40 @@ ROOT = Path(__file__).resolve().parent.parent
 @contextlib.contextmanager
 def stagegate(args: list[str], url: str, **settings: str) -> Iterator[subprocess.Popen[bytes]]:
     """``stagegate ARGS`` on ``url`` with ``STAGEGATE_<NAME>`` settings; stopped as Ctrl-C
-    would stop it (killed if it takes over 15 s). Its stderr is kept for when it fails."""
+    would stop it (killed if it takes over 15 s). Its stderr goes to a file (``stderr_of``
+    reads it): a pipe nobody reads fills up, and the server then blocks on its next log line.
+    """
     env = {
         **os.environ,
         "STAGEGATE_DATABASE_URL": url,
         "STAGEGATE_LOG_LEVEL": "warning",
         **{f"STAGEGATE_{name.upper()}": value for name, value in settings.items()},
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        yield process
-    finally:
-        process.send_signal(signal.SIGINT)
+    with tempfile.NamedTemporaryFile(prefix="stagegate-bench-", suffix=".log") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "infra.cli", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        _logs[process.pid] = Path(log.name)
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            yield process
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+_logs: dict[int, Path] = {}
+
+
+def stderr_of(process: subprocess.Popen[bytes]) -> str:
+    """What a process started by ``stagegate`` wrote to its stderr so far."""
+    return _logs[process.pid].read_text(errors="replace")
 
 
 @contextlib.contextmanager
@@ -72,8 +85,7 @@ def server(url: str, port: int, projections: str, *, worker: bool = False) -> It
         deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
-                assert proc.stderr is not None
-                raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")
+                raise RuntimeError(f"server exited: {stderr_of(proc)[-2000:]}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
                     break
