@@ -27,7 +27,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
 
     from api.redaction import install_redaction
     from infra.http_protocol import http_protocol
-    from infra.web import build_api, settle_garbage_collector
+    from infra.web import build_api, settle_interpreter
 
     settings = settings_from_environment()
     host = host or settings.host
@@ -83,7 +83,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
         )
         return
     app = build_api(services)
-    settle_garbage_collector()
+    settle_interpreter()
     try:
         uvicorn.run(app, host=host, port=port, log_level=settings.log_level, http=http)
     finally:
