@@ -808,7 +808,7 @@ def test_a_gate_refusal_committing_after_a_later_event_is_still_delivered(
     slow = _CommitsLate(stack.services.database)
     announcing = threading.Thread(
         target=announce_gate_blocked,
-        args=(slow, stack.app.recorder.events_table_name, journey.key, refusal.value, ADMIN),
+        args=(slow, journey.key, refusal.value, ADMIN),
     )
     appending = threading.Thread(target=raise_alerts, args=(Journey(stack.app).register(), 1))
     announcing.start()
