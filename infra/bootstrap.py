@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -47,7 +49,12 @@ def bootstrap(settings: Settings, *, prepare_schema: bool = True) -> Services:
             app=app,
             database=database,
             tokens=TokenStore(database),
-            read_models=ReadModelService(database, app, mode=settings.projections),
+            read_models=ReadModelService(
+                database,
+                app,
+                mode=settings.projections,
+                rebuild_history_elsewhere=lambda: rebuild_history_in_a_process(settings),
+            ),
             webhooks=Webhooks(database, key_of=lambda use_case_id: _key_of(app, use_case_id)),
         )
         try:
@@ -57,6 +64,22 @@ def bootstrap(settings: Settings, *, prepare_schema: bool = True) -> Services:
             services.close()
             raise
     return services
+
+
+def rebuild_history_in_a_process(settings: Settings) -> int:
+    """``ReadModelService.rebuild_history`` in a process of its own (started afresh, so it
+    inherits no connection or thread), for a rebuild that has more than one core to use."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(_rebuild_history, settings).result()
+
+
+def _rebuild_history(settings: Settings) -> int:
+    services = bootstrap(settings, prepare_schema=False)
+    try:
+        return services.read_models.rebuild_history()
+    finally:
+        services.close()
 
 
 def _key_of(app: Stagegate, use_case_id: str) -> str | None:

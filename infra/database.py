@@ -123,6 +123,22 @@ class Database:
         types = _POSTGRES_TYPES if self.is_postgres else _SQLITE_TYPES
         return types[kind]
 
+    def insert_many(
+        self, curs: Cursor, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert rows into a qualified ``table``: COPY on PostgreSQL (several times faster
+        than a batch of INSERTs, which a rebuild feels), a batch of INSERTs on SQLite."""
+        if not rows:
+            return
+        names = ", ".join(columns)
+        if isinstance(self.datastore, PostgresDatastore):
+            with curs.copy(f"COPY {table} ({names}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+                for row in rows:
+                    copy.write_row(row)
+            return
+        placeholders = ", ".join(["%s"] * len(columns))
+        curs.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", rows)
+
     def table_exists(self, name: str) -> bool:
         """Whether the table exists (in the schema, on PostgreSQL); needs no rights on it."""
         if isinstance(self.datastore, PostgresDatastore):

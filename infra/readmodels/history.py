@@ -33,10 +33,7 @@ class HistoryProjection:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._insert = (
-            f"INSERT INTO {db.table(HISTORY)} ({', '.join(COLUMNS)})"
-            f" VALUES ({', '.join(['%s'] * len(COLUMNS))})"
-        )
+        self._table = db.table(HISTORY)
 
     def row(self, entry: HistoryEntry) -> tuple[Any, ...]:
         """The table row of an entry (raises ValueError for a time the store cannot hold)."""
@@ -71,7 +68,7 @@ class HistoryProjection:
                 stored.state,
             )
             rows.append(self.row(entry))
-        curs.executemany(self._insert, rows)
+        self.db.insert_many(curs, self._table, COLUMNS, rows)
 
     def begin(self, position: int) -> None:
         """Nothing is held between transactions."""

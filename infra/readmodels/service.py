@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 Mode = Literal["inline", "external"]
 REBUILD_TRANSACTION = 200_000
 """Events per transaction when rebuilding: few commits, each use case written once per commit."""
+REBUILD_ELSEWHERE_FROM = 50_000
+"""Events in the log from which a rebuild writes the history in a process of its own (below
+it, starting one costs more than it saves)."""
 
 
 class ReadModelService:
@@ -48,8 +51,11 @@ class ReadModelService:
         mode: Mode = "inline",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         fault: FaultHook | None = None,
+        rebuild_history_elsewhere: Callable[[], int] | None = None,
     ) -> None:
         self.db = db
+        self._rebuild_history_elsewhere = rebuild_history_elsewhere
+        """Runs ``rebuild_history`` in another process (one more core for a large rebuild)."""
         self.mode = mode
         self.clock = clock
         events_table = db.table(app.recorder.events_table_name)  # type: ignore[attr-defined]
@@ -114,18 +120,23 @@ class ReadModelService:
         """Empty every read model and project the whole log again.
 
         On PostgreSQL the summaries are rebuilt from the use cases themselves (see
-        ``SummaryProjection.rebuild_to``) while, on a second connection, the database writes
-        the history; each in one transaction of its own, with its own position.
+        ``SummaryProjection.rebuild_to``) while, on a second connection, the history is
+        written beside them; each in transactions of its own, with its own position. Both are
+        Python's work, so for a large log the history is written by another process
+        (``rebuild_history_elsewhere``), on another core.
         """
         self.empty()
         if not self.db.is_postgres:
             return sum(runner.catch_up(REBUILD_TRANSACTION) for runner in self.runners)
         counts: dict[str, int] = {}
         failures: list[BaseException] = []
+        elsewhere = self._rebuild_history_elsewhere
+        if elsewhere is None or self.last_notification_id() < REBUILD_ELSEWHERE_FROM:
+            elsewhere = self.rebuild_history
 
         def history() -> None:
             try:
-                counts["history"] = self.rebuild_history()
+                counts["history"] = elsewhere()
             except BaseException as error:
                 failures.append(error)
 

@@ -18,6 +18,7 @@ from domain.application import Stagegate
 from infra.bootstrap import Services
 from infra.persistence import in_memory_env
 from infra.readmodels import schema
+from infra.readmodels import service as service_module
 from infra.readmodels.service import ReadModelService
 from tests.builders import ADMIN, Journey, ctx
 from tests.integration.readside_workload import (
@@ -117,6 +118,30 @@ def test_rebuild_equals_projections_kept_current_inline(services: Services, seed
     if rebuilt != live:
         failures.append(f"rebuild after more events:\n{describe_differences(live, rebuilt)}")
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.postgres
+def test_a_large_rebuild_writes_the_history_in_a_process_of_its_own_with_the_same_rows(
+    postgres_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = postgres_services
+    Workload(services.app, 7).run(200, use_cases=8, after_batch=services.read_models.catch_up)
+    live = dump_read_models(services.database)
+    monkeypatch.setattr(service_module, "REBUILD_ELSEWHERE_FROM", 1)  # this log is "large"
+    processes: list[int] = []
+    elsewhere = services.read_models._rebuild_history_elsewhere
+    assert elsewhere is not None
+
+    def counted() -> int:
+        processes.append(1)
+        return elsewhere()
+
+    monkeypatch.setattr(services.read_models, "_rebuild_history_elsewhere", counted)
+
+    rebuilt = _rebuild(services)
+
+    assert processes == [1]
+    assert rebuilt == live, describe_differences(live, rebuilt)
 
 
 def _wait_until_current(services: Services, worker: ReadModelService) -> None:
