@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import zlib
 from pathlib import Path
-from typing import Any
 
 import httpx
 import schemathesis
@@ -42,42 +40,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from edge import DEPLOYED_KEY, SOURCE, prepare  # noqa: E402
 from ingest import throwaway_database  # noqa: E402
 from serve import server  # noqa: E402
 
-SOURCE = "https://ci.example.com/bench-fuzz"
-KEY = "fuzzed"
+from tests.e2e.cloudevents_helpers import aimed  # noqa: E402
 
-
-def prepare(url: str) -> tuple[str, str]:
-    from domain.values import Role, Stage
-    from infra.bootstrap import bootstrap
-    from infra.settings import Settings
-    from tests.builders import Journey
-
-    services = bootstrap(Settings(database_url=url))
-    try:
-        Journey(services.app, KEY).register().reach(Stage.DEPLOYMENT)
-        services.read_models.catch_up()
-        admin = services.tokens.issue("bench.admin@example.com", Role.ADMIN).secret_token
-        integration = services.tokens.issue(
-            "ci@example.com", Role.INTEGRATION, sources=(SOURCE,)
-        ).secret_token
-    finally:
-        services.close()
-    return admin, integration
-
-
-def _aim(event: Any) -> Any:
-    if not isinstance(event, dict):
-        return event
-    aimed = dict(event)
-    if isinstance(aimed.get("source"), str):
-        aimed["source"] = SOURCE
-    subject = aimed.get("subject")
-    if isinstance(subject, str) and zlib.crc32(subject.encode()) % 2 == 0:
-        aimed["subject"] = KEY
-    return aimed
+KEY = DEPLOYED_KEY
 
 
 def fuzz_http(base: str, token: str, examples: int) -> tuple[int, list[str]]:
@@ -104,7 +73,9 @@ def fuzz_http(base: str, token: str, examples: int) -> tuple[int, list[str]]:
             cases += 1
             if case.path == "/v1/events":
                 case.body = (
-                    [_aim(e) for e in case.body] if isinstance(case.body, list) else _aim(case.body)
+                    [aimed(e, KEY, SOURCE) for e in case.body]
+                    if isinstance(case.body, list)
+                    else aimed(case.body, KEY, SOURCE)
                 )
             try:
                 case.call_and_validate(
@@ -173,7 +144,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8771)
     args = parser.parse_args()
     with throwaway_database(args.server_url, False) as url:
-        admin, integration = prepare(url)
+        admin, integration = prepare(url, history=1)
         with server(url, args.port, "inline") as base:
             for name, (cases, failures) in (
                 ("http", fuzz_http(base, integration, args.examples)),

@@ -10,9 +10,6 @@ reaches the store and not only the scope check.
 
 from __future__ import annotations
 
-import zlib
-from typing import Any
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given
@@ -26,7 +23,7 @@ from schemathesis.checks import (
 )
 
 from infra.bootstrap import Services
-from tests.e2e.cloudevents_helpers import in_deployment
+from tests.e2e.cloudevents_helpers import aimed, in_deployment
 from tests.e2e.conftest import INTEGRATION_SOURCE, Api
 
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
@@ -39,19 +36,6 @@ def use_case_key(services: Services) -> str:
 
 
 OPERATIONS = [("POST", "/v1/events"), ("GET", "/healthz"), ("GET", "/readyz")]
-
-
-def _aim(event: Any, key: str) -> Any:
-    """Post as the token's own source, and (for half of the subjects) to the real use case."""
-    if not isinstance(event, dict):
-        return event
-    aimed = dict(event)
-    if isinstance(aimed.get("source"), str):
-        aimed["source"] = INTEGRATION_SOURCE
-    subject = aimed.get("subject")
-    if isinstance(subject, str) and zlib.crc32(subject.encode()) % 2 == 0:
-        aimed["subject"] = key
-    return aimed
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
@@ -77,9 +61,9 @@ def test_no_server_error_and_every_answer_as_published(
     def check(case: schemathesis.Case) -> None:
         if case.path == "/v1/events":
             if isinstance(case.body, list):
-                case.body = [_aim(event, use_case_key) for event in case.body]
+                case.body = [aimed(event, use_case_key, INTEGRATION_SOURCE) for event in case.body]
             else:
-                case.body = _aim(case.body, use_case_key)
+                case.body = aimed(case.body, use_case_key, INTEGRATION_SOURCE)
         case.call_and_validate(base_url=api.base_url, headers=headers, checks=CHECKS)
 
     check()
