@@ -260,7 +260,9 @@ class Webhooks:
     def _claim(self, limit: int) -> list[dict[str, Any]]:
         now = self.clock()
         lease_until = self.db.ts(now + LEASE)
-        skip_locked = " FOR UPDATE SKIP LOCKED" if self.db.is_postgres else ""
+        # OF d: only the deliveries are locked (and only they need UPDATE rights; the
+        # service's role may read the outbox and subscriptions, not update them).
+        skip_locked = " FOR UPDATE OF d SKIP LOCKED" if self.db.is_postgres else ""
         with self.db.transaction() as curs:
             if not self.db.is_postgres:  # take SQLite's write lock before choosing
                 curs.execute(f"UPDATE {self.positions} SET position = position WHERE 0 = 1")
