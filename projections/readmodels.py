@@ -96,7 +96,8 @@ class ProjectionFault:
     aggregate_id: str
     version: int
     notification_id: int | None
-    """Where the event is in the log; None when found by a rebuild from the use cases."""
+    """Where the event is in the log, when the fault is an event's; None when it is a use
+    case's summary (written from its state, not from one event)."""
     reason: str
     recorded_at: datetime
 

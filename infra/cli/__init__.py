@@ -47,7 +47,12 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     if demo:
         _load_demo(services)
     if settings.projections == "inline":
-        services.read_models.catch_up()
+        try:
+            services.read_models.catch_up()
+        except Exception:
+            # The service still starts and takes commands; the background projector retries,
+            # and /readyz and the log say what is wrong.
+            logging.getLogger(__name__).exception("the read models could not catch up at start")
         if settings.workers == 1:
             services.read_models.start()  # picks up writes made by other processes
     if settings.webhooks == "inline" and settings.workers == 1:

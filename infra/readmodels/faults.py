@@ -43,9 +43,11 @@ def record(
         reason,
     )
     curs.execute(
-        f"INSERT INTO {db.table(FAULTS)} (projection, aggregate_id, version, notification_id,"
-        " reason, recorded_at) VALUES (%s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (projection, aggregate_id, version) DO NOTHING",
+        f"INSERT INTO {db.table(FAULTS)} AS f (projection, aggregate_id, version,"
+        " notification_id, reason, recorded_at) VALUES (%s, %s, %s, %s, %s, %s)"
+        # A second fault of the same event (its cost row, then its summary) keeps both.
+        " ON CONFLICT (projection, aggregate_id, version)"
+        " DO UPDATE SET reason = f.reason || '; ' || excluded.reason",
         (projection, aggregate_id, version, notification_id, reason, db.ts(datetime.now(UTC))),
     )
 
@@ -55,7 +57,10 @@ def recorded(db: Database, limit: int = 20) -> tuple[int, list[ProjectionFault]]
     [counted] = db.select(f"SELECT COUNT(*) AS n FROM {db.table(FAULTS)}")
     rows = db.select(
         f"SELECT * FROM {db.table(FAULTS)}"
-        " ORDER BY notification_id, projection, aggregate_id, version LIMIT %s",
+        # In log order, those without a log position (found in a rebuild) last, on both
+        # stores (they sort NULLs at opposite ends).
+        " ORDER BY notification_id IS NULL, notification_id, projection, aggregate_id, version"
+        " LIMIT %s",
         (limit,),
     )
     return int(counted["n"]), [

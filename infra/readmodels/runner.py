@@ -4,10 +4,14 @@ Each transaction locks the projection's position row, reads the log after it in 
 applies them, and moves the position, so a crash at any point rolls back to a consistent
 position and a second worker for the same projection waits instead of applying an event twice.
 
-An event the projection cannot apply does not stop it: the transaction that met it is retried
-one event at a time, and the event that fails on its own is set aside as a fault
-(``infra.readmodels.faults``), named in the log and in ``/readyz``. A database that is down or
-unreachable is not a fault: that error is raised, and the work is retried later.
+An event the projection cannot apply does not stop it: the transaction that met it is tried
+again in halves, down to the one event that fails on its own, which is set aside as a fault
+(``infra.readmodels.faults``), named in the log and in ``/readyz``. Only what can be an
+event's doing is set aside: a value the database refuses (``DataError``, ``IntegrityError``)
+or a Python error while building rows. A database that is down or unreachable, a missing
+table or right, a read-only database are not the events': those errors are raised and the
+work is retried later. And where one fault follows another ``MAX_FAULTS_IN_A_ROW`` times, the
+cause is taken to be the projection's, not the events', and it stops setting them aside.
 """
 
 from __future__ import annotations
@@ -20,7 +24,13 @@ from functools import cached_property
 from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, Mapper, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    DataError,
+    IntegrityError,
+    Mapper,
+    PersistenceError,
+    StoredEvent,
+)
 
 from infra.database import Cursor, Database
 from infra.readmodels import faults
@@ -29,8 +39,19 @@ from infra.readmodels.schema import POSITIONS
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000
-TRANSIENT = (OperationalError, InterfaceError)
-"""Errors of a database that is down or unreachable: retried, never set aside as faults."""
+MAX_FAULTS_IN_A_ROW = 20
+"""Events set aside one after another, none applied between, before the runner stops."""
+
+
+def _the_events_doing(error: BaseException) -> bool:
+    """Whether an error can come from the events being applied (so one may be set aside)."""
+    if isinstance(error, PersistenceError):
+        return isinstance(error, (DataError, IntegrityError))
+    return isinstance(error, Exception)
+
+
+class TooManyFaults(RuntimeError):
+    """Event after event failed: the cause is the projection's, so none is set aside."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +103,7 @@ class ProjectionRunner:
         self.projection = projection
         self.fault = fault or (lambda _point: None)
         self._lock = threading.Lock()  # one transaction at a time per runner in this process
+        self._faults_in_a_row = 0
         number = "notification_id" if db.is_postgres else "rowid"
         self._read_log = (
             f"SELECT {number} AS notification_id, originator_id, originator_version, topic, state"
@@ -111,15 +133,15 @@ class ProjectionRunner:
     def run_transaction(self, max_events: int = PAGE_SIZE, page_size: int = PAGE_SIZE) -> int:
         """Project up to ``max_events`` new events in one transaction; returns how many.
 
-        If the transaction fails for anything but an unreachable database, its events are
-        tried again one per transaction, and the one that fails alone is set aside as a fault.
+        If the transaction fails for something the events can have caused, it is tried again
+        in halves, and the event that fails alone is set aside as a fault (module doc).
         """
         with self._lock:
             try:
                 return self._attempt(max_events, page_size)
-            except TRANSIENT:
-                raise
-            except Exception:
+            except Exception as error:
+                if not _the_events_doing(error):
+                    raise
                 return self._isolate(max_events)
 
     def catch_up(self, max_events_per_transaction: int = PAGE_SIZE) -> int:
@@ -161,10 +183,13 @@ class ProjectionRunner:
 
     def _attempt(self, max_events: int, page_size: int) -> int:
         try:
-            return self._run_transaction(max_events, page_size)
+            applied = self._run_transaction(max_events, page_size)
         except BaseException:
             self.projection.forget()
             raise
+        if applied:
+            self._faults_in_a_row = 0
+        return applied
 
     def _isolate(self, max_events: int) -> int:
         """Halve the transaction until the event that fails alone is found; set it aside.
@@ -174,13 +199,14 @@ class ProjectionRunner:
         """
         done, size = 0, max(1, max_events // 2)
         while done < max_events:
+            started_at = self.position()
             try:
                 applied = self._attempt(min(size, max_events - done), PAGE_SIZE)
-            except TRANSIENT:
-                raise
             except Exception as error:
+                if not _the_events_doing(error):
+                    raise
                 if size == 1:
-                    return done + self._set_aside(error)
+                    return done + self._set_aside(error, started_at)
                 size //= 2
                 continue
             if applied == 0:
@@ -188,13 +214,22 @@ class ProjectionRunner:
             done += applied
         return done
 
-    def _set_aside(self, error: Exception) -> int:
-        """Record the next event as a fault of this projection and move past it."""
+    def _set_aside(self, error: Exception, failed_at: int) -> int:
+        """Record the event after ``failed_at`` as a fault and move past it; 0 if another
+        worker moved the position meanwhile (that event is not known to be the culprit)."""
+        self._faults_in_a_row += 1
+        if self._faults_in_a_row > MAX_FAULTS_IN_A_ROW:
+            raise TooManyFaults(
+                f"projection {self.name} failed on {MAX_FAULTS_IN_A_ROW} events in a row, none"
+                f" applied between: the cause is not in the events; stopped ({error!r})"
+            ) from error
         with self.db.transaction() as curs:
             curs.execute(self._lock_position, (self.name,))
             curs.execute(self._select_position, (self.name,))
             row = curs.fetchone()
             position = int(row["position"]) if row else 0
+            if position != failed_at:
+                return 0
             following = self._page(curs, position, 1)
             if not following:  # nothing left: the failure was not an event's
                 raise error

@@ -47,6 +47,8 @@ class SummaryProjection:
         t = db.table
         self._cache: OrderedDict[str, UseCase] = OrderedDict()
         self._dirty: dict[str, UseCase] = {}
+        self._unwritable: set[str] = set()
+        """Use cases whose summary row could not be written in this transaction."""
         self._transitions: dict[str, list[tuple[str, Any]]] = {}
         self._policy: PolicyInForce | None = None
         self._policy_changed = False
@@ -151,8 +153,12 @@ class SummaryProjection:
         self._write_periods(curs)
         self._write_summaries(curs, self._dirty)
         for key, aggregate in self._dirty.items():
+            if key in self._unwritable:
+                self._cache.pop(key, None)
+                continue
             self._cache[key] = aggregate
             self._cache.move_to_end(key)
+        self._unwritable.clear()
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         self._dirty.clear()
@@ -163,6 +169,7 @@ class SummaryProjection:
     def forget(self) -> None:
         self._cache.clear()
         self._dirty.clear()
+        self._unwritable.clear()
         self._transitions.clear()
         self._policy = None
         self._policy_changed = False
@@ -191,13 +198,13 @@ class SummaryProjection:
             (get_topic(e.Registered), head),
         )
         ids = [row["originator_id"] for row in curs.fetchall()]
+        unloadable: set[str] = set()
         for start in range(0, len(ids), REBUILD_CHUNK):
             chunk = ids[start : start + REBUILD_CHUNK]
             snapshots, events = select_latest_of_many(
                 curs, self._events, snapshots_table, chunk, {}
             )
             loaded: dict[str, Any] = {}
-            unloadable: set[str] = set()
             for stored in (*snapshots, *events):
                 key = str(stored.originator_id)
                 if key in unloadable:
@@ -211,7 +218,7 @@ class SummaryProjection:
                     unloadable.add(key)
                     loaded.pop(key, None)
             self._copy_summaries(curs, loaded)
-        self._copy_periods_and_costs(curs, head, mapper)
+        self._copy_periods_and_costs(curs, head, mapper, unloadable)
         self.forget()
 
     def _copy_summaries(self, curs: Cursor, aggregates: dict[str, UseCase]) -> None:
@@ -224,9 +231,12 @@ class SummaryProjection:
             for pair in unmet:
                 copy.write_row(pair)
 
-    def _copy_periods_and_costs(self, curs: Cursor, head: int, mapper: Mapper[Any]) -> None:
+    def _copy_periods_and_costs(
+        self, curs: Cursor, head: int, mapper: Mapper[Any], unloadable: set[str]
+    ) -> None:
         """Stage periods and costs from their own events (a small share of the log), decoded
-        as every event is, a page at a time in log order."""
+        as every event is, a page at a time in log order; none of use cases that could not
+        be loaded (as live, where their events were set aside whole)."""
         periods: list[tuple[Any, ...]] = []
         costs: list[tuple[Any, ...]] = []
         open_periods: dict[str, tuple[str, Any]] = {}  # use case -> (stage, entered_at)
@@ -243,13 +253,15 @@ class SummaryProjection:
                     state=bytes(row["state"]),
                 )
                 key = str(stored.originator_id)
+                if key in unloadable:
+                    continue
                 try:
                     event: Any = mapper.to_domain_event(stored)
                     if isinstance(event, e.InferenceCostRecorded):
                         costs.append(self._cost_row(notification_id, event))
                         continue
                     entered_at = self.db.ts(event.timestamp)
-                except ValueError as error:
+                except Exception as error:
                     version = stored.originator_version
                     faults.record(curs, self.db, self.name, key, version, notification_id, error)
                     continue
@@ -354,6 +366,9 @@ class SummaryProjection:
                 row = self._row(summary)
             except Exception as error:
                 faults.record(curs, self.db, self.name, key, aggregate.version, None, error)
+                # Not kept: this process must go on from the row as written, as any other
+                # worker would (whose next event of this use case is then a fault too).
+                self._unwritable.add(key)
                 continue
             rows.append(row)
             unmet.extend((key, code) for code in summary.unmet_codes)

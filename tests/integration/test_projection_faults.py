@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+from eventsourcing.persistence import ProgrammingError
+
 from domain import commands as c
 from domain.usecase import use_case_id
 from infra.bootstrap import Services, bootstrap
+from infra.readmodels import faults
+from infra.readmodels.runner import MAX_FAULTS_IN_A_ROW, ProjectionRunner, TooManyFaults
 from projections.readmodels import UseCaseFilter
 from tests.builders import PRIORITY, Journey, ctx
 
@@ -95,3 +100,88 @@ def test_without_a_faulty_event_nothing_is_set_aside(services: Services) -> None
 
     assert services.read_models.projection_faults() == (0, [])
     assert _history_versions(services, journey.key) == [1, 2]
+
+
+def _history_runner(services: Services) -> ProjectionRunner:
+    [runner] = [r for r in services.read_models.runners if r.name == "history"]
+    return runner
+
+
+def test_an_error_that_is_not_the_events_is_raised_and_sets_nothing_aside(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Journey(services.app).register()
+    runner = _history_runner(services)
+
+    def missing_right(*args: object, **kwargs: object) -> None:
+        raise ProgrammingError("permission denied for table stagegate_history")
+
+    monkeypatch.setattr(runner.projection, "apply", missing_right)
+    with pytest.raises(ProgrammingError):
+        runner.catch_up()
+
+    assert services.read_models.projection_faults() == (0, [])
+    assert runner.position() == 0
+
+
+def test_event_after_event_failing_stops_the_runner_instead_of_setting_them_all_aside(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(MAX_FAULTS_IN_A_ROW + 5):
+        Journey(services.app).register()
+    runner = _history_runner(services)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("a bug in the projection, not in any event")
+
+    monkeypatch.setattr(runner.projection, "apply", broken)
+    with pytest.raises(TooManyFaults):
+        runner.catch_up()
+
+    count, _ = services.read_models.projection_faults()
+    assert count == MAX_FAULTS_IN_A_ROW
+
+
+def test_an_event_another_worker_set_aside_meanwhile_is_not_followed_by_a_good_one(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers meet the same bad event; the second must not set aside the next one."""
+    journey = Journey(services.app).register()
+    planted = _plant_legacy_event(journey)
+    other = bootstrap(services.settings)
+    runner = _history_runner(services)
+    real_attempt = runner._attempt
+    raced: list[bool] = []
+
+    def another_worker_between(max_events: int, page_size: int) -> int:
+        try:
+            return real_attempt(max_events, page_size)
+        except ValueError:
+            if max_events == 1 and not raced:  # this worker's single try of the bad event
+                raced.append(True)
+                other.read_models.catch_up()  # the other worker sets it aside, goes on
+                journey.issue(c.ScorePriority, **PRIORITY)  # a good event comes next
+            raise
+
+    monkeypatch.setattr(runner, "_attempt", another_worker_between)
+    try:
+        runner.run_transaction()
+        monkeypatch.undo()
+        runner.catch_up()
+    finally:
+        other.close()
+
+    assert raced == [True]
+    count, [fault] = services.read_models.projection_faults()
+    assert (count, fault.version) == (1, planted)
+    assert _history_versions(services, journey.key) == [1, 3]
+
+
+def test_two_faults_of_one_event_keep_both_reasons(services: Services) -> None:
+    db = services.database
+    with db.transaction() as curs:
+        faults.record(curs, db, "summaries", "some-id", 7, 42, ValueError("its cost row"))
+        faults.record(curs, db, "summaries", "some-id", 7, 42, ValueError("its summary"))
+
+    _, [fault] = services.read_models.projection_faults()
+    assert fault.reason == "ValueError: its cost row; ValueError: its summary"
