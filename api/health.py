@@ -27,8 +27,9 @@ def healthz() -> dict[str, str]:
         "projection set events aside that its read model could not hold (the service still "
         "takes commands and serves reads; those read models lack the events until "
         "`stagegate projections rebuild` after the cause is fixed). `projectionFaults` counts "
-        "them and `faults` names the first: projection, use case id, version, log position, "
-        "reason."
+        "them and `faults` names the first: projection, use case id, version and log "
+        "position; the reasons, which may quote what was stored, are for "
+        "`stagegate projections status`, not for an unauthenticated probe."
     ),
 )
 async def readyz(request: Request) -> JSONResponse:
@@ -58,7 +59,6 @@ async def readyz(request: Request) -> JSONResponse:
                     "useCaseId": fault.aggregate_id,
                     "version": fault.version,
                     "notificationId": fault.notification_id,
-                    "reason": fault.reason,
                 }
                 for fault in faults
             ],

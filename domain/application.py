@@ -263,15 +263,27 @@ class Stagegate(Application[UUID]):
             raise conflict from None
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        events = processing_event.events
         try:
             return super()._record(processing_event)
         except IntegrityError:
             # The store retries an insert whose connection failed; if that failure hid a
             # commit, the retry meets its own events. Those are this write, committed: say
             # so, rather than report a conflict (or, unconditionally retried, write twice).
-            if not self._already_stored(processing_event.events):
+            if not self._already_stored(events):
                 raise
             log.warning("a write reported as a conflict had committed; answered as written")
+            return []
+        except (OperationalError, InterfaceError) as error:
+            # The store gave up (lock not granted, or the database went away, perhaps after
+            # the commit): ask it what it holds before saying anything was not written.
+            try:
+                stored = self._already_stored(events)
+            except (OperationalError, InterfaceError):
+                raise StoreUnavailable(written=None) from error
+            if not stored:
+                raise StoreUnavailable(written=False) from error
+            log.warning("a write whose answer was lost had committed; answered as written")
             return []
 
     def _already_stored(self, events: Sequence[Any]) -> bool:

@@ -104,10 +104,22 @@ class VersionConflict(DomainError):
 
 
 class StoreUnavailable(DomainError):
-    """The event store did not take the write in time (busy or unreachable); retry later."""
+    """The event store did not take the write in time (busy or unreachable); retry later.
 
-    def __init__(self) -> None:
-        super().__init__("the event store is busy or unreachable; nothing was written, retry")
+    ``written`` is False when nothing was written, and None when the store stopped answering
+    as the write was being committed and could not be asked afterwards: it may have been.
+    """
+
+    def __init__(self, written: bool | None = False) -> None:
+        if written is None:
+            message = (
+                "the event store stopped answering while the write was committed: it may have "
+                "been stored; read the use case before retrying, or retry with expectedVersion"
+            )
+        else:
+            message = "the event store is busy or unreachable; nothing was written, retry"
+        super().__init__(message)
+        self.written = written
 
 
 class NotFound(DomainError):

@@ -30,13 +30,15 @@ from infra.chain import (
 from infra.database import Database
 from infra.readmodels.history import COLUMNS as HISTORY_COLUMNS
 from infra.readmodels.history import HistoryProjection
-from infra.readmodels.schema import HISTORY, POSITIONS
+from infra.readmodels.schema import FAULTS, HISTORY, POSITIONS
 from infra.recorders import StagegatePostgresRecorder, StagegateSQLiteRecorder
 from infra.serialization import canonical_json
 from projections.history import history_entry
 
 HISTORY_PROJECTION = HistoryProjection.name
 POLICY_SUBJECT = "(policy)"
+NOT_AN_ID = UUID(int=0)
+"""Stands for an id found in the store that is not a UUID (so no history's)."""
 """How the organisation's policy history is named in reports (not a valid use-case key)."""
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
@@ -89,18 +91,18 @@ def verify_chain(
 ) -> IntegrityReport:
     """Recompute one history's chain from the stored events and judge it, then everything
     an auditor reads of it: its snapshots and its history rows (see module doc)."""
-    events, hashes = _read_history(app, use_case_id)
-    return _verify(app, use_case_id, events, _judge(use_case_id, events, hashes, against))
+    stored = _read(app, use_case_id)
+    return _verify(
+        app, use_case_id, stored, _judge(use_case_id, stored.events, stored.hashes, against)
+    )
 
 
 def _verify(
-    app: Stagegate, originator_id: UUID, events: Sequence[StoredEvent], chain: IntegrityReport
+    app: Stagegate, originator_id: UUID, stored: _Stored, chain: IntegrityReport
 ) -> IntegrityReport:
     if not chain.intact:
         return chain
-    fault = _snapshot_fault(app, originator_id, events) or _history_fault(
-        app, originator_id, events
-    )
+    fault = _snapshot_fault(app, stored) or _history_fault(app, originator_id, stored)
     if fault is None:
         return chain
     version, reason = fault
@@ -119,24 +121,29 @@ def verify_all(
     """Verify every stored history, the policy's included, and every one in ``against``.
 
     ``against`` maps use case keys to their exported chains; a key in it with nothing stored
-    is reported (its whole history is missing).
+    is reported (its whole history is missing), and so is an id in the store that is no
+    history's at all (rows planted in a read model).
     """
     against = against or {}
     keys = {usecase.use_case_id(key): key for key in against}
-    results = []
-    for originator_id in _stored_ids(app) | set(keys):
-        events, hashes = _read_history(app, originator_id)
+    ids, not_ids = _stored_ids(app)
+    results = [_not_a_history(text) for text in not_ids]
+    for originator_id in ids | set(keys):
+        stored = _read(app, originator_id)
         key = keys.get(originator_id)
-        report = _verify(
-            app,
-            originator_id,
-            events,
-            _judge(originator_id, events, hashes, against.get(key) if key else None),
+        chain = _judge(
+            originator_id, stored.events, stored.hashes, against.get(key) if key else None
         )
+        report = _verify(app, originator_id, stored, chain)
         results.append(
-            VerifiedHistory(originator_id, key or _subject(originator_id, events), report)
+            VerifiedHistory(originator_id, key or _subject(originator_id, stored.events), report)
         )
     return sorted(results, key=lambda result: result.subject)
+
+
+def _not_a_history(text: str) -> VerifiedHistory:
+    reason = f"the history holds rows for '{text[:100]}', which is not the id of any history"
+    return VerifiedHistory(NOT_AN_ID, text, IntegrityReport(False, None, reason, 0, GENESIS))
 
 
 def _judge(
@@ -175,17 +182,12 @@ def _judge(
     return IntegrityReport(intact, first_bad, reason, last, running)
 
 
-def _snapshot_fault(
-    app: Stagegate, originator_id: UUID, events: Sequence[StoredEvent]
-) -> tuple[int, str] | None:
+def _snapshot_fault(app: Stagegate, stored: _Stored) -> tuple[int, str] | None:
     """An intact chain can still be shadowed by a forged snapshot, which loading trusts:
     each snapshot must equal the replay of the events up to its version, and none may lie
     beyond the last event (loading would take it as the latest state)."""
-    if app.snapshots is None:
-        return None
-    snapshots = {
-        s.originator_version: s for s in app.snapshots.recorder.select_events(originator_id)
-    }
+    snapshots = dict(stored.snapshots)
+    events = stored.events
     last = events[-1].originator_version if events else 0
     beyond = sorted(version for version in snapshots if version > last)
     if beyond:
@@ -193,11 +195,11 @@ def _snapshot_fault(
             f"a snapshot at version {beyond[0]} lies beyond the last event (version {last})"
         )
     aggregate = None
-    for stored in events:
+    for event in events:
         if not snapshots:
             break
-        aggregate = app.mapper.to_domain_event(stored).mutate(aggregate)  # type: ignore[attr-defined]
-        snapshot = snapshots.pop(stored.originator_version, None)
+        aggregate = app.mapper.to_domain_event(event).mutate(aggregate)  # type: ignore[attr-defined]
+        snapshot = snapshots.pop(event.originator_version, None)
         if snapshot is None:
             continue
         try:
@@ -205,38 +207,33 @@ def _snapshot_fault(
         except Exception:
             restored = None
         if restored != aggregate:
-            version = stored.originator_version
+            version = event.originator_version
             return version, f"the snapshot at version {version} does not match the events before it"
     return None
 
 
-def _history_fault(
-    app: Stagegate, originator_id: UUID, events: Sequence[StoredEvent]
-) -> tuple[int, str] | None:
+def _history_fault(app: Stagegate, originator_id: UUID, stored: _Stored) -> tuple[int, str] | None:
     """The history rows an auditor reads must be what the chained log says, column for
-    column, for every event the history projection has passed: a row edited, deleted or
-    added in the read model is found here, though the log is intact."""
-    database = Database(_recorder(app).datastore)
-    position, numbers, rows = _history_rows(app, database, originator_id)
-    projection = HistoryProjection(database)
-    for stored in events:
-        version = stored.originator_version
-        notification_id = numbers.get(version)
-        if notification_id is None or notification_id > position:
-            continue  # appended after the projection's position: not projected yet
+    column: a row edited, deleted or added in the read model is found here, though the log
+    is intact. Every row is compared with its event; a missing row counts only up to where
+    the history projection has got, and one it set aside says so."""
+    projection = HistoryProjection(Database(_recorder(app).datastore))
+    rows = dict(stored.history)
+    for event in stored.events:
+        version = event.originator_version
+        notification_id = stored.numbers[version]
         row = rows.pop(version, None)
+        if row is None:
+            if notification_id > stored.history_position:
+                continue  # appended after the projection's position: not projected yet
+            set_aside = stored.set_aside.get(version)
+            why = f": the history projection set it aside ({set_aside})" if set_aside else ""
+            return version, f"the history lacks version {version}{why}"
         try:
             expected = projection.row(
-                history_entry(notification_id, originator_id, version, stored.topic, stored.state)
+                history_entry(notification_id, originator_id, version, event.topic, event.state)
             )
-        except ValueError as error:
-            expected_error: str | None = str(error)
-        else:
-            expected_error = None
-        if row is None:
-            why = f" (the projection could not hold it: {expected_error})" if expected_error else ""
-            return version, f"the history lacks version {version}{why}"
-        if expected_error is not None:
+        except ValueError:
             return version, f"the history shows version {version}, which it cannot hold"
         differing = [c for c, a, b in zip(HISTORY_COLUMNS, expected, row, strict=True) if a != b]
         if differing:
@@ -248,40 +245,6 @@ def _history_fault(
         version = min(rows)
         return version, f"the history shows version {version}, which the log does not have"
     return None
-
-
-def _history_rows(
-    app: Stagegate, database: Database, originator_id: UUID
-) -> tuple[int, dict[int, int], dict[int, tuple[Any, ...]]]:
-    """The history projection's position, the log's notification id of each version, and
-    the history rows (in ``HISTORY_COLUMNS`` order) by version."""
-    recorder = _recorder(app)
-    events_table = database.table(recorder.events_table_name)
-    number = "notification_id" if database.is_postgres else "rowid"
-    with database.transaction() as curs:
-        curs.execute(
-            f"SELECT position FROM {database.table(POSITIONS)} WHERE projection = %s",
-            (HISTORY_PROJECTION,),
-        )
-        found = curs.fetchone()
-        curs.execute(
-            f"SELECT originator_version AS version, {number} AS n FROM {events_table}"
-            " WHERE originator_id = %s",
-            (_event_id(database, originator_id),),
-        )
-        numbers = {int(r["version"]): int(r["n"]) for r in curs.fetchall()}
-        curs.execute(
-            f"SELECT {', '.join(HISTORY_COLUMNS)} FROM {database.table(HISTORY)}"
-            " WHERE aggregate_id = %s",
-            (str(originator_id),),
-        )
-        rows = {int(r["version"]): tuple(r[c] for c in HISTORY_COLUMNS) for r in curs.fetchall()}
-    return (int(found["position"]) if found else 0), numbers, rows
-
-
-def _event_id(database: Database, originator_id: UUID) -> UUID | str:
-    # SQLite's events table keeps ids as bare hex (the library's choice).
-    return originator_id if database.is_postgres else originator_id.hex
 
 
 def _compare_with_export(
@@ -330,34 +293,96 @@ def _recorder(app: Stagegate) -> StagegatePostgresRecorder | StagegateSQLiteReco
     return recorder
 
 
-def _read_history(
-    app: Stagegate, originator_id: UUID
-) -> tuple[list[StoredEvent], dict[int, tuple[str, str]]]:
-    """The raw stored events and the hash rows (version -> (prev_hash, hash)) of one history."""
+@dataclass(frozen=True)
+class _Stored:
+    """Everything stored of one history, read in one snapshot of the database: a write
+    committed while it is checked can then not look like a tampering."""
+
+    events: list[StoredEvent]
+    numbers: dict[int, int]
+    """Version -> the event's position in the log (notification id)."""
+    hashes: dict[int, tuple[str, str]]
+    """Version -> (prev_hash, hash)."""
+    snapshots: dict[int, StoredEvent]
+    history: dict[int, tuple[Any, ...]]
+    """Version -> the history row, in ``HISTORY_COLUMNS`` order."""
+    history_position: int
+    set_aside: dict[int, str]
+    """Version -> why the history projection set the event aside."""
+
+
+def _read(app: Stagegate, originator_id: UUID) -> _Stored:
     recorder = _recorder(app)
-    events = list(recorder.select_events(originator_id))
-    hashes = _stored_hashes(Database(recorder.datastore), originator_id)
-    last = events[-1].originator_version if events else 0
-    top = max(hashes, default=0)
-    if top > last:
-        # An event and its hash row commit together, so a hash row past the events read
-        # first is either an append since then (read it now) or a deleted event.
-        events += recorder.select_events(originator_id, gt=last, lte=top)
-    return events, hashes
-
-
-def _stored_hashes(database: Database, originator_id: UUID) -> dict[int, tuple[str, str]]:
+    database = Database(recorder.datastore)
+    table = database.table
+    number = "notification_id" if database.is_postgres else "rowid"
+    # The library keeps SQLite's event and snapshot ids as bare hex; the rest as text.
+    stored_id: UUID | str = originator_id if database.is_postgres else originator_id.hex
     with database.transaction() as curs:
+        if database.is_postgres:
+            curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         curs.execute(
-            "SELECT originator_version AS version, prev_hash, hash "
-            f"FROM {database.table(HASHES_TABLE)} WHERE originator_id = %s",
+            f"SELECT {number} AS n, originator_version AS version, topic, state"
+            f" FROM {table(recorder.events_table_name)} WHERE originator_id = %s"
+            " ORDER BY originator_version",
+            (stored_id,),
+        )
+        event_rows = curs.fetchall()
+        curs.execute(
+            f"SELECT originator_version AS version, prev_hash, hash FROM {table(HASHES_TABLE)}"
+            " WHERE originator_id = %s",
             (originator_id if database.is_postgres else str(originator_id),),
         )
-        rows = curs.fetchall()
-    return {int(r["version"]): (str(r["prev_hash"]), str(r["hash"])) for r in rows}
+        hashes = {int(r["version"]): (str(r["prev_hash"]), str(r["hash"])) for r in curs.fetchall()}
+        snapshots: dict[int, StoredEvent] = {}
+        if app.snapshots is not None:
+            snapshot_table = app.snapshots.recorder.events_table_name  # type: ignore[attr-defined]
+            curs.execute(
+                f"SELECT originator_version AS version, topic, state FROM {table(snapshot_table)}"
+                " WHERE originator_id = %s",
+                (stored_id,),
+            )
+            snapshots = {
+                int(r["version"]): _stored_event(originator_id, r) for r in curs.fetchall()
+            }
+        curs.execute(
+            f"SELECT {', '.join(HISTORY_COLUMNS)} FROM {table(HISTORY)} WHERE aggregate_id = %s",
+            (str(originator_id),),
+        )
+        history = {int(r["version"]): tuple(r[c] for c in HISTORY_COLUMNS) for r in curs.fetchall()}
+        curs.execute(
+            f"SELECT position FROM {table(POSITIONS)} WHERE projection = %s",
+            (HISTORY_PROJECTION,),
+        )
+        found = curs.fetchone()
+        curs.execute(
+            f"SELECT version, reason FROM {table(FAULTS)}"
+            " WHERE projection = %s AND aggregate_id = %s",
+            (HISTORY_PROJECTION, str(originator_id)),
+        )
+        set_aside = {int(r["version"]): str(r["reason"]) for r in curs.fetchall()}
+    return _Stored(
+        events=[_stored_event(originator_id, r) for r in event_rows],
+        numbers={int(r["version"]): int(r["n"]) for r in event_rows},
+        hashes=hashes,
+        snapshots=snapshots,
+        history=history,
+        history_position=int(found["position"]) if found else 0,
+        set_aside=set_aside,
+    )
 
 
-def _stored_ids(app: Stagegate) -> set[UUID]:
+def _stored_event(originator_id: UUID, row: dict[str, Any]) -> StoredEvent:
+    return StoredEvent(
+        originator_id=originator_id,
+        originator_version=int(row["version"]),
+        topic=str(row["topic"]),
+        state=bytes(row["state"]),
+    )
+
+
+def _stored_ids(app: Stagegate) -> tuple[set[UUID], list[str]]:
+    """The ids of every stored history; and any text where an id should be that is none."""
     recorder = _recorder(app)
     database = Database(recorder.datastore)
     with database.transaction() as curs:
@@ -373,7 +398,14 @@ def _stored_ids(app: Stagegate) -> set[UUID]:
         curs.execute(" UNION ".join(selects))
         rows = curs.fetchall()
     # SQLite keeps event ids as bare hex and hash-row ids with hyphens: compare as UUIDs.
-    return {UUID(str(row["id"])) for row in rows}
+    ids: set[UUID] = set()
+    not_ids: list[str] = []
+    for row in rows:
+        try:
+            ids.add(UUID(str(row["id"])))
+        except ValueError:
+            not_ids.append(str(row["id"]))
+    return ids, sorted(not_ids)
 
 
 def _decoded(state: bytes) -> dict[str, Any]:
@@ -396,7 +428,8 @@ def export_history(app: Stagegate, key: str, out: IO[str]) -> None:
     the stored bytes as they are. Lines are ASCII: any output encoding holds them.
     """
     originator_id = usecase.use_case_id(key)
-    events, hashes = _read_history(app, originator_id)
+    stored = _read(app, originator_id)
+    events, hashes = stored.events, stored.hashes
     if not events:
         raise NotFound(key)
     head_hash: str | None = None

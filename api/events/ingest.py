@@ -271,4 +271,6 @@ def _lost_race(key: tuple[str, str]) -> dict[str, Any]:
 
 
 def _unavailable(error: e.StoreUnavailable) -> dict[str, Any]:
-    return problem("store-unavailable", "Service unavailable", 503, error.message)
+    # Either way a redelivery (same source and id) is safe: a stored one is answered again.
+    written = "unknown" if error.written is None else error.written
+    return problem("store-unavailable", "Service unavailable", 503, error.message, written=written)

@@ -84,7 +84,12 @@ def error_member(error: domain.DomainError) -> ErrorMember:
     raised as a GraphQL error with ``extensions.code = "UNAVAILABLE"``, safe to retry.
     """
     if isinstance(error, domain.StoreUnavailable):
-        raise GraphQLError(error.message, extensions={"code": "UNAVAILABLE", "retryable": True})
+        # written: false (nothing was written, retry) or "unknown" (read before retrying).
+        written = "unknown" if error.written is None else error.written
+        raise GraphQLError(
+            error.message,
+            extensions={"code": "UNAVAILABLE", "retryable": True, "written": written},
+        )
     if isinstance(error, domain.GateBlocked):
         return GateBlocked(
             message=error.message,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from eventsourcing.persistence import PersistenceError
 
 from infra import schema
 from infra.cli.common import services_from_environment
@@ -22,9 +23,15 @@ def db() -> None:
     help="PostgreSQL role the service runs as: give it what stagegate needs, and no more.",
 )
 def init(grant_to: str | None) -> None:
-    """Create (or bring up to date) every table, trigger and function; optionally grant."""
-    services = services_from_environment()  # a start creates what is missing, as this role
+    """Create (or bring up to date, or repair) every table, trigger and function; grant."""
+    services = services_from_environment(prepare_schema=False)
     try:
+        try:
+            schema.create(services)  # idempotent: what exists stays, what is missing is made
+        except PersistenceError as error:
+            raise click.ClickException(
+                f"cannot create the schema as this role: {error} (run it as the schema's owner)"
+            ) from None
         click.echo(f"schema at version {schema.version(services)} (this release: {schema.VERSION})")
         if grant_to is not None:
             try:

@@ -51,13 +51,23 @@ def rebuild() -> None:
 
 
 @projections.command("status")
-def status() -> None:
-    """Each projection's position against the newest event."""
+@click.option("--faults", "shown", default=20, show_default=True, help="Faults to list.")
+def status(shown: int) -> None:
+    """Each projection's position against the newest event, and the events set aside."""
     services = services_from_environment()
     try:
         head = services.read_models.last_notification_id()
         for runner in services.read_models.runners:
             position = runner.position()
             click.echo(f"{runner.name:<10} at {position} of {head} ({head - position} behind)")
+        count, faults = services.read_models.projection_faults(shown)
     finally:
         services.close()
+    if not count:
+        return
+    click.echo(f"{count} events set aside (their read models lack them until a rebuild):")
+    for fault in faults:
+        click.echo(
+            f"  {fault.projection}: version {fault.version} of {fault.aggregate_id}"
+            f" (log position {fault.notification_id}): {fault.reason}"
+        )

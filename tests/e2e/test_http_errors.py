@@ -39,7 +39,7 @@ def test_a_store_that_refuses_writes_is_a_retryable_error_not_a_crash(
 
     assert body["data"] is None
     [error] = body["errors"]
-    assert error["extensions"] == {"code": "UNAVAILABLE", "retryable": True}
+    assert error["extensions"] == {"code": "UNAVAILABLE", "retryable": True, "written": False}
     assert "nothing was written" in error["message"]
     monkeypatch.undo()
     assert api.version(key) is None

@@ -162,3 +162,27 @@ def test_an_untouched_history_is_intact_and_one_not_yet_projected_is_not_judged(
     journey.issue(c.Retire, reason="superseded")
 
     assert verify_chain(services.app, use_case_id(journey.key)).intact
+
+
+def test_a_history_row_planted_under_an_id_that_is_no_history_is_reported(
+    services: Services,
+) -> None:
+    journey = Journey(services.app).register()
+    services.read_models.catch_up()
+    _edit_history(
+        services,
+        "INSERT INTO {history} SELECT notification_id + 1000000, 'not-a-uuid', version,"
+        " event_type, recorded_at, business_time, actor_id, actor_role, channel, reason,"
+        " correlation_id, source, delivery_id, corrects, payload FROM {history}"
+        " WHERE aggregate_id = %s",
+        (str(use_case_id(journey.key)),),
+    )
+
+    results = {r.subject: r.report for r in verify_all(services.app)}
+
+    assert results[journey.key].intact
+    planted = results["not-a-uuid"]
+    assert not planted.intact
+    assert planted.reason == (
+        "the history holds rows for 'not-a-uuid', which is not the id of any history"
+    )

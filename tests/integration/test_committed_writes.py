@@ -104,3 +104,68 @@ def test_a_store_that_fails_while_a_command_reads_is_unavailable(
         services.app.execute(command, ctx())
     monkeypatch.undo()
     assert services.app.use_case(journey.key).version == 1
+
+
+def _insert_then_lose_the_connection(
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    commits: bool,
+    stays_down: bool = False,
+) -> None:
+    """The store gives up on the next insert (after its own retries), having committed it
+    or not; with ``stays_down``, nothing can be read from it afterwards either."""
+    recorder = services.app.recorder
+    real = recorder.insert_events
+
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("the database is down")
+
+    def insert_events(stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
+        monkeypatch.setattr(recorder, "insert_events", real)  # once
+        if commits:
+            real(stored_events, **kwargs)
+        if stays_down:
+            monkeypatch.setattr(recorder, "select_events", unreachable)
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(recorder, "insert_events", insert_events)
+
+
+def test_a_write_committed_before_the_connection_went_is_answered_as_written(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journey = Journey(services.app).register()
+    _insert_then_lose_the_connection(services, monkeypatch, commits=True)
+
+    answered = services.app.execute(c.ScorePriority.parse({"key": journey.key, **PRIORITY}), ctx())
+
+    assert answered.version == 2
+    assert _scores_recorded(services, journey.key) == 1
+
+
+def test_a_write_not_committed_is_unavailable_with_nothing_written(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journey = Journey(services.app).register()
+    _insert_then_lose_the_connection(services, monkeypatch, commits=False)
+
+    with pytest.raises(StoreUnavailable) as unavailable:
+        services.app.execute(c.ScorePriority.parse({"key": journey.key, **PRIORITY}), ctx())
+
+    assert unavailable.value.written is False
+    assert "nothing was written" in unavailable.value.message
+    assert services.app.use_case(journey.key).version == 1
+
+
+def test_a_write_whose_outcome_cannot_be_read_back_says_it_may_be_stored(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journey = Journey(services.app).register()
+    _insert_then_lose_the_connection(services, monkeypatch, commits=True, stays_down=True)
+
+    with pytest.raises(StoreUnavailable) as unavailable:
+        services.app.execute(c.ScorePriority.parse({"key": journey.key, **PRIORITY}), ctx())
+
+    assert unavailable.value.written is None
+    assert "may have been stored" in unavailable.value.message

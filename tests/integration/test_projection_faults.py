@@ -15,6 +15,7 @@ from eventsourcing.persistence import ProgrammingError
 
 from domain import commands as c
 from domain.usecase import use_case_id
+from infra.audit import verify_chain
 from infra.bootstrap import Services, bootstrap
 from infra.readmodels import faults
 from infra.readmodels.runner import MAX_FAULTS_IN_A_ROW, ProjectionRunner, TooManyFaults
@@ -185,3 +186,19 @@ def test_two_faults_of_one_event_keep_both_reasons(services: Services) -> None:
 
     _, [fault] = services.read_models.projection_faults()
     assert fault.reason == "ValueError: its cost row; ValueError: its summary"
+
+
+def test_the_audit_says_which_history_entry_was_set_aside_rather_than_deleted(
+    services: Services,
+) -> None:
+    journey = Journey(services.app).register()
+    planted = _plant_legacy_event(journey)
+    services.read_models.catch_up()
+
+    report = verify_chain(services.app, use_case_id(journey.key))
+
+    assert (report.intact, report.first_bad_version) == (False, planted)
+    assert report.reason is not None
+    assert report.reason.startswith(
+        f"the history lacks version {planted}: the history projection set it aside (ValueError:"
+    )
