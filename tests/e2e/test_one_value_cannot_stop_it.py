@@ -102,8 +102,10 @@ def test_text_holding_an_escaped_nul_is_stored_projected_and_read_back(
     assert {"key": key, "title": title} in [
         edge["node"] for edge in everything["useCases"]["edges"]
     ]
-    # The read models kept up with every event, the ones after the escaped text included.
+    # The read models kept up with every event, the ones after the escaped text included,
+    # and set none aside.
     assert services.read_models.catch_up() == 0
+    assert services.read_models.projection_faults() == (0, [])
 
 
 def test_as_of_any_instant_answers_without_an_error(api: Api) -> None:
