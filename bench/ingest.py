@@ -102,7 +102,7 @@ def prepare(url: str, use_cases: int) -> tuple[list[str], str]:
                 ),
                 editor,
             )
-        services.read_models.catch_up()
+        services.read_models.refresh()
         token = services.tokens.issue(
             "ci@example.com", Role.INTEGRATION, "bench", sources=(SOURCE,)
         ).secret_token

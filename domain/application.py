@@ -264,11 +264,6 @@ class Stagegate(Application[UUID]):
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         events = processing_event.events
-        # What the store may write beside the events in their transaction (the read models):
-        # the events themselves and the aggregates as they now stand.
-        processing_event.saved_kwargs.update(
-            saved_events=events, saved_aggregates=processing_event.aggregates
-        )
         try:
             return super()._record(processing_event)
         except IntegrityError:
@@ -396,8 +391,7 @@ class Stagegate(Application[UUID]):
         return loaded
 
     def policy(self) -> PolicyInForce:
-        with store_errors_as_unavailable():
-            policy = self._load_policy()
+        policy = self._load_policy()
         if policy is None:
             return PolicyInForce.default()
         return PolicyInForce(version=policy.version, values=policy.values)

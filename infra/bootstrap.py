@@ -63,9 +63,6 @@ def bootstrap(settings: Settings, *, prepare_schema: bool = True) -> Services:
         except BaseException:
             services.close()
             raise
-    # The read models are written in the transaction of every append (their rows commit
-    # with the events); the runners only catch up what was not (read models' doc).
-    app.recorder.after_append = services.read_models.project_appended  # type: ignore[attr-defined]
     return services
 
 

@@ -123,24 +123,6 @@ class Database:
         types = _POSTGRES_TYPES if self.is_postgres else _SQLITE_TYPES
         return types[kind]
 
-    @contextlib.contextmanager
-    def savepoint(self, curs: Cursor) -> Iterator[None]:
-        """A nested transaction inside ``curs``'s: an exception in the block undoes only what
-        the block wrote, and is raised; the outer transaction goes on (on PostgreSQL also in
-        pipeline mode, where psycopg does what is needed)."""
-        if isinstance(self.datastore, PostgresDatastore):
-            with curs.connection.transaction():  # type: ignore[attr-defined]
-                yield
-            return
-        curs.execute("SAVEPOINT stagegate_nested")
-        try:
-            yield
-        except BaseException:
-            curs.execute("ROLLBACK TO SAVEPOINT stagegate_nested")
-            curs.execute("RELEASE SAVEPOINT stagegate_nested")
-            raise
-        curs.execute("RELEASE SAVEPOINT stagegate_nested")
-
     def insert_many(
         self, curs: Cursor, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:
@@ -149,8 +131,7 @@ class Database:
         if not rows:
             return
         names = ", ".join(columns)
-        # COPY cannot run in a pipeline, where the append's own transaction is.
-        if isinstance(self.datastore, PostgresDatastore) and not _in_pipeline(curs):
+        if isinstance(self.datastore, PostgresDatastore):
             with curs.copy(f"COPY {table} ({names}) FROM STDIN") as copy:  # type: ignore[attr-defined]
                 for row in rows:
                     copy.write_row(row)
@@ -199,11 +180,6 @@ _SQLITE_TYPES = {
     "bool": "INTEGER",
     "bigint": "INTEGER",
 }
-
-
-def _in_pipeline(curs: Cursor) -> bool:
-    connection = getattr(curs, "connection", None)
-    return connection is not None and bool(connection.pgconn.pipeline_status)
 
 
 def database_of(datastore: Any) -> Database:

@@ -2,15 +2,14 @@
 
 In the transaction that inserts events, the store also writes each event's audit hash
 (``infra.chain``), the record of the delivery that caused it, if any (``infra.deliveries``),
-the notification other systems get of it, if they get one (``infra.outbox``), and, through
-``after_append``, the read-model rows a reader needs the moment the writer is answered. The
-delivery record and the read models are written by the recorder on both stores; the hash
-and the outbox row, on PostgreSQL, by row triggers, and on SQLite by the recorder.
+and the notification other systems get of it, if they get one (``infra.outbox``). The
+delivery record is written by the recorder on both stores; the hash and the outbox row, on
+PostgreSQL, by row triggers, and on SQLite by the recorder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -23,11 +22,6 @@ from psycopg.sql import SQL
 
 from infra import chain, deliveries, outbox
 from infra.database import SQLiteCursor as SQLiteCursorAdapter
-
-AfterAppend = Callable[[Any, Sequence[StoredEvent], Sequence[int], Mapping[str, Any]], None]
-"""Called in the appending transaction once events are inserted: (cursor, the stored events,
-their notification ids, the keyword arguments ``save`` was given). The read models use it
-to commit with the events (``ReadModelService.project_appended``)."""
 
 
 class StagegatePostgresRecorder(PostgresApplicationRecorder):
@@ -44,7 +38,6 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
             set_lock_timeout,
             SQL("SELECT {}()").format(chain.lock_function(schema)),
         ]
-        self.after_append: AfterAppend | None = None
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -56,17 +49,6 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
         # notification ids for the library to fetch.
         with curs.connection.cursor() as records:
             deliveries.write(records, self._deliveries_table, stored_events)
-
-    def _fetch_ids_after_insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        if self.after_append is not None and notification_ids:
-            # Still in the appending transaction (and the library's pipeline): what is
-            # written here commits with the events, and an error undoes them.
-            with curs.connection.cursor() as cursor:
-                self.after_append(cursor, stored_events, notification_ids, kwargs)
-        return notification_ids
 
     def select_latest_of_many(
         self, ids: Sequence[UUID], snapshots_table: str | None, known: dict[UUID, int]
@@ -131,7 +113,6 @@ def _stored(row: Any) -> StoredEvent:
 class StagegateSQLiteRecorder(SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name)
-        self.after_append: AfterAppend | None = None
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -148,6 +129,4 @@ class StagegateSQLiteRecorder(SQLiteApplicationRecorder):
         chain.sqlite_write(c, stored_events)
         deliveries.write(SQLiteCursorAdapter(c), deliveries.DELIVERIES_TABLE, stored_events)
         outbox.sqlite_write(c, stored_events)
-        if self.after_append is not None and notification_ids:
-            self.after_append(SQLiteCursorAdapter(c), stored_events, notification_ids, kwargs)
         return notification_ids

@@ -47,6 +47,9 @@ def build_api(services: Services) -> FastAPI:
             refusal_record=lambda source, delivery_id, fingerprint, status, response: (
                 DeliveryRecord(source, delivery_id, fingerprint, status, response, None, None)
             ),
+            # A posted event's answer shows nothing from the read models: rather than wait
+            # for them, wake the projector (under ``serve``; external workers poll).
+            after_writes=services.read_models.wake,
         ),
         webhooks=services.webhooks,
         announce_gate_blocked=lambda key, blocked, actor: announce_gate_blocked(

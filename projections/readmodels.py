@@ -103,8 +103,10 @@ class ProjectionFault:
 
 
 class ReadModels(Protocol):
-    """The read side. Its rows commit with the events they come from, so an answer includes
-    every write answered before it."""
+    """The read side. Every answer is as of the last projected event."""
+
+    def refresh(self) -> None:
+        """Bring the read models up to every event written so far (read-your-writes)."""
 
     def use_cases(
         self, filter: UseCaseFilter, first: int, after: str | None

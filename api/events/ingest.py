@@ -65,10 +65,12 @@ class Ingestion:
         stagegate: Stagegate,
         deliveries: DeliveryLog,
         refusal_record: RefusalRecord,
+        after_writes: Callable[[], None],
     ) -> None:
         self.stagegate = stagegate
         self.deliveries = deliveries
         self.refusal_record = refusal_record
+        self.after_writes = after_writes
 
     def ingest(
         self, events: Sequence[PostedEvent | Rejected], actor: Actor, correlation_id: str
@@ -113,6 +115,7 @@ class Ingestion:
                     if record is not None
                     else unavailable or Outcome(409, _lost_race(key))
                 )
+        self.after_writes()
         return [outcome for outcome in outcomes if outcome is not None]
 
     def _apply(

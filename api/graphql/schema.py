@@ -97,15 +97,13 @@ def _use_case_mutation(command_class: type[Command]) -> Any:
         context = info.context
         try:
             command = command_class.parse(to_wire(input))
-            # Read before the write: once it is committed, nothing may turn it into an error.
-            # The read models commit with it (no refresh here: lists and history have it).
-            policy = context.policy()
             use_case = context.stagegate.execute(command, context.command_context())
         except DomainError as error:
             if isinstance(error, DomainGateBlocked):
                 context.announce_gate_blocked(command.key, error, context.actor)
             return error_member(error)  # raises GraphQLError for StoreUnavailable
-        return UseCase(view=UseCaseView(use_case, policy))
+        _refresh_after_write(context)
+        return UseCase(view=UseCaseView(use_case, context.policy()))
 
     resolve.__annotations__ = {
         "info": strawberry.Info[Context, None],
@@ -126,7 +124,22 @@ def _set_policy(info: strawberry.Info[Context, None], input: Any) -> Any:
         policy = context.stagegate.set_policy(command, context.command_context())
     except DomainError as error:
         return error_member(error)
+    _refresh_after_write(context)
     return Policy.from_domain(policy)
+
+
+def _refresh_after_write(context: Context) -> None:
+    """Bring the read models up to the write just made (read-your-writes: lists and history
+    include it). The write is committed whatever happens here, so a failure is no failure of
+    the mutation: the read models catch up later (their worker, or the next refresh)."""
+    try:
+        context.read_models.refresh()
+    except Exception as error:
+        log.warning(
+            "read models not refreshed after a committed write (correlation id %s): %r",
+            context.correlation_id,
+            error,
+        )
 
 
 _set_policy.__annotations__ = {

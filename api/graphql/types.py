@@ -311,6 +311,7 @@ class UseCase:
         current = self.view.use_case
         context.authorize_history()
         context.cost.charge(Costly.AS_OF)
+        context.read_models.refresh()  # the history (and the policy's) up to now
         wanted = version
         if at is not None:
             wanted = context.read_models.version_at(str(current.id), at)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from infra.database import Cursor, Database
@@ -57,13 +56,7 @@ class HistoryProjection:
             entry.payload,
         )
 
-    def apply(
-        self,
-        curs: Cursor,
-        events: list[LoggedEvent],
-        position_before: int,
-        given: Mapping[str, Any] | None = None,
-    ) -> None:
+    def apply(self, curs: Cursor, events: list[LoggedEvent], position_before: int) -> None:
         rows = []
         for logged in events:
             stored = logged.stored

@@ -16,10 +16,9 @@ cause is taken to be the projection's, not the events', and it stops setting the
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol
@@ -61,13 +60,11 @@ class LoggedEvent:
     stored: StoredEvent
     """The event as stored: its canonical JSON in ``stored.state``."""
     mapper: Mapper[Any]
-    known: Any = None
-    """The domain event, where the caller has it (the one it just saved)."""
 
     @cached_property
     def event(self) -> Any:
         """The domain event, decoded on first use (the history reads the JSON itself)."""
-        return self.known if self.known is not None else self.mapper.to_domain_event(self.stored)
+        return self.mapper.to_domain_event(self.stored)
 
 
 class Projection(Protocol):
@@ -76,15 +73,8 @@ class Projection(Protocol):
     def begin(self, position: int) -> None:
         """A transaction starts at ``position`` (another worker may have moved it since)."""
 
-    def apply(
-        self,
-        curs: Cursor,
-        events: list[LoggedEvent],
-        position_before: int,
-        given: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Write the rows for ``events`` (in log order) through ``curs``; ``given`` holds
-        aggregates as they stand after them, where the caller has them."""
+    def apply(self, curs: Cursor, events: list[LoggedEvent], position_before: int) -> None:
+        """Write the rows for ``events`` (in log order) through ``curs``."""
 
     def finish(self, curs: Cursor, position: int) -> None:
         """Write what was held back across pages, before the position moves to ``position``."""
@@ -112,17 +102,12 @@ class ProjectionRunner:
         self.mapper = mapper
         self.projection = projection
         self.fault = fault or (lambda _point: None)
-        self._lock = threading.Lock()
-        """This process's hold on the projection's memory (see ``_transaction``)."""
+        self._lock = threading.Lock()  # one transaction at a time per runner in this process
         self._faults_in_a_row = 0
         number = "notification_id" if db.is_postgres else "rowid"
-        columns = f"{number} AS notification_id, originator_id, originator_version, topic, state"
         self._read_log = (
-            f"SELECT {columns} FROM {events_table} WHERE {number} > %s ORDER BY {number} LIMIT %s"
-        )
-        self._read_log_before = (
-            f"SELECT {columns} FROM {events_table} WHERE {number} > %s AND {number} < %s"
-            f" ORDER BY {number} LIMIT %s"
+            f"SELECT {number} AS notification_id, originator_id, originator_version, topic, state"
+            f" FROM {events_table} WHERE {number} > %s ORDER BY {number} LIMIT %s"
         )
         positions = db.table(POSITIONS)
         self._lock_position = (
@@ -151,12 +136,13 @@ class ProjectionRunner:
         If the transaction fails for something the events can have caused, it is tried again
         in halves, and the event that fails alone is set aside as a fault (module doc).
         """
-        try:
-            return self._attempt(max_events, page_size)
-        except Exception as error:
-            if not _the_events_doing(error):
-                raise
-            return self._isolate(max_events)
+        with self._lock:
+            try:
+                return self._attempt(max_events, page_size)
+            except Exception as error:
+                if not _the_events_doing(error):
+                    raise
+                return self._isolate(max_events)
 
     def catch_up(self, max_events_per_transaction: int = PAGE_SIZE) -> int:
         """Project every event written so far; returns how many."""
@@ -174,46 +160,33 @@ class ProjectionRunner:
         REPEATABLE READ: the log read is exactly the log up to ``head``, whatever is appended
         meanwhile; those later events are the live runner's, from ``head`` on.
         """
-        with self._transaction(repeatable_read=True) as (curs, position):
-            if position != 0:
-                raise RuntimeError(f"{self.name}: rebuild needs emptied read models")
-            curs.execute(self._count_log)
-            counted = curs.fetchone()
-            assert counted is not None
-            done, head = int(counted["n"]), int(counted["head"] or 0)
-            if done:
-                rebuild(curs, head)
-                curs.execute(self._move_position, (head, self.name))
+        with self._lock:
+            try:
+                with self.db.transaction() as curs:
+                    curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    curs.execute(self._lock_position, (self.name,))
+                    curs.execute(self._select_position, (self.name,))
+                    row = curs.fetchone()
+                    if row is None or int(row["position"]) != 0:
+                        raise RuntimeError(f"{self.name}: rebuild needs emptied read models")
+                    curs.execute(self._count_log)
+                    counted = curs.fetchone()
+                    assert counted is not None
+                    done, head = int(counted["n"]), int(counted["head"] or 0)
+                    if done:
+                        rebuild(curs, head)
+                        curs.execute(self._move_position, (head, self.name))
+            except BaseException:
+                self.projection.forget()
+                raise
         return done
 
-    @contextlib.contextmanager
-    def _transaction(self, repeatable_read: bool = False) -> Iterator[tuple[Cursor, int]]:
-        """A transaction holding this projection, and its position.
-
-        The position row is locked in the database first, then this process's lock on the
-        projection's memory: in that order everywhere, appends included (which hold the
-        database's append lock before either), so no two wait on each other. The memory is
-        forgotten if the transaction does not commit.
-        """
-        locked = False
-        try:
-            with self.db.transaction() as curs:
-                if repeatable_read:
-                    curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                position = self._locked_position(curs)
-                self._lock.acquire()
-                locked = True
-                yield curs, position
-        except BaseException:
-            if locked:
-                self.projection.forget()
-            raise
-        finally:
-            if locked:
-                self._lock.release()
-
     def _attempt(self, max_events: int, page_size: int) -> int:
-        applied = self._run_transaction(max_events, page_size)
+        try:
+            applied = self._run_transaction(max_events, page_size)
+        except BaseException:
+            self.projection.forget()
+            raise
         if applied:
             self._faults_in_a_row = 0
         return applied
@@ -250,7 +223,11 @@ class ProjectionRunner:
                 f"projection {self.name} failed on {MAX_FAULTS_IN_A_ROW} events in a row, none"
                 f" applied between: the cause is not in the events; stopped ({error!r})"
             ) from error
-        with self._transaction() as (curs, position):
+        with self.db.transaction() as curs:
+            curs.execute(self._lock_position, (self.name,))
+            curs.execute(self._select_position, (self.name,))
+            row = curs.fetchone()
+            position = int(row["position"]) if row else 0
             if position != failed_at:
                 return 0
             following = self._page(curs, position, 1)
@@ -268,50 +245,16 @@ class ProjectionRunner:
                 error,
             )
             curs.execute(self._move_position, (poison.notification_id, self.name))
-            self.projection.forget()
+        self.projection.forget()
         return 1
-
-    def project_appended(
-        self, curs: Cursor, appended: list[LoggedEvent], given: Mapping[str, Any]
-    ) -> None:
-        """Project ``appended``, just inserted through ``curs`` and not yet committed, in
-        that same transaction: they commit together, or not at all.
-
-        Any events before them the projection has not seen (appended where this was not
-        done, or set aside for a retry) are read from the log and projected first, so the
-        position moves over every event exactly once. ``given`` holds the aggregates as they
-        stand after ``appended``.
-        """
-        position = self._locked_position(curs)  # the database's lock first (``_transaction``)
-        with self._lock:
-            try:
-                self.projection.begin(position)
-                first = appended[0].notification_id
-                while position < first - 1:  # events this has not projected, or a gap
-                    events = self._page(curs, position, PAGE_SIZE, before=first)
-                    if not events:
-                        break  # a gap in the numbers (a rolled-back append), nothing missed
-                    self.projection.apply(curs, events, position)
-                    position = events[-1].notification_id
-                ours = [logged for logged in appended if logged.notification_id > position]
-                if ours:
-                    self.projection.apply(curs, ours, position, given)
-                    position = ours[-1].notification_id
-                self.projection.finish(curs, position)
-                curs.execute(self._move_position, (position, self.name))
-            except BaseException:
-                self.projection.forget()
-                raise
-
-    def _locked_position(self, curs: Cursor) -> int:
-        curs.execute(self._lock_position, (self.name,))
-        curs.execute(self._select_position, (self.name,))
-        row = curs.fetchone()
-        return int(row["position"]) if row else 0
 
     def _run_transaction(self, max_events: int, page_size: int) -> int:
         done = 0
-        with self._transaction() as (curs, position):
+        with self.db.transaction() as curs:
+            curs.execute(self._lock_position, (self.name,))
+            curs.execute(self._select_position, (self.name,))
+            row = curs.fetchone()
+            position = int(row["position"]) if row else 0
             self.projection.begin(position)
             while done < max_events:
                 events = self._page(curs, position, min(page_size, max_events - done))
@@ -330,13 +273,8 @@ class ProjectionRunner:
             self.fault("after-commit")
         return done
 
-    def _page(
-        self, curs: Cursor, after: int, limit: int, before: int | None = None
-    ) -> list[LoggedEvent]:
-        if before is None:
-            curs.execute(self._read_log, (after, limit))
-        else:
-            curs.execute(self._read_log_before, (after, before, limit))
+    def _page(self, curs: Cursor, after: int, limit: int) -> list[LoggedEvent]:
+        curs.execute(self._read_log, (after, limit))
         return [
             LoggedEvent(
                 int(row["notification_id"]),

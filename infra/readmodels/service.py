@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
-
-from eventsourcing.persistence import StoredEvent
+from typing import Literal
 
 from domain.application import Stagegate
-from domain.usecase import UseCase
-from infra.database import Cursor, Database
+from infra.database import Database
 from infra.readmodels import faults, schema
 from infra.readmodels.history import HistoryProjection
 from infra.readmodels.queries import SqlQueries
-from infra.readmodels.runner import FaultHook, LoggedEvent, ProjectionRunner
+from infra.readmodels.runner import FaultHook, ProjectionRunner
 from infra.readmodels.summaries import SummaryProjection
 from projections.history import HistoryEntry
 from projections.readmodels import (
@@ -91,49 +89,17 @@ class ReadModelService:
         """Project every event written so far (this process does the work)."""
         return sum(runner.catch_up() for runner in self.runners)
 
-    def project_appended(
-        self,
-        curs: Cursor,
-        stored_events: Sequence[StoredEvent],
-        notification_ids: Sequence[int],
-        saved_with: Mapping[str, Any],
-    ) -> None:
-        """Bring every read model over the events just inserted, in the transaction that
-        appends them (the recorder calls this under the append lock), so they commit with
-        the events: a reader sees them the moment the writer is answered.
-
-        Each projection runs in a nested transaction: one that cannot take the events is
-        undone alone, the events still commit, and the background runner catches that
-        projection up later, where an event it cannot apply is set aside (runner doc).
-
-        ``saved_with`` is what ``Stagegate.save`` passed along: the domain events (so they
-        are not decoded again) and the aggregates as they now stand (so summaries need not
-        be loaded or replayed).
-        """
-        domain_events = saved_with.get("saved_events") or [None] * len(stored_events)
-        appended = [
-            LoggedEvent(n, stored, self._mapper, event)
-            for n, stored, event in zip(notification_ids, stored_events, domain_events, strict=True)
-        ]
-        given = {
-            str(aggregate_id): aggregate
-            for aggregate_id, aggregate in (saved_with.get("saved_aggregates") or {}).items()
-            if isinstance(aggregate, UseCase)
-        }
-        for runner in self.runners:
-            try:
-                with self.db.savepoint(curs):
-                    runner.project_appended(curs, appended, given)
-            except Exception as error:
-                log.warning(
-                    "projection %s did not take events %s..%s with their append; it will catch"
-                    " up: %r",
-                    runner.name,
-                    appended[0].notification_id,
-                    appended[-1].notification_id,
-                    error,
-                )
-                self.wake()
+    def refresh(self, timeout: float = 5.0) -> None:
+        if self.mode == "inline":
+            self.catch_up()
+            return
+        target = self.last_notification_id()
+        deadline = time.monotonic() + timeout
+        while any(runner.position() < target for runner in self.runners):
+            if time.monotonic() > deadline:
+                log.warning("read models did not reach notification %s in %ss", target, timeout)
+                return
+            time.sleep(0.01)
 
     def projection_faults(self, limit: int = 20) -> tuple[int, list[ProjectionFault]]:
         """How many events the projections set aside, and the first ``limit`` of them."""

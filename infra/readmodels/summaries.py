@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 from uuid import UUID
@@ -50,8 +49,6 @@ class SummaryProjection:
         self._dirty: dict[str, UseCase] = {}
         self._unwritable: set[str] = set()
         """Use cases whose summary row could not be written in this transaction."""
-        self._given: dict[str, Any] = {}
-        """Use cases the application handed over in this transaction (see ``apply``)."""
         self._transitions: dict[str, list[tuple[str, Any]]] = {}
         self._policy: PolicyInForce | None = None
         self._policy_changed = False
@@ -99,21 +96,10 @@ class SummaryProjection:
             # Another worker projected events since: what this process holds is stale.
             self.forget()
 
-    def apply(
-        self,
-        curs: Cursor,
-        events: list[LoggedEvent],
-        position_before: int,
-        given: Mapping[str, Any] | None = None,
-    ) -> None:
-        """``given``: use cases as they stand after ``events`` (the application's own, when
-        it has just saved them): their summaries are written from them, with nothing to load
-        or replay. They are the application's objects, so they are never kept here."""
+    def apply(self, curs: Cursor, events: list[LoggedEvent], position_before: int) -> None:
         if self._policy is None:
             self._policy = self._policy_at(curs, position_before)
-        given = given or {}
-        self._given.update(given)
-        self._load_missing(curs, [e for e in events if str(e.stored.originator_id) not in given])
+        self._load_missing(curs, events)
         costs = []
         for logged in events:
             event = logged.event
@@ -127,18 +113,15 @@ class SummaryProjection:
             if not isinstance(event, e.UseCaseEvent):
                 continue
             key = str(event.originator_id)
-            if key in given:
-                self._dirty[key] = given[key]
-            else:
-                held = self._dirty.get(key) or self._cache.get(key)
-                if held is not None and held.version != event.originator_version - 1:
-                    raise AssertionError(
-                        f"summary of {key} is at version {held.version}, the log at "
-                        f"{event.originator_version - 1}"
-                    )
-                aggregate = event.mutate(held)
-                assert isinstance(aggregate, UseCase)
-                self._dirty[key] = aggregate
+            held = self._dirty.get(key) or self._cache.get(key)
+            if held is not None and held.version != event.originator_version - 1:
+                raise AssertionError(
+                    f"summary of {key} is at version {held.version}, the log at "
+                    f"{event.originator_version - 1}"
+                )
+            aggregate = event.mutate(held)
+            assert isinstance(aggregate, UseCase)
+            self._dirty[key] = aggregate
             if isinstance(event, _STAGE_EVENTS):
                 self._transitions.setdefault(key, []).append(
                     (_stage_entered(event), event.timestamp)
@@ -170,13 +153,12 @@ class SummaryProjection:
         self._write_periods(curs)
         self._write_summaries(curs, self._dirty)
         for key, aggregate in self._dirty.items():
-            if key in self._unwritable or key in self._given:
+            if key in self._unwritable:
                 self._cache.pop(key, None)
                 continue
             self._cache[key] = aggregate
             self._cache.move_to_end(key)
         self._unwritable.clear()
-        self._given.clear()
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         self._dirty.clear()
@@ -188,7 +170,6 @@ class SummaryProjection:
         self._cache.clear()
         self._dirty.clear()
         self._unwritable.clear()
-        self._given.clear()
         self._transitions.clear()
         self._policy = None
         self._policy_changed = False

@@ -282,6 +282,7 @@ def _every_cloudevent(services: Services, palette: Palette) -> str:
         services.app,
         DeliveryLog(services.database),
         refusal_record=lambda *record: DeliveryRecord(*record, None, None),
+        after_writes=lambda: None,
     )
     outcomes = ingestion.ingest(events, Actor(id="monitor", role=Role.INTEGRATION), "corr")
     assert [o.status for o in outcomes] == [200] * len(kinds), [o.body for o in outcomes]

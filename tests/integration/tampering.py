@@ -29,9 +29,7 @@ from infra.audit import ExportedChain, export_history, read_export
 from infra.bootstrap import Services, bootstrap
 from infra.chain import GENESIS, HASHES_TABLE, event_hash
 from infra.database import Cursor, Database
-from infra.readmodels.history import COLUMNS, HistoryProjection
 from infra.readmodels.schema import HISTORY
-from projections.history import history_entry
 from tests.builders import ADMIN, BASELINE_METRIC, Journey, ctx
 
 LAST = 22
@@ -180,28 +178,6 @@ class StoreCopy:
                     )
                 previous = digest
 
-    def rewrite_history_row(self, key: str, version: int) -> None:
-        """Make the history row of ``version`` say what its (rewritten) event now says."""
-        db = self.database
-        number = "notification_id" if db.is_postgres else "rowid"
-        with self._superuser() as curs:
-            curs.execute(
-                f"SELECT {number} AS n, topic, state FROM {db.table(self.events_table)}"
-                " WHERE originator_id = %s AND originator_version = %s",
-                (self._event_id(key), version),
-            )
-            row = curs.fetchone()
-            assert row is not None
-            entry = history_entry(
-                int(row["n"]), use_case_id(key), version, row["topic"], bytes(row["state"])
-            )
-            values = HistoryProjection(db).row(entry)
-            curs.execute(
-                f"UPDATE {db.table(HISTORY)} SET {', '.join(f'{c} = %s' for c in COLUMNS)}"
-                " WHERE aggregate_id = %s AND version = %s",
-                (*values, str(use_case_id(key)), version),
-            )
-
     @contextlib.contextmanager
     def _superuser(self) -> Iterator[Cursor]:
         with self.database.transaction() as curs:
@@ -237,9 +213,7 @@ def one_byte_changed(state: bytes) -> bytes:
 
 
 def rewrite_and_rehash(copy: StoreCopy, key: str) -> None:
-    """Rewrite version 5, recompute every later stored hash and rewrite its history row to
-    match, as an attacker covering their tracks would: only an exported head tells."""
+    """Rewrite version 5 and recompute every later stored hash, as an attacker would."""
     forged = copy.state(key, 5).replace(b'"reason":null', b'"reason":"approved by Ada"')
     copy.set_event(key, 5, state=forged)
     copy.recompute_hashes_from(key, 5)
-    copy.rewrite_history_row(key, 5)

@@ -111,13 +111,13 @@ def _history_runner(services: Services) -> ProjectionRunner:
 def test_an_error_that_is_not_the_events_is_raised_and_sets_nothing_aside(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    Journey(services.app).register()
     runner = _history_runner(services)
 
     def missing_right(*args: object, **kwargs: object) -> None:
         raise ProgrammingError("permission denied for table stagegate_history")
 
     monkeypatch.setattr(runner.projection, "apply", missing_right)
-    Journey(services.app).register()  # its append commits; the history does not take it
     with pytest.raises(ProgrammingError):
         runner.catch_up()
 
@@ -128,14 +128,14 @@ def test_an_error_that_is_not_the_events_is_raised_and_sets_nothing_aside(
 def test_event_after_event_failing_stops_the_runner_instead_of_setting_them_all_aside(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for _ in range(MAX_FAULTS_IN_A_ROW + 5):
+        Journey(services.app).register()
     runner = _history_runner(services)
 
     def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("a bug in the projection, not in any event")
 
     monkeypatch.setattr(runner.projection, "apply", broken)
-    for _ in range(MAX_FAULTS_IN_A_ROW + 5):
-        Journey(services.app).register()
     with pytest.raises(TooManyFaults):
         runner.catch_up()
 
