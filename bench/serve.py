@@ -68,17 +68,20 @@ def projection_worker(url: str, poll: float | None = None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def server(url: str, port: int, projections: str, *, worker: bool = False) -> Iterator[str]:
+def server(
+    url: str, port: int, projections: str, *, worker: bool = False, workers: int | None = None
+) -> Iterator[str]:
     """``stagegate serve`` on ``url``, its base URL once every process answers.
 
     ``projections`` is the server's STAGEGATE_PROJECTIONS (``inline``: it keeps the read
     models itself); with ``worker``, a ``stagegate projections run`` runs beside it.
+    ``workers`` is STAGEGATE_WORKERS (by default the environment's, else 1).
     """
-    workers = int(os.environ.get("STAGEGATE_WORKERS", "1"))
+    workers = workers or int(os.environ.get("STAGEGATE_WORKERS", "1"))
     base = f"http://127.0.0.1:{port}"
     with contextlib.ExitStack() as stack:
         proc = stack.enter_context(
-            stagegate(["serve"], url, port=str(port), projections=projections)
+            stagegate(["serve"], url, port=str(port), projections=projections, workers=str(workers))
         )
         if worker:
             stack.enter_context(projection_worker(url))

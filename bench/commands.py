@@ -1,0 +1,165 @@
+"""Benchmark of the write path (issue 9): commands per second against what the database does.
+
+    python bench/commands.py postgresql://postgres@127.0.0.1:5432/postgres [--seconds 15]
+    python bench/commands.py sqlite [--seconds 15]
+
+On PostgreSQL, in one run (rates here move ±30 % from day to day, so only the ratio counts):
+
+1. **raw**: psycopg on one connection, ``INSERT`` of a ~400-byte JSON row and ``COMMIT``, one
+   after the other: what one client gets from the database with nothing else;
+2. **stagegate**: ``stagegate serve`` on a throwaway database with default settings (read
+   models inline), and ``scorePriority`` mutations over HTTP GraphQL from 1, 4 and 16 clients,
+   each with its own keep-alive connection and its own use cases (so they never race), every
+   answer checked to be the updated ``UseCase``; then the same with ``STAGEGATE_WORKERS=2``.
+
+Prints each rate and its ratio to the raw one. With ``sqlite``, only the sequential client on
+the embedded default (a file in a temporary folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from ingest import throwaway_database  # noqa: E402
+from serve import server  # noqa: E402
+
+USE_CASES_PER_CLIENT = 4
+SCORE = """
+mutation($input: ScorePriorityInput!) {
+  scorePriority(input: $input) { __typename ... on UseCase { version } ... on Error { message } }
+}
+"""
+
+
+def raw_rate(url: str, seconds: float) -> float:
+    """INSERT + COMMIT of ~400-byte JSON rows, one connection, for ``seconds``."""
+    row = json.dumps({"note": "x" * 360, "n": 0})
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TEMPORARY TABLE bench_raw (id bigserial PRIMARY KEY, doc jsonb)")
+        conn.commit()
+        done, deadline = 0, time.perf_counter() + seconds
+        started = time.perf_counter()
+        while time.perf_counter() < deadline:
+            conn.execute("INSERT INTO bench_raw (doc) VALUES (%s)", (row,))
+            conn.commit()
+            done += 1
+        return done / (time.perf_counter() - started)
+
+
+def prepare(url: str, clients: int) -> tuple[str, list[list[str]]]:
+    """Use cases for every client, registered through the application; an editor token."""
+    from domain import commands as c
+    from domain.values import Role
+    from infra.bootstrap import bootstrap
+    from infra.settings import Settings
+    from tests.builders import ctx
+
+    services = bootstrap(Settings(database_url=url))
+    try:
+        keys = [
+            [f"cmd-{n}-{i}-{uuid.uuid4().hex[:6]}" for i in range(USE_CASES_PER_CLIENT)]
+            for n in range(clients)
+        ]
+        for key in (k for ks in keys for k in ks):
+            services.app.execute(c.RegisterUseCase.parse({"key": key, "title": key}), ctx())
+        services.read_models.catch_up()
+        token = services.tokens.issue("bench.editor@example.com", Role.EDITOR).secret_token
+    finally:
+        services.close()
+    return token, keys
+
+
+def _input(key: str, n: int) -> dict[str, Any]:
+    score = 1 + n % 5
+    return {
+        "key": key,
+        "leverage": {"score": score, "rationale": f"leverage, round {n}"},
+        "feasibility": {"score": score, "rationale": "feasible"},
+        "readiness": {"score": score, "rationale": "ready"},
+    }
+
+
+def command_rate(base: str, token: str, keys: list[list[str]], seconds: float) -> float:
+    """Each client sends ``scorePriority`` to its own use cases, back to back."""
+    counts = [0] * len(keys)
+    failures: list[str] = []
+    start = threading.Barrier(len(keys) + 1)
+    deadline = [0.0]
+
+    def client(index: int) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+            http.get("/healthz")
+            start.wait()
+            n = 0
+            while time.perf_counter() < deadline[0]:
+                key = keys[index][n % len(keys[index])]
+                body = http.post(
+                    "/graphql", json={"query": SCORE, "variables": {"input": _input(key, n)}}
+                ).json()
+                result = (body.get("data") or {}).get("scorePriority") or {}
+                if result.get("__typename") != "UseCase":
+                    failures.append(json.dumps(body)[:300])
+                    return
+                n += 1
+            counts[index] = n
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(keys))]
+    for thread in threads:
+        thread.start()
+    deadline[0] = time.perf_counter() + seconds
+    started = time.perf_counter()
+    start.wait()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise RuntimeError(f"a command was not answered with the use case: {failures[0]}")
+    return sum(counts) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("url", help="a PostgreSQL server URL, or 'sqlite'")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--port", type=int, default=8780)
+    args = parser.parse_args()
+    if args.url == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            url = f"sqlite:///{folder}/stagegate.db"
+            token, keys = prepare(url, 1)
+            with server(url, args.port, "inline") as base:
+                rate = command_rate(base, token, keys, args.seconds)
+        print(f"sqlite, 1 client: {rate:,.0f} commands/s (target >= 400)")
+        return
+    raw = raw_rate(args.url, args.seconds)
+    print(f"raw psycopg INSERT+COMMIT, one connection: {raw:,.0f}/s", flush=True)
+    for workers in (1, 2):
+        for clients in (1, 4, 16) if workers == 1 else (16,):
+            with throwaway_database(args.url, False) as url:
+                token, keys = prepare(url, clients)
+                with server(url, args.port, "inline", workers=workers) as base:
+                    rate = command_rate(base, token, keys, args.seconds)
+            print(
+                f"scorePriority, {clients:>2} clients, STAGEGATE_WORKERS={workers}:"
+                f" {rate:7,.0f} commands/s = {rate / raw:.2f}x raw",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
