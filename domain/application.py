@@ -391,7 +391,8 @@ class Stagegate(Application[UUID]):
         return loaded
 
     def policy(self) -> PolicyInForce:
-        policy = self._load_policy()
+        with store_errors_as_unavailable():
+            policy = self._load_policy()
         if policy is None:
             return PolicyInForce.default()
         return PolicyInForce(version=policy.version, values=policy.values)

@@ -97,13 +97,15 @@ def _use_case_mutation(command_class: type[Command]) -> Any:
         context = info.context
         try:
             command = command_class.parse(to_wire(input))
+            # Read before the write: once it is committed, no read may turn it into an error.
+            policy = context.policy()
             use_case = context.stagegate.execute(command, context.command_context())
         except DomainError as error:
             if isinstance(error, DomainGateBlocked):
                 context.announce_gate_blocked(command.key, error, context.actor)
             return error_member(error)  # raises GraphQLError for StoreUnavailable
         _refresh_after_write(context)
-        return UseCase(view=UseCaseView(use_case, context.policy()))
+        return UseCase(view=UseCaseView(use_case, policy))
 
     resolve.__annotations__ = {
         "info": strawberry.Info[Context, None],

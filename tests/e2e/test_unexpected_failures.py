@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from eventsourcing.persistence import OperationalError
 from fastapi import FastAPI
 
 from api.events.ingest import Ingestion
@@ -115,3 +116,35 @@ def test_a_committed_policy_answers_the_policy_when_the_read_models_fail(
         }
     }
     assert services.app.policy().version == version + 1
+
+
+def test_a_store_failing_after_the_first_policy_read_never_fails_a_committed_write(
+    services: Services, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The policy is read twice around a mutation's write (by the transport for the answer,
+    by the application for the gates). With the store failing from the second read on, the
+    answer must be the stored use case, or an error with nothing written: never an error
+    for a write that was committed (the answer's read used to come after the commit)."""
+    journey = Journey(services.app).register()
+    before = services.app.use_case(journey.key).version
+    real = services.app._load_policy
+    reads: list[int] = []
+
+    def fails_after_the_first(*args: Any, **kwargs: Any) -> Any:
+        reads.append(1)
+        if len(reads) > 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services.app, "_load_policy", fails_after_the_first)
+    body = api.mutate_body("scorePriority", {"key": journey.key, **PRIORITY})
+    monkeypatch.undo()
+    after = services.app.use_case(journey.key).version
+
+    assert len(reads) == 2
+    if after == before:
+        [error] = body["errors"]
+        assert error["extensions"] == {"code": "UNAVAILABLE", "retryable": True, "written": False}
+    else:
+        assert "errors" not in body, body
+        assert body["data"]["result"]["version"] == after == before + 1
