@@ -7,6 +7,7 @@ Every resolver is a plain function: the router runs each operation whole on a wo
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated, Any
 
 import strawberry
@@ -185,3 +186,17 @@ def build_schema(max_depth: int, max_aliases: int, introspection: bool = True) -
     return ReportingSchema(
         query=Query, mutation=Mutation, extensions=extensions, suggestions=introspection
     )
+
+
+SCHEMA_FILE = Path(__file__).with_name("schema.graphql")
+"""The published GraphQL contract, checked in: a test fails when the code would serve another."""
+
+
+def published_sdl() -> str:
+    """The schema as the server builds it, in SDL (the limits do not change the schema)."""
+    return build_schema(max_depth=12, max_aliases=30).as_str() + "\n"
+
+
+if __name__ == "__main__":  # python -m api.graphql.schema: write the contract after a change
+    SCHEMA_FILE.write_text(published_sdl())
+    print(f"wrote {SCHEMA_FILE}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 import pytest
 from graphql import (
     GraphQLEnumType,
@@ -11,7 +13,7 @@ from graphql import (
     get_named_type,
 )
 
-from api.graphql.schema import build_schema
+from api.graphql.schema import SCHEMA_FILE, build_schema, published_sdl
 
 SPEC_MUTATIONS = [
     "registerUseCase",
@@ -99,3 +101,20 @@ def test_use_case_type_has_the_fields_portals_rely_on(schema: GraphQLSchema) -> 
     requirement = get_named_type(gate.fields["unmet"].type)
     assert {"code", "message"} <= set(requirement.fields)
     assert str(schema.query_type.fields["useCase"].args["key"].type) == "String!"
+
+
+def test_the_served_schema_is_the_checked_in_contract() -> None:
+    """The GraphQL types are derived from the pydantic models: a renamed field would change
+    the API silently. api/graphql/schema.graphql is the contract; change it on purpose
+    (``python -m api.graphql.schema``), in the same commit as the change it follows."""
+    published = SCHEMA_FILE.read_text()
+    served = published_sdl()
+    drift = "".join(
+        difflib.unified_diff(
+            published.splitlines(keepends=True),
+            served.splitlines(keepends=True),
+            "api/graphql/schema.graphql (checked in)",
+            "the schema the code serves",
+        )
+    )
+    assert not drift, f"the GraphQL contract changed:\n{drift}"
