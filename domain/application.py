@@ -52,9 +52,6 @@ log = logging.getLogger(__name__)
 
 READERS = frozenset(Role) - {Role.INTEGRATION}
 
-Extras = Callable[[UseCase], Mapping[str, Sequence[Any]]]
-"""Rows to write with a command's events, by kind (the store knows each kind's table)."""
-
 
 @dataclass(frozen=True)
 class BatchItem:
@@ -62,7 +59,6 @@ class BatchItem:
     command: Callable[[UseCaseState], UseCaseCommand]
     """Builds the command from the use case as it stands (may raise a DomainError)."""
     ctx: CommandContext
-    extras: Extras | None = None
 
 
 @dataclass(frozen=True)
@@ -109,21 +105,14 @@ class Stagegate(Application[UUID]):
 
     # --- writing --------------------------------------------------------------------------
 
-    def execute(
-        self, command: Command, ctx: CommandContext, extras: Extras | None = None
-    ) -> UseCase:
-        """Run one command for one caller; raises a DomainError and writes nothing on refusal.
-
-        ``extras`` gives rows the store writes in the same transaction as the command's events
-        (a delivery record, say); a command with extras is tried once, since only its caller
-        knows whether a lost race was its own duplicate.
-        """
+    def execute(self, command: Command, ctx: CommandContext) -> UseCase:
+        """Run one command for one caller; raises a DomainError and writes nothing on refusal."""
         authorize(command, ctx)
         with store_errors_as_unavailable():
             if isinstance(command, RegisterUseCase):
                 return self._register(command, ctx)
             if isinstance(command, UseCaseCommand):
-                return self._run(command, ctx, extras)
+                return self._run(command, ctx)
         raise TypeError(f"not a use-case command: {type(command).__name__}")
 
     def execute_batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
@@ -141,7 +130,6 @@ class Stagegate(Application[UUID]):
         found = self._check_out([item.key for item in items])
         loaded: dict[str, UseCase] = {}
         outcomes: list[BatchOutcome] = []
-        extras: dict[str, list[Any]] = {}
         refused: set[str] = set()
         for item in items:
             try:
@@ -158,11 +146,9 @@ class Stagegate(Application[UUID]):
                 continue
             loaded[item.key] = use_case
             outcomes.append(Accepted(key=item.key, version=use_case.version))
-            for name, rows in (item.extras(use_case) if item.extras else {}).items():
-                extras.setdefault(name, []).extend(rows)
         if loaded:
             conflict = VersionConflict("", None, None, subject="a use case in the batch")
-            self._save(*loaded.values(), conflict=conflict, **extras)
+            self._save(*loaded.values(), conflict=conflict)
         # Saved (or untouched) use cases go back; one a refused command ran on might hold a
         # half-applied change, so it is read again next time.
         self._check_in(use_case for key, use_case in found.items() if key not in refused)
@@ -226,11 +212,10 @@ class Stagegate(Application[UUID]):
         self._save(use_case, conflict=taken)
         return use_case
 
-    def _run(self, command: UseCaseCommand, ctx: CommandContext, extras: Extras | None) -> UseCase:
+    def _run(self, command: UseCaseCommand, ctx: CommandContext) -> UseCase:
         # A command that named no expectedVersion is judged afresh against whatever won a
         # race, so it may simply be retried; one that did must see its conflict.
-        conditional = command.expected_version is not None or extras is not None
-        attempts = 1 if conditional else UNCONDITIONAL_ATTEMPTS
+        attempts = 1 if command.expected_version is not None else UNCONDITIONAL_ATTEMPTS
         for attempt in range(1, attempts + 1):
             use_case = self.use_case(command.key)
             expected = command.expected_version
@@ -244,9 +229,8 @@ class Stagegate(Application[UUID]):
                 )
             meta = ctx.meta(reason=command.reason_text, corrects=command.corrects)
             command.execute(use_case, meta, self.policy())
-            rows = extras(use_case) if extras else {}
             try:
-                self._save(use_case, conflict=VersionConflict(command.key, expected, None), **rows)
+                self._save(use_case, conflict=VersionConflict(command.key, expected, None))
             except VersionConflict:
                 if attempt == attempts:
                     raise
@@ -254,10 +238,10 @@ class Stagegate(Application[UUID]):
             return use_case
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _save(self, *aggregates: Any, conflict: DomainError, **rows: Any) -> None:
+    def _save(self, *aggregates: Any, conflict: DomainError) -> None:
         """Save, translating the store's refusals: a lost race is ``conflict``."""
         try:
-            self.save(*aggregates, **rows)
+            self.save(*aggregates)
         except IntegrityError:
             # Another writer appended the same version (or registered the key) first.
             raise conflict from None
