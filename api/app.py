@@ -17,7 +17,7 @@ from api.correlation import HEADER as CORRELATION_HEADER
 from api.correlation import CorrelationIds
 from api.events import router as events
 from api.events.ingest import Ingestion
-from api.graphql.context import GateAnnouncer, get_context
+from api.graphql.context import get_context
 from api.graphql.integrity import IntegrityVerifier
 from api.graphql.router import ThreadedGraphQLRouter
 from api.graphql.schema import build_schema
@@ -53,7 +53,6 @@ class Backends:
     read_models: ReadModels
     ingestion: Ingestion
     webhooks: WebhookAdmin
-    announce_gate_blocked: GateAnnouncer
     verify_integrity: IntegrityVerifier
     authenticate: Authenticator
     check_ready: Callable[[], None]

@@ -34,6 +34,7 @@ from domain.commands import Command, RegisterUseCase, SetPolicy, UseCaseCommand
 from domain.errors import (
     DomainError,
     Forbidden,
+    GateBlocked,
     NotFound,
     Rule,
     RuleViolated,
@@ -69,6 +70,10 @@ class Accepted:
 
 
 BatchOutcome = Accepted | DomainError
+
+GateRefusalAnnouncer = Callable[[str, GateBlocked, Actor], None]
+"""Tells those who subscribed that a forward move was refused (key, refusal, who asked): no
+event records a refusal, so the application says so itself. Wired by the infrastructure."""
 UNCONDITIONAL_ATTEMPTS = 3
 BATCH_CACHE_SIZE = 10_000
 """Use cases kept in memory, as last saved, for the next batch that touches them."""
@@ -94,6 +99,7 @@ class Stagegate(Application[UUID]):
         self._read_once: OrderedDict[UUID, bool] = OrderedDict()
         self._read_once_lock = threading.Lock()
         self._loads_many = hasattr(self.recorder, "select_latest_of_many")
+        self.announce_gate_refusal: GateRefusalAnnouncer | None = None
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         # Unlike the library default, ignore os.environ: settings arrive only through `env`.
@@ -108,12 +114,26 @@ class Stagegate(Application[UUID]):
     def execute(self, command: Command, ctx: CommandContext) -> UseCase:
         """Run one command for one caller; raises a DomainError and writes nothing on refusal."""
         authorize(command, ctx)
-        with store_errors_as_unavailable():
-            if isinstance(command, RegisterUseCase):
-                return self._register(command, ctx)
-            if isinstance(command, UseCaseCommand):
-                return self._run(command, ctx)
+        try:
+            with store_errors_as_unavailable():
+                if isinstance(command, RegisterUseCase):
+                    return self._register(command, ctx)
+                if isinstance(command, UseCaseCommand):
+                    return self._run(command, ctx)
+        except GateBlocked as refusal:
+            assert isinstance(command, UseCaseCommand)
+            self._announce(command.key, refusal, ctx.actor)
+            raise
         raise TypeError(f"not a use-case command: {type(command).__name__}")
+
+    def _announce(self, key: str, refusal: GateBlocked, actor: Actor) -> None:
+        """Announce a gate refusal; the refusal is the answer whatever happens here."""
+        if self.announce_gate_refusal is None:
+            return
+        try:
+            self.announce_gate_refusal(key, refusal, actor)
+        except Exception as error:
+            log.warning("a gate refusal of '%s' was not announced: %r", key, error)
 
     def execute_batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
         """Judge each item on its own; save every accepted one in one transaction.
@@ -143,6 +163,8 @@ class Stagegate(Application[UUID]):
             except DomainError as error:
                 outcomes.append(error)
                 refused.add(item.key)
+                if isinstance(error, GateBlocked):
+                    self._announce(item.key, error, item.ctx.actor)
                 continue
             loaded[item.key] = use_case
             outcomes.append(Accepted(key=item.key, version=use_case.version))

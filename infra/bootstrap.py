@@ -14,6 +14,7 @@ from domain.usecase import UseCase
 from domain.values import Role
 from infra import schema
 from infra.database import Database, database_of
+from infra.outbox import announce_gate_blocked
 from infra.persistence import build_application, schema_lock
 from infra.readmodels.service import ReadModelService
 from infra.settings import Settings
@@ -56,6 +57,9 @@ def bootstrap(settings: Settings, *, prepare_schema: bool = True) -> Services:
                 rebuild_history_elsewhere=lambda: rebuild_history_in_a_process(settings),
             ),
             webhooks=Webhooks(database, key_of=lambda use_case_id: _key_of(app, use_case_id)),
+        )
+        app.announce_gate_refusal = lambda key, refusal, actor: announce_gate_blocked(
+            database, key, refusal, actor
         )
         try:
             if prepare_schema:

@@ -13,7 +13,6 @@ from api.events.ingest import Ingestion
 from infra.audit import verify_chain
 from infra.bootstrap import Services, bootstrap
 from infra.deliveries import DeliveryLog, DeliveryRecord
-from infra.outbox import announce_gate_blocked
 
 
 def build_api(services: Services) -> FastAPI:
@@ -52,9 +51,6 @@ def build_api(services: Services) -> FastAPI:
             after_writes=services.read_models.wake,
         ),
         webhooks=services.webhooks,
-        announce_gate_blocked=lambda key, blocked, actor: announce_gate_blocked(
-            services.database, key, blocked, actor
-        ),
         verify_integrity=lambda use_case_id: verify_chain(services.app, use_case_id),
         authenticate=authenticate,
         check_ready=services.database.ping,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -12,14 +11,11 @@ from api.auth import BearerCredentials, Principal, authenticate_request
 from api.graphql.cost import CostMeter
 from api.graphql.integrity import IntegrityVerifier
 from domain.application import Stagegate, authorize_read
-from domain.errors import Forbidden, GateBlocked
+from domain.errors import Forbidden
 from domain.metadata import Actor, CommandContext
 from domain.policy import PolicyInForce
 from domain.values import Channel, Role
 from projections.readmodels import ReadModels
-
-GateAnnouncer = Callable[[str, GateBlocked, Actor], None]
-"""Tells subscribers that a forward move was refused (no event records a refusal)."""
 
 
 class Context(BaseContext):
@@ -29,7 +25,6 @@ class Context(BaseContext):
         read_models: ReadModels,
         verify_integrity: IntegrityVerifier,
         webhooks: Any,
-        announce_gate_blocked: GateAnnouncer,
         principal: Principal | None,
         correlation_id: str,
     ):
@@ -38,7 +33,6 @@ class Context(BaseContext):
         self.read_models = read_models
         self.verify_integrity = verify_integrity
         self.webhooks = webhooks
-        self.announce_gate_blocked = announce_gate_blocked
         self._principal = principal
         self.correlation_id = correlation_id
         self._policy: PolicyInForce | None = None
@@ -104,7 +98,6 @@ def get_context(
         backends.read_models,
         backends.verify_integrity,
         backends.webhooks,
-        backends.announce_gate_blocked,
         principal,
         request.state.correlation_id,
     )

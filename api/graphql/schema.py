@@ -39,7 +39,6 @@ from api.graphql.types import Policy, Principal, UseCase, UseCaseView
 from api.graphql.webhooks import WebhookMutations, WebhookQueries
 from domain.commands import USE_CASE_COMMANDS, Command, RegisterUseCase, SetPolicy
 from domain.errors import DomainError
-from domain.errors import GateBlocked as DomainGateBlocked
 from domain.errors import NotFound as DomainNotFound
 
 log = logging.getLogger(__name__)
@@ -102,8 +101,6 @@ def _use_case_mutation(command_class: type[Command]) -> Any:
             policy = context.policy()
             use_case = context.stagegate.execute(command, context.command_context())
         except DomainError as error:
-            if isinstance(error, DomainGateBlocked):
-                context.announce_gate_blocked(command.key, error, context.actor)
             return error_member(error)  # raises GraphQLError for StoreUnavailable
         _refresh_after_write(context)
         return UseCase(view=UseCaseView(use_case, policy))

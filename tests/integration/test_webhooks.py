@@ -790,6 +790,20 @@ class _CommitsLate(Database):
 
 
 @pytest.mark.postgres
+def test_the_application_announces_a_gate_refusal_whatever_channel_asked(stack: Stack) -> None:
+    """Issue 9: the announcement comes from the application, not from a transport's resolver:
+    a refusal asked through the application directly (the CLI, a test) enters the outbox."""
+    journey = Journey(stack.app).register()
+    before = stack.outbox()
+
+    with pytest.raises(GateBlocked):
+        journey.advance()
+
+    [row] = stack.outbox()[len(before) :]
+    assert row["kind"] == Notification.GATE_BLOCKED
+    assert json.loads(row["payload"])["key"] == journey.key
+
+
 def test_a_gate_refusal_committing_after_a_later_event_is_still_delivered(
     postgres_stack: Stack, receiver: Receiver
 ) -> None:
@@ -803,6 +817,7 @@ def test_a_gate_refusal_committing_after_a_later_event_is_still_delivered(
     stack = postgres_stack
     subscribe(stack, receiver, "everything")
     journey = Journey(stack.app).register()
+    stack.app.announce_gate_refusal = None  # announced below, by hand, slowly
     with pytest.raises(GateBlocked) as refusal:
         journey.advance()
     slow = _CommitsLate(stack.services.database)
