@@ -18,8 +18,8 @@ from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from domain import clock
 from domain.errors import GateBlocked
-from domain.integration import Notification
 from domain.metadata import Actor
+from domain.notifications import Notification
 from domain.usecase import events as e
 from infra.chain import LOCK_FUNCTION
 from infra.database import Database

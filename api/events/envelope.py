@@ -6,6 +6,9 @@ the attribute or data field at fault, and never stops the others in its batch.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,8 +16,8 @@ from typing import Any
 from cloudevents.core.exceptions import CloudEventValidationError
 from cloudevents.core.v1.event import CloudEvent
 
+from api.events import kinds
 from api.problems import problem
-from domain import integration
 from domain.errors import ValidationFailed
 
 MAX_ATTRIBUTE = 512
@@ -30,7 +33,7 @@ class PostedEvent:
     type: str
     subject: str
     time: datetime | None
-    data: integration.EventData
+    data: kinds.EventData
     fingerprint: str
 
 
@@ -64,11 +67,11 @@ def read_event(raw: Any) -> PostedEvent | Rejected:
             _invalid([(name, str(e)) for name, found in error.errors.items() for e in found])
         )
     source, event_id = str(event.get_source()), str(event.get_id())
-    fingerprint = integration.delivery_fingerprint(raw)
+    fingerprint = delivery_fingerprint(raw)
     recordable = {"source": source, "id": event_id, "fingerprint": fingerprint}
-    kind = integration.KINDS.get(event.get_type())
+    kind = kinds.KINDS.get(event.get_type())
     if kind is None:
-        known = ", ".join(sorted(integration.KINDS))
+        known = ", ".join(sorted(kinds.KINDS))
         return Rejected(
             problem(
                 "unknown-event-type",
@@ -83,7 +86,7 @@ def read_event(raw: Any) -> PostedEvent | Rejected:
     if occurred is not None and occurred.tzinfo is None:
         return Rejected(_invalid([("time", "needs a time zone")]), **recordable)
     try:
-        data = integration.parse_data(kind.name, raw.get("data"))
+        data = kinds.parse_data(kind.name, raw.get("data"))
     except ValidationFailed as error:
         return Rejected(invalid_data(error), **recordable)
     return PostedEvent(
@@ -95,6 +98,12 @@ def read_event(raw: Any) -> PostedEvent | Rejected:
         data=data,
         fingerprint=fingerprint,
     )
+
+
+def delivery_fingerprint(event: Mapping[str, Any]) -> str:
+    """SHA-256 of a posted event's canonical JSON: what a redelivery must repeat exactly."""
+    canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def invalid_data(error: ValidationFailed) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from api.events.envelope import PostedEvent, Rejected, invalid_data
 from api.problems import problem
-from domain import clock, integration
+from domain import clock
 from domain import errors as e
 from domain.application import Accepted, BatchItem, Stagegate
 from domain.metadata import Actor, CommandContext
@@ -187,9 +187,7 @@ class Ingestion:
         occurred = event.time or clock.now()
         return BatchItem(
             key=event.subject,
-            command=lambda state: integration.command_for(
-                event.subject, occurred, event.data, state
-            ),
+            command=lambda state: event.data.command(event.subject, occurred, state),
             ctx=ctx,
         )
 

@@ -11,11 +11,11 @@ from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import CurrentPrincipal, Principal
+from api.events import kinds
 from api.events.envelope import PostedEvent, Rejected, read_event
 from api.events.ingest import Ingestion, Outcome
 from api.limits import MAX_JSON_DEPTH, Refused, loads_json, too_large
 from api.problems import PROBLEM_JSON, problem, problem_response
-from domain import integration
 from domain.values import Role
 
 STRUCTURED = "application/cloudevents+json"
@@ -64,7 +64,7 @@ class BatchResults(BaseModel):
 def openapi_components() -> dict[str, Any]:
     """Schemas this route refers to: its answers and every event kind's data."""
     models: list[type[BaseModel]] = [AcceptedEvent, Problem, BatchResults]
-    models += [kind.schema for kind in integration.KINDS.values()]
+    models += [kind.schema for kind in kinds.KINDS.values()]
     _, top = models_json_schema(
         [(model, "validation") for model in models], ref_template="#/components/schemas/{model}"
     )
@@ -73,7 +73,7 @@ def openapi_components() -> dict[str, Any]:
 
 
 def _openapi() -> dict[str, Any]:
-    kinds = list(integration.KINDS.values())
+    every = list(kinds.KINDS.values())
     envelope = {
         "type": "object",
         "required": ["specversion", "id", "source", "type", "subject", "data"],
@@ -81,7 +81,7 @@ def _openapi() -> dict[str, Any]:
             "specversion": {"type": "string", "enum": ["1.0"]},
             "id": {"type": "string", "description": "Unique per source; a redelivery repeats it."},
             "source": {"type": "string", "description": "URI-reference of the sender."},
-            "type": {"type": "string", "enum": [kind.name for kind in kinds]},
+            "type": {"type": "string", "enum": [kind.name for kind in every]},
             "subject": {"type": "string", "description": "The use case key."},
             "time": {
                 "type": "string",
@@ -90,7 +90,7 @@ def _openapi() -> dict[str, Any]:
             },
             "datacontenttype": {"type": "string", "enum": ["application/json"]},
             "data": {
-                "oneOf": [{"$ref": f"#/components/schemas/{k.schema.__name__}"} for k in kinds]
+                "oneOf": [{"$ref": f"#/components/schemas/{k.schema.__name__}"} for k in every]
             },
         },
     }
@@ -102,7 +102,7 @@ def _openapi() -> dict[str, Any]:
         "subject": "invoice-triage",
         "time": "2026-11-20T10:15:00Z",
         "datacontenttype": "application/json",
-        "data": integration.EvaluationCompleted.model_config["json_schema_extra"]["example"],  # type: ignore[index]
+        "data": kinds.EvaluationCompleted.model_config["json_schema_extra"]["example"],  # type: ignore[index]
     }
     return {
         "requestBody": {

@@ -14,7 +14,7 @@ from api.graphql.context import Context
 from api.graphql.derive import graphql_enum
 from api.graphql.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from domain.errors import ValidationFailed as DomainValidationFailed
-from domain.integration import Notification as DomainNotification
+from domain.notifications import Notification as DomainNotification
 from domain.values import Role
 
 if TYPE_CHECKING:

@@ -42,7 +42,7 @@ from eventsourcing.persistence import IntegrityError
 from domain import commands as c
 from domain.errors import GateBlocked
 from domain.gates import RequirementCode
-from domain.integration import Notification
+from domain.notifications import Notification
 from domain.values import Role, Stage
 from infra.bootstrap import Services, bootstrap
 from infra.database import Database

@@ -1,19 +1,16 @@
-"""Lifecycle events posted by other systems, and the commands they become.
+"""The lifecycle events other systems post, and the command each one becomes.
 
 An evaluation harness, a CD pipeline or a monitor posts a CloudEvent; its ``type`` names one of
 the kinds below, its ``subject`` is the use case key, its ``time`` is when the fact happened
-(the business time), and its ``data`` follows the kind's schema. Each becomes the same domain
-command a person would issue, judged by the same gates and rules.
+(the business time), and its ``data`` follows the kind's schema. Each data model builds the
+same domain command a person would issue (``command``), judged by the same gates and rules; a
+field the command refuses is named as the event names it (``time``, ``data.<field>``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -43,19 +40,6 @@ AnyCaseDirection = Annotated[Direction, BeforeValidator(_lower_case)]
 AnyCaseSeverity = Annotated[AlertSeverity, BeforeValidator(_lower_case)]
 
 
-class Notification(StrEnum):
-    """What other systems can subscribe to hear about (webhooks)."""
-
-    STAGE_ADVANCED = "stagegate.stage.advanced"
-    STAGE_RETURNED = "stagegate.stage.returned"
-    USE_CASE_RETIRED = "stagegate.use_case.retired"
-    GATE_BLOCKED = "stagegate.gate.blocked"
-    DEPLOYMENT_RECORDED = "stagegate.deployment.recorded"
-    DEPLOYMENT_ROLLED_BACK = "stagegate.deployment.rolled_back"
-    QUALITY_ALERT_RAISED = "stagegate.quality.alert_raised"
-    QUALITY_ALERT_RESOLVED = "stagegate.quality.alert_resolved"
-
-
 class EventData(BaseModel):
     model_config = ConfigDict(
         frozen=True,
@@ -64,6 +48,35 @@ class EventData(BaseModel):
         populate_by_name=True,
         use_attribute_docstrings=True,
     )
+
+    def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
+        """The command this event stands for; ``state`` decides what a measurement is."""
+        raise NotImplementedError
+
+
+def _build(command: type[c.UseCaseCommand], from_time: set[str], **fields: Any) -> c.UseCaseCommand:
+    """``command`` from these fields (None ones left to its defaults); a refusal names the
+    event's fields: ``time`` for those in ``from_time`` (command field names), ``data.*``
+    for the rest."""
+    present = {name: value for name, value in fields.items() if value is not None}
+    try:
+        return command.model_validate(present)
+    except ValidationError as error:
+        refused = ValidationFailed.from_pydantic(error)
+    times = {to_camel(name) for name in from_time}
+    raise ValidationFailed(
+        [
+            FieldError(
+                path="time"
+                if e.path in times or e.path.removeprefix("baseline.") in times
+                else "data." + e.path.removeprefix("baseline.")
+                if e.path
+                else "data",
+                message=e.message,
+            )
+            for e in refused.errors
+        ]
+    ) from None
 
 
 class EvaluationCompleted(EventData):
@@ -88,6 +101,18 @@ class EvaluationCompleted(EventData):
     harness: ShortText | None = None
     dataset: ShortText | None = None
 
+    def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
+        return _build(
+            c.RecordEvaluation,
+            {"evaluated_at"},
+            key=key,
+            version=self.version,
+            results=self.results,
+            evaluated_at=occurred_at,
+            harness=self.harness,
+            dataset=self.dataset,
+        )
+
 
 class DeploymentCompleted(EventData):
     """A version was deployed to an environment."""
@@ -100,6 +125,16 @@ class DeploymentCompleted(EventData):
     environment: str = "production"
     """``production`` (or prod, prd, live) is held to the production rules."""
 
+    def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
+        return _build(
+            c.RecordDeployment,
+            {"deployed_at"},
+            key=key,
+            version=self.version,
+            environment=self.environment,
+            deployed_at=occurred_at,
+        )
+
 
 class DeploymentRolledBack(EventData):
     """Production was rolled back to the previously deployed version."""
@@ -111,6 +146,16 @@ class DeploymentRolledBack(EventData):
     reason: LongText
     to_version: ShortText | None = None
     """Optional check: the version the pipeline returned to."""
+
+    def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
+        return _build(
+            c.RollBack,
+            {"rolled_back_at"},
+            key=key,
+            reason=self.reason,
+            to_version=self.to_version,
+            rolled_back_at=occurred_at,
+        )
 
 
 class MetricMeasured(EventData):
@@ -138,6 +183,38 @@ class MetricMeasured(EventData):
     method: LongText | None = None
     """How it was measured; required for a baseline."""
 
+    def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
+        if state.reached_deployment:
+            return _build(
+                c.RecordMeasurement,
+                {"measured_at"},
+                key=key,
+                metric=self.metric,
+                value=self.value,
+                measured_at=occurred_at,
+                method=self.method,
+            )
+        required = (("unit", self.unit), ("direction", self.direction), ("method", self.method))
+        missing = [name for name, value in required if value is None]
+        if missing:
+            raise ValidationFailed.single(
+                f"data.{missing[0]}",
+                "a measurement before deployment is a baseline, which needs " + ", ".join(missing),
+            )
+        return _build(
+            c.CaptureBaseline,
+            {"measured_at"},
+            key=key,
+            baseline={
+                "metric": self.metric,
+                "unit": self.unit,
+                "value": self.value,
+                "direction": self.direction,
+                "measured_at": occurred_at,
+                "method": self.method,
+            },
+        )
+
 
 class AdoptionMeasured(EventData):
     """Active users against the users the changed workflow targets."""
@@ -146,6 +223,16 @@ class AdoptionMeasured(EventData):
 
     active_users: int = Field(ge=0, le=100_000_000)
     target_users: int = Field(ge=1, le=100_000_000)
+
+    def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
+        return _build(
+            c.RecordAdoption,
+            {"measured_at"},
+            key=key,
+            active_users=self.active_users,
+            target_users=self.target_users,
+            measured_at=occurred_at,
+        )
 
 
 class CostReported(EventData):
@@ -167,6 +254,17 @@ class CostReported(EventData):
     amount: Money
     currency: Currency
 
+    def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
+        return _build(
+            c.RecordInferenceCost,
+            {"period_end"} if self.period_end is None else set(),  # it ends at the event's time
+            key=key,
+            period_start=self.period_start,
+            period_end=self.period_end or occurred_at,
+            amount=self.amount,
+            currency=self.currency,
+        )
+
 
 class QualityAlertRaised(EventData):
     """Output quality degraded."""
@@ -185,6 +283,17 @@ class QualityAlertRaised(EventData):
     severity: AnyCaseSeverity
     description: LongText
 
+    def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
+        return _build(
+            c.RaiseQualityAlert,
+            {"raised_at"},
+            key=key,
+            alert_id=self.alert_id,
+            severity=self.severity,
+            description=self.description,
+            raised_at=occurred_at,
+        )
+
 
 class QualityAlertResolved(EventData):
     """An output-quality alert was resolved."""
@@ -197,6 +306,16 @@ class QualityAlertResolved(EventData):
 
     alert_id: ShortText
     resolution: LongText
+
+    def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
+        return _build(
+            c.ResolveQualityAlert,
+            {"resolved_at"},
+            key=key,
+            alert_id=self.alert_id,
+            resolution=self.resolution,
+            resolved_at=occurred_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -241,12 +360,6 @@ KINDS: dict[str, EventKind] = {
 }
 
 
-def delivery_fingerprint(event: Mapping[str, Any]) -> str:
-    """SHA-256 of a posted event's canonical JSON: what a redelivery must repeat exactly."""
-    canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def parse_data(event_type: str, data: Any) -> EventData:
     """The event's ``data`` validated against its kind (ValidationFailed names each field)."""
     kind = KINDS[event_type]
@@ -256,140 +369,3 @@ def parse_data(event_type: str, data: Any) -> EventData:
         return kind.schema.model_validate(data)
     except ValidationError as error:
         raise ValidationFailed.from_pydantic(error, prefix="data") from None
-
-
-# Command fields that come from the event's ``time``; any other field comes from ``data``.
-_FROM_TIME = {
-    "evaluatedAt",
-    "deployedAt",
-    "rolledBackAt",
-    "measuredAt",
-    "raisedAt",
-    "resolvedAt",
-    "baseline.measuredAt",
-}
-
-
-def _as_event_paths(error: ValidationFailed, from_time: set[str]) -> ValidationFailed:
-    """Name the CloudEvent's fields, not the command's, in a refusal of the mapped command.
-
-    ``from_time`` names the command fields this event filled from its ``time``.
-    """
-    return ValidationFailed(
-        [
-            FieldError(
-                path="time"
-                if e.path in from_time
-                else "data." + e.path.removeprefix("baseline.")
-                if e.path
-                else "data",
-                message=e.message,
-            )
-            for e in error.errors
-        ]
-    )
-
-
-def command_for(
-    key: str, occurred_at: datetime, data: EventData, state: UseCaseState
-) -> c.UseCaseCommand:
-    """The command a posted event stands for. ``state`` decides what a measurement is."""
-    fields: dict[str, Any]
-    if isinstance(data, EvaluationCompleted):
-        command: type[c.UseCaseCommand] = c.RecordEvaluation
-        fields = {
-            "version": data.version,
-            "results": [{"name": r.name, "value": r.value} for r in data.results],
-            "evaluatedAt": occurred_at,
-            "harness": data.harness,
-            "dataset": data.dataset,
-        }
-    elif isinstance(data, DeploymentCompleted):
-        command = c.RecordDeployment
-        fields = {
-            "version": data.version,
-            "environment": data.environment,
-            "deployedAt": occurred_at,
-        }
-    elif isinstance(data, DeploymentRolledBack):
-        command = c.RollBack
-        fields = {"reason": data.reason, "toVersion": data.to_version, "rolledBackAt": occurred_at}
-    elif isinstance(data, MetricMeasured):
-        command, fields = _measurement(data, occurred_at, state)
-    elif isinstance(data, AdoptionMeasured):
-        command = c.RecordAdoption
-        fields = {
-            "activeUsers": data.active_users,
-            "targetUsers": data.target_users,
-            "measuredAt": occurred_at,
-        }
-    elif isinstance(data, CostReported):
-        command = c.RecordInferenceCost
-        fields = {
-            "periodStart": data.period_start,
-            "periodEnd": data.period_end or occurred_at,
-            "amount": data.amount,
-            "currency": data.currency,
-        }
-    elif isinstance(data, QualityAlertRaised):
-        command = c.RaiseQualityAlert
-        fields = {
-            "alertId": data.alert_id,
-            "severity": data.severity,
-            "description": data.description,
-            "raisedAt": occurred_at,
-        }
-    elif isinstance(data, QualityAlertResolved):
-        command = c.ResolveQualityAlert
-        fields = {
-            "alertId": data.alert_id,
-            "resolution": data.resolution,
-            "resolvedAt": occurred_at,
-        }
-    else:  # pragma: no cover - every kind has a branch
-        raise TypeError(type(data).__name__)
-    present = {name: value for name, value in fields.items() if value is not None}
-    from_time = set(_FROM_TIME)
-    if isinstance(data, CostReported) and data.period_end is None:
-        from_time.add("periodEnd")  # the period ends at the event's time
-    try:
-        parsed: c.UseCaseCommand = command.parse({"key": key, **present})
-    except ValidationFailed as error:
-        raise _as_event_paths(error, from_time) from None
-    return parsed
-
-
-def _measurement(
-    data: MetricMeasured, occurred_at: datetime, state: UseCaseState
-) -> tuple[type[c.UseCaseCommand], dict[str, Any]]:
-    if state.reached_deployment:
-        return c.RecordMeasurement, {
-            "metric": data.metric,
-            "value": data.value,
-            "measuredAt": occurred_at,
-            "method": data.method,
-        }
-    missing = [
-        name
-        for name, value in (
-            ("unit", data.unit),
-            ("direction", data.direction),
-            ("method", data.method),
-        )
-        if value is None
-    ]
-    if missing:
-        raise ValidationFailed.single(
-            f"data.{missing[0]}",
-            f"a measurement before deployment is a baseline, which needs {', '.join(missing)}",
-        )
-    return c.CaptureBaseline, {
-        "baseline": {
-            "metric": data.metric,
-            "unit": data.unit,
-            "value": data.value,
-            "direction": data.direction,
-            "measuredAt": occurred_at,
-            "method": data.method,
-        }
-    }
