@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from domain import commands as c
@@ -28,6 +28,7 @@ from domain.values import (
     Money,
     NamedValues,
     ShortText,
+    Value,
 )
 
 
@@ -40,14 +41,8 @@ AnyCaseDirection = Annotated[Direction, BeforeValidator(_lower_case)]
 AnyCaseSeverity = Annotated[AlertSeverity, BeforeValidator(_lower_case)]
 
 
-class EventData(BaseModel):
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        alias_generator=to_camel,
-        populate_by_name=True,
-        use_attribute_docstrings=True,
-    )
+class EventData(Value):
+    """A posted event's ``data``: immutable, strict about unknown fields, camelCase."""
 
     def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
         """The command this event stands for; ``state`` decides what a measurement is."""
