@@ -315,12 +315,9 @@ def _read(app: Stagegate, originator_id: UUID) -> _Stored:
     recorder = _recorder(app)
     database = Database(recorder.datastore)
     table = database.table
-    number = "notification_id" if database.is_postgres else "rowid"
-    # The library keeps SQLite's event and snapshot ids as bare hex; the rest as text.
-    stored_id: UUID | str = originator_id if database.is_postgres else originator_id.hex
-    with database.transaction() as curs:
-        if database.is_postgres:
-            curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    number = database.log_position_column
+    stored_id = database.stored_uuid(originator_id)
+    with database.consistent_read() as curs:
         curs.execute(
             f"SELECT {number} AS n, originator_version AS version, topic, state"
             f" FROM {table(recorder.events_table_name)} WHERE originator_id = %s"
@@ -331,7 +328,7 @@ def _read(app: Stagegate, originator_id: UUID) -> _Stored:
         curs.execute(
             f"SELECT originator_version AS version, prev_hash, hash FROM {table(HASHES_TABLE)}"
             " WHERE originator_id = %s",
-            (originator_id if database.is_postgres else str(originator_id),),
+            (database.uuid(originator_id),),
         )
         hashes = {int(r["version"]): (str(r["prev_hash"]), str(r["hash"])) for r in curs.fetchall()}
         snapshots: dict[int, StoredEvent] = {}

@@ -3,6 +3,10 @@
 One small seam over the two datastores eventsourcing gives us, so the token table (and later
 read models) are written with the same SQL on SQLite and PostgreSQL: ``%s`` placeholders,
 table names through ``table()``.
+
+This is the one module that branches on the kind of database: where the two stores differ
+(a type, a value's stored form, a lock, an SQL function), ``Database`` has a member named by
+what it means, and the code calling it reads the same for both stores.
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
+from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
+
+from infra.chain import LOCK_FUNCTION
 
 
 class Cursor(Protocol):
@@ -51,7 +58,13 @@ class Database:
 
     def __init__(self, datastore: SQLiteDatastore | PostgresDatastore) -> None:
         self.datastore = datastore
-        self.is_postgres = isinstance(datastore, PostgresDatastore)
+        self._postgres = isinstance(datastore, PostgresDatastore)
+
+    @property
+    def is_postgres(self) -> bool:
+        """Whether this is PostgreSQL. Outside this module, prefer the named member that says
+        what differs; this stays only until the remaining callers have moved to them."""
+        return self._postgres
 
     def table(self, name: str) -> str:
         """A table name, qualified by the PostgreSQL schema (validated at settings time)."""
@@ -101,7 +114,7 @@ class Database:
             raise ValueError(
                 f"{value.isoformat()} cannot be stored: it has no UTC form in years 1 to 9999"
             ) from None
-        return utc if self.is_postgres else utc.isoformat(timespec="microseconds")
+        return utc if self._postgres else utc.isoformat(timespec="microseconds")
 
     def read_ts(self, value: Any) -> datetime | None:
         if value is None or isinstance(value, datetime):
@@ -116,12 +129,153 @@ class Database:
 
     def money(self, value: Decimal | None) -> Any:
         """A decimal parameter: numeric on PostgreSQL, exact text on SQLite."""
-        return value if value is None or self.is_postgres else str(value)
+        return value if value is None or self._postgres else str(value)
+
+    def uuid(self, value: UUID) -> Any:
+        """A UUID parameter for a uuid column of stagegate's own tables (the audit chain's
+        hashes): uuid on PostgreSQL; SQLite has no uuid type, and the rows keep the canonical
+        text form (with hyphens)."""
+        return value if self._postgres else str(value)
+
+    def stored_uuid(self, value: UUID) -> Any:
+        """An originator id as the library stores it in the events and snapshots tables, to
+        compare with those tables' ``originator_id`` (as a parameter, or formatted into a
+        literal): uuid on PostgreSQL (its text form as a literal); on SQLite the library keeps
+        it as bare hex (no hyphens), which the canonical form would not equal."""
+        return value if self._postgres else value.hex
 
     def type_of(self, kind: str) -> str:
         """A column type by what it holds: timestamp, money, float, bool, bigint."""
-        types = _POSTGRES_TYPES if self.is_postgres else _SQLITE_TYPES
+        types = _POSTGRES_TYPES if self._postgres else _SQLITE_TYPES
         return types[kind]
+
+    # --- SQL that the two dialects spell differently -----------------------------------------
+
+    @property
+    def log_position_column(self) -> str:
+        """The events table's column that numbers the log (a notification's id).
+
+        The library gives PostgreSQL's events table a ``notification_id`` column; on SQLite
+        the table's ``rowid`` is that number (no column is named for it)."""
+        return "notification_id" if self._postgres else "rowid"
+
+    def days_between(self, start: str, end: str) -> str:
+        """An SQL expression: the days (fractional) from timestamp expression ``start`` to
+        ``end``. PostgreSQL subtracts timestamptz values to an interval, counted in seconds;
+        SQLite keeps timestamps as ISO text, which ``julianday`` turns into day numbers."""
+        if self._postgres:
+            return f"EXTRACT(EPOCH FROM ({end} - {start})) / 86400.0"
+        return f"julianday({end}) - julianday({start})"
+
+    def summable_money(self, column: str) -> str:
+        """An SQL expression: a money column as a number to SUM. PostgreSQL's numeric sums
+        exactly as it is; SQLite keeps money as exact text (see ``money``), cast to REAL to
+        add it up."""
+        return column if self._postgres else f"CAST({column} AS REAL)"
+
+    # --- transactions and locks --------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def consistent_read(self) -> Iterator[Cursor]:
+        """A read-only transaction whose statements all see one snapshot of the database.
+
+        PostgreSQL's default (READ COMMITTED) gives each statement its own snapshot, so the
+        transaction asks for REPEATABLE READ. An SQLite transaction reads one snapshot from
+        its first read on (a writer cannot commit under it), so it needs nothing more.
+        """
+        with self.transaction() as curs:
+            if self._postgres:
+                curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield curs
+
+    def lock_log(self, curs: Cursor) -> None:
+        """Take the lock every append takes on the events table, until the transaction ends.
+
+        A row written under it (an outbox entry with no event) gets its sequence number and
+        commits in the same order as the appends, which a reader moving past a position relies
+        on. PostgreSQL hands out sequence numbers to concurrent transactions, which may commit
+        in another order: the lock (a function stagegate's schema defines, see
+        ``infra.chain.lock_statements``) serializes them. SQLite has one writer at a time
+        already: nothing to take.
+        """
+        if self._postgres:
+            curs.execute(f"SELECT {self.table(LOCK_FUNCTION)}()")
+
+    @property
+    def row_lock(self) -> str:
+        """The clause ending a SELECT whose rows this transaction will update: " FOR UPDATE"
+        on PostgreSQL, which locks them until the transaction ends. Nothing on SQLite, which
+        has no row locks: a transaction there holds the whole database's write lock from its
+        first write, so this serves a transaction that has written already (before a first
+        write, ``select_for_update`` takes the lock)."""
+        return " FOR UPDATE" if self._postgres else ""
+
+    def select_for_update(
+        self, curs: Cursor, table: str, column: str, where: str, params: Sequence[Any]
+    ) -> None:
+        """Select ``column`` of the rows of a qualified ``table`` matching ``where``, locked
+        against other writers until the transaction ends; the caller fetches them.
+
+        PostgreSQL locks the rows (FOR UPDATE). SQLite has no row locks, and a transaction
+        takes the database's write lock only at its first write, after this read: a write
+        that changes nothing takes the lock first, so no other writer can change the rows
+        between the read and this transaction's own write.
+        """
+        if not self._postgres:
+            curs.execute(f"UPDATE {table} SET {column} = {column} WHERE {where}", params)
+        curs.execute(f"SELECT {column} FROM {table} WHERE {where}{self.row_lock}", params)
+
+    def for_update_skip_locked(self, of: str) -> str:
+        """The clause ending a SELECT that claims rows (of the table aliased ``of``) for this
+        transaction, passing over rows another transaction has claimed: several workers then
+        claim different rows side by side. Nothing on SQLite, which has no row locks: there a
+        claimer takes the write lock first (``take_write_lock``), so claimers take turns."""
+        return f" FOR UPDATE OF {of} SKIP LOCKED" if self._postgres else ""
+
+    def take_write_lock(self, curs: Cursor, table: str, column: str) -> None:
+        """On SQLite, take the database's write lock now, not at the transaction's first real
+        write: by a write that changes nothing (on ``column`` of a qualified ``table``, any
+        will do). Rows chosen after it cannot be chosen by another writer meanwhile. Nothing
+        on PostgreSQL, which locks rows as each statement asks (``for_update_skip_locked``)."""
+        if not self._postgres:
+            curs.execute(f"UPDATE {table} SET {column} = {column} WHERE 0 = 1")
+
+    def rows_by_keys(
+        self,
+        curs: Cursor,
+        table: str,
+        key_columns: Sequence[str],
+        keys: Sequence[Sequence[str]],
+    ) -> list[dict[str, Any]]:
+        """The rows of a qualified ``table`` whose text ``key_columns`` equal one of ``keys``.
+
+        PostgreSQL: one statement, looking each key up by the table's primary key whatever the
+        count (a long OR is slow to plan) and whatever the statistics say (a join may scan the
+        whole table). SQLite has no arrays to pass the keys in: an OR of up to 200 keys a
+        statement (well below its limit on parameters).
+        """
+        if not keys:
+            return []
+        if self._postgres:
+            arrays = ", ".join(["%s::text[]"] * len(key_columns))
+            match = " AND ".join(f"{c} = k.{c}" for c in key_columns)
+            curs.execute(
+                f"SELECT d.* FROM unnest({arrays}) AS k({', '.join(key_columns)})"
+                f" CROSS JOIN LATERAL (SELECT * FROM {table} WHERE {match}) d",
+                [[key[i] for key in keys] for i in range(len(key_columns))],
+            )
+            return curs.fetchall()
+        rows: list[dict[str, Any]] = []
+        match = " AND ".join(f"{c} = %s" for c in key_columns)
+        per_statement = max(1, 400 // len(key_columns))
+        for start in range(0, len(keys), per_statement):
+            chunk = keys[start : start + per_statement]
+            where = " OR ".join([f"({match})"] * len(chunk))
+            curs.execute(
+                f"SELECT * FROM {table} WHERE {where}", [part for key in chunk for part in key]
+            )
+            rows.extend(curs.fetchall())
+        return rows
 
     def insert_many(
         self, curs: Cursor, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
@@ -149,6 +303,24 @@ class Database:
                 (name,),
             )
         return bool(rows) and rows[0]["found"] is not None
+
+    def tables_exist(self, names: Sequence[str]) -> bool:
+        """Whether every one of these tables exists (in the schema, on PostgreSQL), asked in
+        one query: of PostgreSQL's information_schema, which lists only the tables the role
+        has some right on; of SQLite's catalogue, sqlite_master."""
+        if isinstance(self.datastore, PostgresDatastore):
+            rows = self.select(
+                "SELECT COUNT(*) AS n FROM information_schema.tables"
+                " WHERE table_schema = %s AND table_name = ANY(%s)",
+                (self.datastore.schema, list(names)),
+            )
+        else:
+            rows = self.select(
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table'"
+                f" AND name IN ({', '.join(['%s'] * len(names))})",
+                names,
+            )
+        return bool(rows) and int(rows[0]["n"]) == len(set(names))
 
     def schema_exists(self) -> bool:
         """Whether stagegate's PostgreSQL schema exists (SQLite has none: always True)."""

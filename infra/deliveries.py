@@ -114,35 +114,11 @@ class DeliveryLog:
         found: dict[tuple[str, str], DeliveryRecord] = {}
         if not keys:
             return found
-        chunks: list[tuple[str, list[Any]]]
-        if self.db.is_postgres:
-            # One lookup by primary key per delivery, whatever the count (a long OR is slow
-            # to plan) and whatever the statistics say (a join may scan the whole table).
-            chunks = [
-                (
-                    "SELECT d.* FROM unnest(%s::text[], %s::text[]) AS k(source, delivery_id)"
-                    f" CROSS JOIN LATERAL (SELECT * FROM {self.table}"
-                    "  WHERE source = k.source AND delivery_id = k.delivery_id) d",
-                    [[source for source, _ in keys], [delivery for _, delivery in keys]],
-                )
-            ]
-        else:
-            chunks = []
-            for start in range(0, len(keys), 200):
-                chunk = keys[start : start + 200]
-                where = " OR ".join(["(source = %s AND delivery_id = %s)"] * len(chunk))
-                chunks.append(
-                    (
-                        f"SELECT * FROM {self.table} WHERE {where}",
-                        [part for key in chunk for part in key],
-                    )
-                )
         with self.db.transaction() as curs:
-            for statement, params in chunks:
-                curs.execute(statement, params)
-                for row in curs.fetchall():
-                    record = _record(row)
-                    found[(record.source, record.delivery_id)] = record
+            rows = self.db.rows_by_keys(curs, self.table, ("source", "delivery_id"), keys)
+        for row in rows:
+            record = _record(row)
+            found[(record.source, record.delivery_id)] = record
         return found
 
     def record_refusals(self, records: Sequence[DeliveryRecord]) -> None:

@@ -76,6 +76,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _external_projections_need_postgres(self) -> Settings:
+        # Configuration, not SQL dialect: which store was configured decides what may run.
         if self.projections == "external" and not self.is_postgres:
             raise ValueError(
                 "projections=external needs PostgreSQL: on SQLite the server keeps its read "
@@ -92,6 +93,8 @@ class Settings(BaseSettings):
 
     @property
     def is_postgres(self) -> bool:
+        """Whether PostgreSQL was configured: for choosing the store to build and validating
+        the settings around it; SQL that differs by store goes through ``infra.database``."""
         return urlsplit(self.database_url).scheme in ("postgresql", "postgres")
 
     @property

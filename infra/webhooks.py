@@ -234,17 +234,7 @@ class Webhooks:
         return len(rows)
 
     def _lock_position(self, curs: Cursor) -> int:
-        if self.db.is_postgres:
-            curs.execute(
-                f"SELECT position FROM {self.positions} WHERE projection = %s FOR UPDATE",
-                (FAN_OUT,),
-            )
-        else:
-            curs.execute(
-                f"UPDATE {self.positions} SET position = position WHERE projection = %s",
-                (FAN_OUT,),
-            )
-            curs.execute(f"SELECT position FROM {self.positions} WHERE projection = %s", (FAN_OUT,))
+        self.db.select_for_update(curs, self.positions, "position", "projection = %s", (FAN_OUT,))
         row = curs.fetchone()
         return int(row["position"]) if row else 0
 
@@ -262,10 +252,9 @@ class Webhooks:
         lease_until = self.db.ts(now + LEASE)
         # OF d: only the deliveries are locked (and only they need UPDATE rights; the
         # service's role may read the outbox and subscriptions, not update them).
-        skip_locked = " FOR UPDATE OF d SKIP LOCKED" if self.db.is_postgres else ""
+        skip_locked = self.db.for_update_skip_locked("d")
         with self.db.transaction() as curs:
-            if not self.db.is_postgres:  # take SQLite's write lock before choosing
-                curs.execute(f"UPDATE {self.positions} SET position = position WHERE 0 = 1")
+            self.db.take_write_lock(curs, self.positions, "position")  # before choosing
             curs.execute(
                 f"SELECT d.outbox_id, d.subscription_id, d.kind, d.attempts, s.url, s.secret,"
                 f" o.originator_id, o.originator_version, o.payload, o.created_at"

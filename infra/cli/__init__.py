@@ -37,6 +37,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     )
     install_redaction()  # on the handler just configured too, whichever path serves below
     http = http_protocol(settings.header_timeout_seconds)
+    # Configuration, not SQL dialect: which store was configured decides how many may serve.
     if settings.workers > 1 and not settings.is_postgres:
         raise click.ClickException(
             "STAGEGATE_WORKERS > 1 needs PostgreSQL: on SQLite one process serves (its "

@@ -234,10 +234,7 @@ class SqlQueries:
                 f"SELECT stage, COUNT(*) AS n FROM {self.summaries_table} GROUP BY stage", []
             )
         }
-        if self.db.is_postgres:
-            duration = "EXTRACT(EPOCH FROM (COALESCE(left_at, %s) - entered_at)) / 86400.0"
-        else:
-            duration = "julianday(COALESCE(left_at, %s)) - julianday(entered_at)"
+        duration = self.db.days_between("entered_at", "COALESCE(left_at, %s)")
         days = {
             str(r["stage"]): float(r["days"])
             for r in self._select(
@@ -278,12 +275,8 @@ class SqlQueries:
         )
 
     def _value_against_cost(self, now: datetime) -> list[ValueAgainstCost]:
-        money = "amount" if self.db.is_postgres else "CAST(amount AS REAL)"
-        value = (
-            "estimated_annual_value"
-            if self.db.is_postgres
-            else "CAST(estimated_annual_value AS REAL)"
-        )
+        money = self.db.summable_money("amount")
+        value = self.db.summable_money("estimated_annual_value")
         values = {
             str(r["currency"]): _decimal(r["total"])
             for r in self._select(

@@ -21,7 +21,7 @@ ALL_TABLES = (POSITIONS, SUMMARIES, UNMET, HISTORY, PERIODS, COSTS, FAULTS)
 def create_tables(db: Database) -> None:
     """Create what is missing. Nothing runs when every table exists: DDL on a table a
     projection is writing would deadlock with it (a server starting beside a worker)."""
-    if _all_exist(db):
+    if db.tables_exist(ALL_TABLES):
         return
     ts, money, real, boolean, bigint = (
         db.type_of(kind) for kind in ("timestamp", "money", "float", "bool", "bigint")
@@ -87,24 +87,6 @@ def create_tables(db: Database) -> None:
                 " ON CONFLICT (projection) DO NOTHING",
                 (name,),
             )
-
-
-def _all_exist(db: Database) -> bool:
-    with db.transaction() as curs:
-        if db.is_postgres:
-            curs.execute(
-                "SELECT COUNT(*) AS n FROM information_schema.tables"
-                " WHERE table_schema = %s AND table_name = ANY(%s)",
-                (db.datastore.schema, list(ALL_TABLES)),  # type: ignore[union-attr]
-            )
-        else:
-            curs.execute(
-                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table'"
-                f" AND name IN ({', '.join(['%s'] * len(ALL_TABLES))})",
-                ALL_TABLES,
-            )
-        row = curs.fetchone()
-    return row is not None and int(row["n"]) == len(ALL_TABLES)
 
 
 def tables_of(projection: str) -> tuple[str, ...]:
