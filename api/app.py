@@ -17,7 +17,7 @@ from api.correlation import HEADER as CORRELATION_HEADER
 from api.correlation import CorrelationIds
 from api.events import router as events
 from api.events.ingest import Ingestion
-from api.graphql.context import get_context
+from api.graphql.context import Commands, get_context
 from api.graphql.integrity import IntegrityVerifier
 from api.graphql.router import ThreadedGraphQLRouter
 from api.graphql.schema import build_schema
@@ -50,6 +50,8 @@ class Backends:
     """What the transport calls: the write side, the read side, and the checks."""
 
     stagegate: Stagegate
+    commands: Commands
+    """Runs the API's commands: ``stagegate`` itself, or something that groups them."""
     read_models: ReadModels
     ingestion: Ingestion
     webhooks: WebhookAdmin

@@ -45,7 +45,7 @@ from domain.metadata import Actor, CommandContext
 from domain.policy import PolicyInForce
 from domain.usecase import UseCase
 from domain.values import FORWARD_STAGES, Channel, Role, Stage
-from infra import deliveries
+from infra import chain, deliveries, outbox
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
 
@@ -552,28 +552,41 @@ def _init_worker(url: str, snapshot_interval: int, via: str) -> None:
 
 
 def copy_events(app: Stagegate, events: list[Any]) -> None:
-    """Append with COPY: the application's own serialisation and table, the chain trigger
-    computing each hash and the store's own delivery writer recording deliveries, without
-    the library's per-batch parameter dumping (which holds the table lock while it runs in
-    Python)."""
+    """Append with COPY: the application's own serialisation and table, the store's own
+    hash chain, delivery and outbox rows, without the library's per-batch parameter dumping
+    (which holds the table lock while it runs in Python). ``events`` are whole lives: every
+    use case's from its first version."""
     datastore = app.factory.datastore  # type: ignore[attr-defined]
-    table = sql.SQL("{}.{}").format(
-        sql.Identifier(datastore.schema),
-        sql.Identifier(app.recorder.events_table_name),  # type: ignore[attr-defined]
-    )
+
+    def qualified(name: str) -> sql.Composed:
+        return sql.SQL("{}.{}").format(sql.Identifier(datastore.schema), sql.Identifier(name))
+
+    events_table = qualified(app.recorder.events_table_name)  # type: ignore[attr-defined]
     statement = sql.SQL(
         "COPY {} (originator_id, originator_version, topic, state) FROM STDIN"
-    ).format(table)
+    ).format(events_table)
+    copy_hashes = sql.SQL(
+        "COPY {} (originator_id, originator_version, prev_hash, hash) FROM STDIN"
+    ).format(qualified(chain.HASHES_TABLE))
     delivery_table = f'"{datastore.schema}"."{deliveries.DELIVERIES_TABLE}"'
-    for start in range(0, len(events), 20_000):
-        rows = [app.mapper.to_stored_event(e) for e in events[start : start + 20_000]]
+    outbox_table = f'"{datastore.schema}"."{outbox.OUTBOX_TABLE}"'
+    stored = [app.mapper.to_stored_event(e) for e in events]
+    hashes = chain.chain_rows(stored, {})
+    for start in range(0, len(stored), 20_000):
+        rows = stored[start : start + 20_000]
         with datastore.transaction(commit=True) as curs:
             with curs.copy(statement) as copy:
                 for row in rows:
                     copy.write_row(
                         (row.originator_id, row.originator_version, row.topic, row.state)
                     )
+            with curs.copy(copy_hashes) as copy:
+                for link in hashes[start : start + 20_000]:
+                    copy.write_row(link)
             deliveries.write(curs, delivery_table, rows)
+            notifications = outbox.rows(rows)
+            if notifications:
+                curs.executemany(outbox.insert_statement(outbox_table), notifications)
 
 
 def build_cohort(spec: tuple[int, int, int, float, int]) -> tuple[int, int, float, float]:

@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 from uuid import UUID
 
 from eventsourcing.application import (
@@ -36,6 +36,7 @@ from domain.errors import (
     Forbidden,
     GateBlocked,
     NotFound,
+    PolicyChanged,
     Rule,
     RuleViolated,
     StoreUnavailable,
@@ -67,6 +68,8 @@ class Accepted:
     key: str
     version: int
     """The use case's version after this item's event."""
+    use_case: UseCase
+    """The use case as this item left it (not to be changed)."""
 
 
 BatchOutcome = Accepted | DomainError
@@ -75,10 +78,59 @@ GateRefusalAnnouncer = Callable[[str, GateBlocked, Actor], None]
 """Tells those who subscribed that a forward move was refused (key, refusal, who asked): no
 event records a refusal, so the application says so itself. Wired by the infrastructure."""
 UNCONDITIONAL_ATTEMPTS = 3
+POLICY_ATTEMPTS = 5
+"""Times a command is judged again because the policy changed before it committed."""
 BATCH_CACHE_SIZE = 10_000
 """Use cases kept in memory, as last saved, for the next batch that touches them."""
 READ_ONCE_SIZE = 10_000
 """Use cases remembered as read once (not cached): a second read puts one in the cache."""
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What a save hands the store beside its events, so the store can write, in the same
+    transaction, what it keeps about them (its read models: ``infra.readmodels.inline``).
+
+    ``judged_by`` is the policy the commands were judged by; the store refuses the write with
+    ``PolicyChanged`` if another policy is in force by the time it commits. None where no
+    policy judged anything (a policy change itself).
+    """
+
+    events: Sequence[Any]
+    """The domain events, in the order they are stored."""
+    aggregates: Mapping[UUID, Any]
+    """Every aggregate saved, as it stands after its events."""
+    judged_by: PolicyInForce | None
+
+
+class PolicySource(Protocol):
+    """Where the application gets the policy in force (the infrastructure may cache it)."""
+
+    def for_judging(self) -> PolicyInForce:
+        """The policy to judge a command by: the store verifies it when the command commits,
+        so this may be a remembered one."""
+
+    def in_force(self) -> PolicyInForce:
+        """The policy in force now, as the store holds it (for answers to readers)."""
+
+    def forget(self) -> None:
+        """What was remembered is stale: read the store next time."""
+
+
+class StoredPolicy:
+    """The policy read from the store every time (no cache): the default."""
+
+    def __init__(self, app: Stagegate) -> None:
+        self._app = app
+
+    def for_judging(self) -> PolicyInForce:
+        return self.in_force()
+
+    def in_force(self) -> PolicyInForce:
+        return self._app.stored_policy()
+
+    def forget(self) -> None:
+        """Nothing is remembered."""
 
 
 class Stagegate(Application[UUID]):
@@ -100,6 +152,7 @@ class Stagegate(Application[UUID]):
         self._read_once_lock = threading.Lock()
         self._loads_many = hasattr(self.recorder, "select_latest_of_many")
         self.announce_gate_refusal: GateRefusalAnnouncer | None = None
+        self.policies: PolicySource = StoredPolicy(self)
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         # Unlike the library default, ignore os.environ: settings arrive only through `env`.
@@ -146,7 +199,17 @@ class Stagegate(Application[UUID]):
             return self._execute_batch(items)
 
     def _execute_batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
-        policy = self.policy()
+        for attempt in range(1, POLICY_ATTEMPTS + 1):
+            try:
+                return self._judge_and_save_batch(items)
+            except PolicyChanged:
+                self.policies.forget()
+                if attempt == POLICY_ATTEMPTS:
+                    raise self._policy_kept_changing() from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _judge_and_save_batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
+        policy = self.policies.for_judging()
         found = self._check_out([item.key for item in items])
         loaded: dict[str, UseCase] = {}
         outcomes: list[BatchOutcome] = []
@@ -158,6 +221,7 @@ class Stagegate(Application[UUID]):
                     raise NotFound(item.key)
                 command = item.command(use_case.state)
                 authorize(command, item.ctx)
+                _check_expectations(command, use_case)
                 meta = item.ctx.meta(reason=command.reason_text, corrects=command.corrects)
                 command.execute(use_case, meta, policy)
             except DomainError as error:
@@ -167,10 +231,17 @@ class Stagegate(Application[UUID]):
                     self._announce(item.key, error, item.ctx.actor)
                 continue
             loaded[item.key] = use_case
-            outcomes.append(Accepted(key=item.key, version=use_case.version))
+            # The answer keeps the use case as this item left it: later items, and later
+            # batches that check it out, go on changing the aggregate itself.
+            answer = use_case.as_it_stands()
+            outcomes.append(Accepted(key=item.key, version=use_case.version, use_case=answer))
         if loaded:
             conflict = VersionConflict("", None, None, subject="a use case in the batch")
-            self._save(*loaded.values(), conflict=conflict)
+            try:
+                self._save(*loaded.values(), conflict=conflict, judged_by=policy)
+            except PolicyChanged:
+                self._check_in(u for k, u in found.items() if k not in refused and k not in loaded)
+                raise
         # Saved (or untouched) use cases go back; one a refused command ran on might hold a
         # half-applied change, so it is read again next time.
         self._check_in(use_case for key, use_case in found.items() if key not in refused)
@@ -221,55 +292,91 @@ class Stagegate(Application[UUID]):
             policy = Policy.define(values, meta)
         else:
             policy.change(values, meta)
-        self._save(policy, conflict=VersionConflict("policy", None, None, subject="the policy"))
+        try:
+            self._save(
+                policy,
+                conflict=VersionConflict("policy", None, None, subject="the policy"),
+                judged_by=None,
+            )
+        finally:
+            self.policies.forget()
         return PolicyInForce(version=policy.version, values=policy.values)
 
     def _register(self, command: RegisterUseCase, ctx: CommandContext) -> UseCase:
-        use_case = UseCase.register(
-            command.key, command.title, command.description, command.business_unit, ctx.meta()
-        )
         taken = RuleViolated(
             Rule.KEY_TAKEN, f"The key '{command.key}' is already taken by another use case."
         )
-        self._save(use_case, conflict=taken)
-        return use_case
+        for attempt in range(1, POLICY_ATTEMPTS + 1):
+            use_case = UseCase.register(
+                command.key, command.title, command.description, command.business_unit, ctx.meta()
+            )
+            try:
+                # Judged by nothing, but its summary reports its gate under the policy.
+                self._save(use_case, conflict=taken, judged_by=self.policies.for_judging())
+            except PolicyChanged:
+                self.policies.forget()
+                if attempt == POLICY_ATTEMPTS:
+                    raise self._policy_kept_changing() from None
+                continue
+            return use_case
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _run(self, command: UseCaseCommand, ctx: CommandContext) -> UseCase:
         # A command that named no expectedVersion is judged afresh against whatever won a
         # race, so it may simply be retried; one that did must see its conflict.
         attempts = 1 if command.expected_version is not None else UNCONDITIONAL_ATTEMPTS
-        for attempt in range(1, attempts + 1):
+        attempt = policy_changes = 0
+        while True:
+            attempt += 1
             use_case = self.use_case(command.key)
             expected = command.expected_version
-            if expected is not None and expected != use_case.version:
-                raise VersionConflict(command.key, expected, use_case.version)
-            if command.corrects is not None and command.corrects > use_case.version:
-                raise RuleViolated(
-                    Rule.CORRECTS_UNKNOWN_VERSION,
-                    f"'corrects' names version {command.corrects}, but '{command.key}' has "
-                    f"only {use_case.version} events.",
-                )
+            _check_expectations(command, use_case)
             meta = ctx.meta(reason=command.reason_text, corrects=command.corrects)
-            command.execute(use_case, meta, self.policy())
+            policy = self.policies.for_judging()
+            command.execute(use_case, meta, policy)
             try:
-                self._save(use_case, conflict=VersionConflict(command.key, expected, None))
+                self._save(
+                    use_case,
+                    conflict=VersionConflict(command.key, expected, None),
+                    judged_by=policy,
+                )
             except VersionConflict:
-                if attempt == attempts:
+                if attempt >= attempts:
                     raise
                 continue
+            except PolicyChanged:
+                # Judged by a policy no longer in force: judge it again, by the one that is.
+                self.policies.forget()
+                policy_changes += 1
+                if policy_changes == POLICY_ATTEMPTS:
+                    raise self._policy_kept_changing() from None
+                attempt -= 1
+                continue
             return use_case
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    def _save(self, *aggregates: Any, conflict: DomainError) -> None:
-        """Save, translating the store's refusals: a lost race is ``conflict``."""
+    @staticmethod
+    def _policy_kept_changing() -> VersionConflict:
+        return VersionConflict("policy", None, None, subject="the policy")
+
+    def _save(
+        self, *aggregates: Any, conflict: DomainError, judged_by: PolicyInForce | None
+    ) -> None:
+        """Save, translating the store's refusals: a lost race is ``conflict``. Raises
+        PolicyChanged (nothing written) if ``judged_by`` is no longer the policy in force."""
         try:
-            self.save(*aggregates)
+            self.save(*aggregates, judged_by=judged_by)
         except IntegrityError:
             # Another writer appended the same version (or registered the key) first.
             raise conflict from None
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         events = processing_event.events
+        saved_with = processing_event.saved_kwargs
+        saved_with["appended"] = Appended(
+            events=list(events),
+            aggregates=dict(processing_event.aggregates),
+            judged_by=saved_with.pop("judged_by", None),
+        )
         try:
             return super()._record(processing_event)
         except IntegrityError:
@@ -397,6 +504,12 @@ class Stagegate(Application[UUID]):
         return loaded
 
     def policy(self) -> PolicyInForce:
+        """The policy in force now."""
+        with store_errors_as_unavailable():
+            return self.policies.in_force()
+
+    def stored_policy(self) -> PolicyInForce:
+        """The policy in force, read from the store."""
         with store_errors_as_unavailable():
             policy = self._load_policy()
         if policy is None:
@@ -430,6 +543,19 @@ def store_errors_as_unavailable() -> Iterator[None]:
     except (OperationalError, InterfaceError) as error:
         log.warning("the event store did not answer a command: %s", error)
         raise StoreUnavailable() from None
+
+
+def _check_expectations(command: UseCaseCommand, use_case: UseCase) -> None:
+    """What a command expects of its use case's version (``expectedVersion``, ``corrects``)."""
+    expected = command.expected_version
+    if expected is not None and expected != use_case.version:
+        raise VersionConflict(command.key, expected, use_case.version)
+    if command.corrects is not None and command.corrects > use_case.version:
+        raise RuleViolated(
+            Rule.CORRECTS_UNKNOWN_VERSION,
+            f"'corrects' names version {command.corrects}, but '{command.key}' has "
+            f"only {use_case.version} events.",
+        )
 
 
 def authorize(command: Command, ctx: CommandContext) -> None:

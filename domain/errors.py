@@ -122,6 +122,11 @@ class StoreUnavailable(DomainError):
         self.written = written
 
 
+class PolicyChanged(Exception):
+    """The policy a command was judged by was replaced before its events committed (raised by
+    the store, which checks in the appending transaction): the command is judged again."""
+
+
 class NotFound(DomainError):
     """No use case has this key."""
 

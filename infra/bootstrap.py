@@ -13,6 +13,7 @@ from domain.application import Stagegate
 from domain.usecase import UseCase
 from domain.values import Role
 from infra import schema
+from infra.caches import CachedPolicy
 from infra.database import Database, database_of
 from infra.outbox import announce_gate_blocked
 from infra.persistence import build_application, schema_lock
@@ -61,6 +62,10 @@ def bootstrap(settings: Settings, *, prepare_schema: bool = True) -> Services:
         app.announce_gate_refusal = lambda key, refusal, actor: announce_gate_blocked(
             database, key, refusal, actor
         )
+        events_table = database.table(app.recorder.events_table_name)  # type: ignore[attr-defined]
+        app.policies = CachedPolicy(app, database, events_table)
+        # Every append writes its read-model rows with its events from here on.
+        app.recorder.appends.read_models = services.read_models.inline  # type: ignore[attr-defined]
         try:
             if prepare_schema:
                 schema.ensure(services)

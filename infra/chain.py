@@ -19,7 +19,6 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresDatastore
-from eventsourcing.sqlite import SQLiteCursor
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
 GENESIS = "0" * 64
@@ -76,14 +75,26 @@ def _predecessors(stored_events: Iterable[StoredEvent]) -> list[tuple[str, int]]
     return [(key, version - 1) for key, version in firsts.items() if version > 1]
 
 
+def insert_statement(table: str) -> str:
+    """Inserts one ``chain_rows`` row into the hashes table (qualified as its store does)."""
+    return (
+        f"INSERT INTO {table} (originator_id, originator_version, prev_hash, hash)"
+        " VALUES (%s, %s, %s, %s)"
+    )
+
+
+def predecessors(stored_events: Iterable[StoredEvent]) -> list[tuple[str, int]]:
+    """(originator_id, version) of the stored event each aggregate's first one here follows."""
+    return _predecessors(stored_events)
+
+
 def postgres_statements(schema: str, events_table: str) -> list[Composed]:
-    """The hashes table, the row trigger that chains each inserted event (computing the same
-    hash as ``event_hash``, in the inserting transaction, so the chain needs no extra round
-    trip), and append-only triggers on the events and their hashes."""
+    """The hashes table, append-only triggers on the events and their hashes, the lock
+    function; and, on a database an earlier release made, the row trigger that used to
+    compute the hashes in PL/pgSQL dropped (the recorder computes them: ``chain_rows``)."""
     qualified = Identifier(schema)
     events = SQL("{}.{}").format(qualified, Identifier(events_table))
     hashes = SQL("{}.{}").format(qualified, Identifier(HASHES_TABLE))
-    chain = SQL("{}.stagegate_chain_event").format(qualified)
     refuse = refuse_function(schema)
     return [
         SQL(
@@ -92,29 +103,8 @@ def postgres_statements(schema: str, events_table: str) -> list[Composed]:
             "prev_hash char(64) NOT NULL, hash char(64) NOT NULL, "
             "PRIMARY KEY (originator_id, originator_version))"
         ).format(hashes),
-        SQL(
-            "CREATE OR REPLACE FUNCTION {chain}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            "DECLARE prev text; "
-            "BEGIN "
-            "  SELECT h.hash INTO prev FROM {hashes} h "
-            "    WHERE h.originator_id = NEW.originator_id "
-            "    AND h.originator_version = NEW.originator_version - 1; "
-            "  IF NEW.originator_version = 1 THEN prev := repeat('0', 64); "
-            "  ELSIF prev IS NULL THEN RAISE EXCEPTION 'stagegate: version % of % has no "
-            "chain hash; the audit chain is damaged', NEW.originator_version - 1, "
-            "NEW.originator_id; END IF; "
-            "  INSERT INTO {hashes} (originator_id, originator_version, prev_hash, hash) "
-            "  VALUES (NEW.originator_id, NEW.originator_version, prev, encode(sha256("
-            "    convert_to(prev || E'\\n' || NEW.originator_id::text || E'\\n' "
-            "      || NEW.originator_version::text || E'\\n' || NEW.topic || E'\\n', 'UTF8')"
-            "    || NEW.state), 'hex')); "
-            "  RETURN NULL; "
-            "END $$"
-        ).format(chain=chain, hashes=hashes),
-        SQL(
-            "CREATE OR REPLACE TRIGGER stagegate_chain AFTER INSERT ON {} "
-            "FOR EACH ROW EXECUTE FUNCTION {}()"
-        ).format(events, chain),
+        SQL("DROP TRIGGER IF EXISTS stagegate_chain ON {}").format(events),
+        SQL("DROP FUNCTION IF EXISTS {}.stagegate_chain_event()").format(qualified),
         SQL(
             "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$ "
             "BEGIN RAISE EXCEPTION 'stagegate: % on % refused: the audit log is "
@@ -190,21 +180,3 @@ SQLITE_STATEMENTS = [
     "prev_hash TEXT NOT NULL, hash TEXT NOT NULL, "
     "PRIMARY KEY (originator_id, originator_version)) WITHOUT ROWID"
 ]
-
-
-def sqlite_write(c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> None:
-    """On SQLite (no triggers there), chain the events in the transaction inserting them."""
-    previous: dict[tuple[str, int], str] = {}
-    for key, version in _predecessors(stored_events):
-        c.execute(
-            f"SELECT hash FROM {HASHES_TABLE} WHERE originator_id = ? AND originator_version = ?",
-            (key, version),
-        )
-        row = c.fetchone()
-        if row is not None:
-            previous[(key, version)] = row["hash"]
-    c.executemany(
-        f"INSERT INTO {HASHES_TABLE} (originator_id, originator_version, prev_hash, hash) "
-        "VALUES (?, ?, ?, ?)",
-        chain_rows(stored_events, previous),
-    )

@@ -1,8 +1,9 @@
 """The outbox: what other systems are told about, written in the same transaction as the event.
 
 Stage transitions, deployments, rollbacks and quality alerts enter the outbox as their events
-are inserted (by a row trigger on PostgreSQL, by the recorder on SQLite); a gate refusal, which
-appends no event, enters it on its own. The webhook worker (``infra.webhooks``) delivers it.
+are inserted (the recorder writes the rows, in the same transaction, on both stores); a gate
+refusal, which appends no event, enters it on its own. The webhook worker
+(``infra.webhooks``) delivers it.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.sqlite import SQLiteCursor
 from eventsourcing.utils import get_topic
-from psycopg.sql import SQL, Composed, Identifier, Literal
+from psycopg.sql import SQL, Composed, Identifier
 
 from domain import clock
 from domain.errors import GateBlocked
@@ -42,14 +42,11 @@ NOTIFIED_TOPICS: dict[str, str] = {
 
 
 def postgres_statements(schema: str, events_table: str) -> list[Composed]:
+    """The outbox table; and, on a database an earlier release made, the row trigger that
+    used to fill it in PL/pgSQL dropped (the recorder writes the rows: ``rows``)."""
     qualified = Identifier(schema)
     events = SQL("{}.{}").format(qualified, Identifier(events_table))
     table = SQL("{}.{}").format(qualified, Identifier(OUTBOX_TABLE))
-    enqueue = SQL("{}.stagegate_enqueue_notification").format(qualified)
-    cases = SQL(" ").join(
-        SQL("WHEN {} THEN {}").format(Literal(topic), Literal(kind))
-        for topic, kind in NOTIFIED_TOPICS.items()
-    )
     return [
         SQL(
             "CREATE TABLE IF NOT EXISTS {} ("
@@ -57,19 +54,8 @@ def postgres_statements(schema: str, events_table: str) -> list[Composed]:
             "originator_version bigint, payload text NOT NULL, "
             "created_at timestamptz NOT NULL DEFAULT now())"
         ).format(table),
-        SQL(
-            "CREATE OR REPLACE FUNCTION {enqueue}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            "BEGIN "
-            "  INSERT INTO {table} (kind, originator_id, originator_version, payload) "
-            "  VALUES (CASE NEW.topic {cases} END, NEW.originator_id, NEW.originator_version, "
-            "    convert_from(NEW.state, 'UTF8')); "
-            "  RETURN NULL; "
-            "END $$"
-        ).format(enqueue=enqueue, table=table, cases=cases),
-        SQL(
-            "CREATE OR REPLACE TRIGGER stagegate_outbox AFTER INSERT ON {} FOR EACH ROW "
-            "WHEN (NEW.topic IN ({})) EXECUTE FUNCTION {}()"
-        ).format(events, SQL(", ").join(Literal(t) for t in NOTIFIED_TOPICS), enqueue),
+        SQL("DROP TRIGGER IF EXISTS stagegate_outbox ON {}").format(events),
+        SQL("DROP FUNCTION IF EXISTS {}.stagegate_enqueue_notification()").format(qualified),
     ]
 
 
@@ -81,8 +67,9 @@ SQLITE_STATEMENTS = [
 ]
 
 
-def sqlite_write(c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> None:
-    rows = [
+def rows(stored_events: Sequence[StoredEvent]) -> list[tuple[str, str, int, str]]:
+    """The outbox rows of the events other systems are told about (``insert_statement``)."""
+    return [
         (
             NOTIFIED_TOPICS[event.topic],
             str(event.originator_id),
@@ -92,12 +79,14 @@ def sqlite_write(c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> None:
         for event in stored_events
         if event.topic in NOTIFIED_TOPICS
     ]
-    if rows:
-        c.executemany(
-            f"INSERT INTO {OUTBOX_TABLE} (kind, originator_id, originator_version, payload)"
-            " VALUES (?, ?, ?, ?)",
-            rows,
-        )
+
+
+def insert_statement(table: str) -> str:
+    """Inserts one ``rows`` row into the outbox (its name qualified as its store does)."""
+    return (
+        f"INSERT INTO {table} (kind, originator_id, originator_version, payload)"
+        " VALUES (%s, %s, %s, %s)"
+    )
 
 
 def announce_gate_blocked(db: Database, key: str, blocked: GateBlocked, actor: Actor) -> None:

@@ -1,15 +1,16 @@
 """The application recorders: the library's, plus what must be written with every event.
 
-In the transaction that inserts events, the store also writes each event's audit hash
-(``infra.chain``), the record of the delivery that caused it, if any (``infra.deliveries``),
-and the notification other systems get of it, if they get one (``infra.outbox``). The
-delivery record is written by the recorder on both stores; the hash and the outbox row, on
-PostgreSQL, by row triggers, and on SQLite by the recorder.
+In the transaction that inserts events, each store also writes what ``infra.appends`` plans
+for them (audit hashes, delivery records, outbox rows, read-model rows) and checks the policy
+their commands were judged by. The plan is the same on both stores; what differs, and lives
+here, is how each runs it: PostgreSQL inside the library's pipeline, under its table lock,
+SQLite under its database lock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -21,6 +22,8 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL
 
 from infra import chain, deliveries, outbox
+from infra.appends import AppendPlan, Appends
+from infra.database import Database
 from infra.database import SQLiteCursor as SQLiteCursorAdapter
 
 
@@ -30,7 +33,8 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
         schema = self.datastore.schema
         for part in (chain, deliveries, outbox):
             self.sql_create_statements += part.postgres_statements(schema, self.events_table_name)
-        self._deliveries_table = f'"{schema}"."{deliveries.DELIVERIES_TABLE}"'
+        db = Database(datastore)
+        self.appends = Appends(db, db.table(self.events_table_name))
         # The library's own LOCK TABLE needs rights on the log that the service's role does
         # not have; the lock function takes the same lock (see infra.chain).
         [set_lock_timeout, _lock_table] = self.lock_table_statements
@@ -38,6 +42,42 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
             set_lock_timeout,
             SQL("SELECT {}()").format(chain.lock_function(schema)),
         ]
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if not stored_events:
+            return None
+        # Before the transaction and its lock: what needs no notification id.
+        plan = self.appends.plan(
+            stored_events, self._previous_hashes(stored_events), kwargs.get("appended")
+        )
+        try:
+            notification_ids: Sequence[int] | None = super().insert_events(
+                stored_events, append_plan=plan, **kwargs
+            )
+        except _Undone as undone:
+            raise undone.error from None
+        self.appends.committed(plan)
+        return notification_ids
+
+    def _previous_hashes(self, stored_events: Sequence[StoredEvent]) -> dict[tuple[str, int], str]:
+        wanted = chain.predecessors(stored_events)
+        if not wanted:
+            return {}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            # One lookup by primary key per aggregate, whatever the statistics say.
+            curs.execute(
+                "SELECT h.originator_id, h.originator_version, h.hash"
+                " FROM unnest(%s::uuid[], %s::bigint[]) AS k(id, version) CROSS JOIN LATERAL"
+                f" (SELECT * FROM {self.appends.hashes_table} WHERE originator_id = k.id"
+                "  AND originator_version = k.version) h",
+                ([key for key, _ in wanted], [version for _, version in wanted]),
+            )
+            return {
+                (str(row["originator_id"]), int(row["originator_version"])): row["hash"]
+                for row in curs.fetchall()
+            }
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -48,7 +88,27 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
         # IntegrityError like any lost race. Another cursor: ``curs`` must keep the events'
         # notification ids for the library to fetch.
         with curs.connection.cursor() as records:
-            deliveries.write(records, self._deliveries_table, stored_events)
+            self.appends.write_deliveries(records, stored_events)
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        plan: AppendPlan | None = kwargs.get("append_plan")
+        if plan is not None and notification_ids:
+            # Still in the appending transaction, in the library's pipeline: what is written
+            # here commits with the events, and an error here undoes them.
+            connection = curs.connection
+            try:
+                with connection.cursor() as cursor:
+                    self.appends.write(cursor, plan, notification_ids, connection.transaction)
+            except Exception as error:
+                # The library catches an Exception here and commits before raising it (it
+                # expects only errors that already doomed the transaction); this must not
+                # commit (``PolicyChanged``, or anything unforeseen), so it leaves as
+                # something the library lets pass, which rolls the transaction back.
+                raise _Undone(error) from error
+        return notification_ids
 
     def select_latest_of_many(
         self, ids: Sequence[UUID], snapshots_table: str | None, known: dict[UUID, int]
@@ -113,6 +173,7 @@ def _stored(row: Any) -> StoredEvent:
 class StagegateSQLiteRecorder(SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name)
+        self.appends = Appends(Database(datastore), events_table_name)
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -122,11 +183,66 @@ class StagegateSQLiteRecorder(SQLiteApplicationRecorder):
             *outbox.SQLITE_STATEMENTS,
         ]
 
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        plans: list[AppendPlan] = []
+        notification_ids = super().insert_events(stored_events, append_plans=plans, **kwargs)
+        for plan in plans:
+            self.appends.committed(plan)
+        return notification_ids
+
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
-        chain.sqlite_write(c, stored_events)
-        deliveries.write(SQLiteCursorAdapter(c), deliveries.DELIVERIES_TABLE, stored_events)
-        outbox.sqlite_write(c, stored_events)
+        if not stored_events or not notification_ids:
+            return notification_ids
+        cursor = SQLiteCursorAdapter(c)
+        # SQLite's one writer holds the database already: nothing is gained by planning
+        # before the transaction, as PostgreSQL does.
+        plan = self.appends.plan(
+            stored_events, self._previous_hashes(cursor, stored_events), kwargs.get("appended")
+        )
+        self.appends.write_deliveries(cursor, stored_events)
+        self.appends.write(cursor, plan, notification_ids, lambda: _savepoint(c))
+        kwargs.get("append_plans", []).append(plan)
         return notification_ids
+
+    def _previous_hashes(
+        self, cursor: SQLiteCursorAdapter, stored_events: Sequence[StoredEvent]
+    ) -> dict[tuple[str, int], str]:
+        found: dict[tuple[str, int], str] = {}
+        wanted = chain.predecessors(stored_events)
+        for start in range(0, len(wanted), 200):
+            chunk = wanted[start : start + 200]
+            where = " OR ".join(["(originator_id = %s AND originator_version = %s)"] * len(chunk))
+            cursor.execute(
+                "SELECT originator_id, originator_version, hash"
+                f" FROM {self.appends.hashes_table} WHERE {where}",
+                [part for pair in chunk for part in pair],
+            )
+            for row in cursor.fetchall():
+                found[(str(row["originator_id"]), int(row["originator_version"]))] = row["hash"]
+        return found
+
+
+@contextlib.contextmanager
+def _savepoint(c: SQLiteCursor) -> Iterator[None]:
+    """A savepoint in SQLite's open transaction: what fails in it is undone alone."""
+    c.execute("SAVEPOINT stagegate_appended")
+    try:
+        yield
+    except BaseException:
+        c.execute("ROLLBACK TO SAVEPOINT stagegate_appended")
+        c.execute("RELEASE SAVEPOINT stagegate_appended")
+        raise
+    c.execute("RELEASE SAVEPOINT stagegate_appended")
+
+
+class _Undone(BaseException):
+    """Carries an error out of the library's appending transaction, undoing it."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error

@@ -27,8 +27,9 @@ from infra.webhooks import SUBSCRIPTIONS as WEBHOOK_SUBSCRIPTIONS
 if TYPE_CHECKING:
     from infra.bootstrap import Services
 
-VERSION = 1
-"""This release's schema. 0: a database from before versions were recorded."""
+VERSION = 2
+"""This release's schema. 0: a database from before versions were recorded. 2: the hash
+chain and the outbox are written by the recorder, their PL/pgSQL triggers dropped."""
 VERSION_TABLE = "stagegate_schema_version"
 
 

@@ -13,6 +13,7 @@ from api.events.ingest import Ingestion
 from infra.audit import verify_chain
 from infra.bootstrap import Services, bootstrap
 from infra.deliveries import DeliveryLog, DeliveryRecord
+from infra.group_commit import GroupCommit
 
 
 def build_api(services: Services) -> FastAPI:
@@ -39,6 +40,7 @@ def build_api(services: Services) -> FastAPI:
     )
     backends = Backends(
         stagegate=services.app,
+        commands=GroupCommit(services.app),
         read_models=services.read_models,
         ingestion=Ingestion(
             services.app,
@@ -46,9 +48,9 @@ def build_api(services: Services) -> FastAPI:
             refusal_record=lambda source, delivery_id, fingerprint, status, response: (
                 DeliveryRecord(source, delivery_id, fingerprint, status, response, None, None)
             ),
-            # A posted event's answer shows nothing from the read models: rather than wait
-            # for them, wake the projector (under ``serve``; external workers poll).
-            after_writes=services.read_models.wake,
+            # Accepted events are in the read models the moment they are answered: their
+            # append wrote the rows, or (left behind) this catches them up first.
+            after_writes=services.read_models.refresh,
         ),
         webhooks=services.webhooks,
         verify_integrity=lambda use_case_id: verify_chain(services.app, use_case_id),

@@ -106,7 +106,7 @@ class ReadModels(Protocol):
     """The read side. Every answer is as of the last projected event."""
 
     def refresh(self) -> None:
-        """Bring the read models up to every event written so far (read-your-writes)."""
+        """Bring the read models up to every event this process wrote (read-your-writes)."""
 
     def use_cases(
         self, filter: UseCaseFilter, first: int, after: str | None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from strawberry.fastapi import BaseContext
@@ -11,17 +11,26 @@ from api.auth import BearerCredentials, Principal, authenticate_request
 from api.graphql.cost import CostMeter
 from api.graphql.integrity import IntegrityVerifier
 from domain.application import Stagegate, authorize_read
+from domain.commands import Command
 from domain.errors import Forbidden
 from domain.metadata import Actor, CommandContext
 from domain.policy import PolicyInForce
+from domain.usecase import UseCase
 from domain.values import Channel, Role
 from projections.readmodels import ReadModels
+
+
+class Commands(Protocol):
+    """Runs a command for a caller, as ``Stagegate.execute`` does (which is one)."""
+
+    def execute(self, command: Command, ctx: CommandContext) -> UseCase: ...
 
 
 class Context(BaseContext):
     def __init__(
         self,
         stagegate: Stagegate,
+        commands: Commands,
         read_models: ReadModels,
         verify_integrity: IntegrityVerifier,
         webhooks: Any,
@@ -30,6 +39,7 @@ class Context(BaseContext):
     ):
         super().__init__()
         self.stagegate = stagegate
+        self.commands = commands
         self.read_models = read_models
         self.verify_integrity = verify_integrity
         self.webhooks = webhooks
@@ -95,6 +105,7 @@ def get_context(
     backends = request.app.state.backends
     return Context(
         backends.stagegate,
+        backends.commands,
         backends.read_models,
         backends.verify_integrity,
         backends.webhooks,

@@ -99,7 +99,7 @@ def _use_case_mutation(command_class: type[Command]) -> Any:
             command = command_class.parse(to_wire(input))
             # Read before the write: once it is committed, no read may turn it into an error.
             policy = context.policy()
-            use_case = context.stagegate.execute(command, context.command_context())
+            use_case = context.commands.execute(command, context.command_context())
         except DomainError as error:
             return error_member(error)  # raises GraphQLError for StoreUnavailable
         _refresh_after_write(context)

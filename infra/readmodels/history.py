@@ -34,6 +34,11 @@ class HistoryProjection:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._table = db.table(HISTORY)
+        self.insert_statement = (
+            f"INSERT INTO {self._table} ({', '.join(COLUMNS)})"
+            f" VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+        )
+        """One row (``row()``) per execution: for a transaction where COPY cannot run."""
 
     def row(self, entry: HistoryEntry) -> tuple[Any, ...]:
         """The table row of an entry (raises ValueError for a time the store cannot hold)."""

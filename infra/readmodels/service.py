@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
@@ -13,6 +12,7 @@ from domain.application import Stagegate
 from infra.database import Database
 from infra.readmodels import faults, schema
 from infra.readmodels.history import HistoryProjection
+from infra.readmodels.inline import CatchUpNeeded, InlineReadModels
 from infra.readmodels.queries import SqlQueries
 from infra.readmodels.runner import FaultHook, ProjectionRunner
 from infra.readmodels.summaries import SummaryProjection
@@ -39,9 +39,12 @@ it, starting one costs more than it saves)."""
 class ReadModelService:
     """Implements ``projections.readmodels.ReadModels`` on the application's database.
 
-    ``inline``: this process keeps the projections current (after each of its writes, and from
-    a background thread for writes made elsewhere). ``external``: separate
-    ``stagegate projections run`` workers do, and reads wait for them to catch up.
+    Every append writes the rows a reader needs in its own transaction (``inline``, the
+    module ``infra.readmodels.inline``), whichever the mode. Where an append could not (the
+    read models were behind, or refused a row), the projection runners catch up: in this
+    process before it answers a reader of its own writes (``refresh``), and in the
+    background. ``inline`` mode runs that background catch-up in this process;
+    ``external`` leaves it to ``stagegate projections run`` workers.
     """
 
     def __init__(
@@ -70,11 +73,19 @@ class ReadModelService:
             if snapshots is not None
             else None
         )
-        projections = (SummaryProjection(db, events_table), HistoryProjection(db))
+        summaries, history = SummaryProjection(db, events_table), HistoryProjection(db)
         self.runners = [
             ProjectionRunner(db, app.mapper, events_table, projection, fault)
-            for projection in projections
+            for projection in (summaries, history)
         ]
+        self._catch_up_needed = CatchUpNeeded()
+        # Projection objects of their own: the runners' hold state between transactions.
+        self.inline = InlineReadModels(
+            db,
+            SummaryProjection(db, events_table),
+            HistoryProjection(db),
+            behind=self._left_behind,
+        )
         self.queries = SqlQueries(db)
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -89,17 +100,19 @@ class ReadModelService:
         """Project every event written so far (this process does the work)."""
         return sum(runner.catch_up() for runner in self.runners)
 
-    def refresh(self, timeout: float = 5.0) -> None:
-        if self.mode == "inline":
-            self.catch_up()
+    def refresh(self) -> None:
+        """Make the read models include every write this process has made: nothing to do
+        where each append wrote its own rows (no query is made); else catch up here."""
+        mark = self._catch_up_needed.pending()
+        if mark is None:
             return
-        target = self.last_notification_id()
-        deadline = time.monotonic() + timeout
-        while any(runner.position() < target for runner in self.runners):
-            if time.monotonic() > deadline:
-                log.warning("read models did not reach notification %s in %ss", target, timeout)
-                return
-            time.sleep(0.01)
+        self.catch_up()
+        self._catch_up_needed.covered(mark)
+
+    def _left_behind(self) -> None:
+        """An append of this process committed without its read-model rows."""
+        self._catch_up_needed.note()
+        self.wake()
 
     def projection_faults(self, limit: int = 20) -> tuple[int, list[ProjectionFault]]:
         """How many events the projections set aside, and the first ``limit`` of them."""

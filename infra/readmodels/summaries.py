@@ -34,7 +34,7 @@ REBUILD_CHUNK = 1_000
 """Use cases loaded per query when rebuilding."""
 REBUILD_PAGE = 10_000
 """Stage and cost events read per query when rebuilding."""
-_STAGE_EVENTS = (e.Registered, e.StageAdvanced, e.ReturnedToStage, e.Retired)
+STAGE_EVENTS = (e.Registered, e.StageAdvanced, e.ReturnedToStage, e.Retired)
 _COLUMNS = [f.name for f in fields(UseCaseSummary) if f.name != "unmet_codes"]
 _TIMESTAMPS = {"stage_since", "registered_at", "updated_at", "first_production_deployment_at"}
 
@@ -81,7 +81,7 @@ class SummaryProjection:
             " amount, currency) FROM STDIN"
         )
         topics = ", ".join(
-            f"'{get_topic(cls)}'" for cls in (*_STAGE_EVENTS, e.InferenceCostRecorded)
+            f"'{get_topic(cls)}'" for cls in (*STAGE_EVENTS, e.InferenceCostRecorded)
         )
         self._read_period_and_cost_events = (
             f"SELECT notification_id, originator_id, originator_version, topic, state"
@@ -122,13 +122,13 @@ class SummaryProjection:
             aggregate = event.mutate(held)
             assert isinstance(aggregate, UseCase)
             self._dirty[key] = aggregate
-            if isinstance(event, _STAGE_EVENTS):
+            if isinstance(event, STAGE_EVENTS):
                 self._transitions.setdefault(key, []).append(
-                    (_stage_entered(event), event.timestamp)
+                    (stage_entered(event), event.timestamp)
                 )
             if isinstance(event, e.InferenceCostRecorded):
                 try:
-                    costs.append(self._cost_row(logged.notification_id, event))
+                    costs.append(self.cost_row(logged.notification_id, event))
                 except ValueError as error:  # its summary still counts the event
                     faults.record(
                         curs,
@@ -139,18 +139,13 @@ class SummaryProjection:
                         logged.notification_id,
                         error,
                     )
-        if costs:
-            curs.executemany(
-                f"INSERT INTO {self._costs} (notification_id, use_case_id, period_start,"
-                " period_end, amount, currency) VALUES (%s, %s, %s, %s, %s, %s)",
-                costs,
-            )
+        self.write_costs(curs, costs)
 
     def finish(self, curs: Cursor, position: int) -> None:
         assert self._policy is not None
         if self._policy_changed:
             self._rejudge_all(curs)
-        self._write_periods(curs)
+        self.write_transitions(curs, self._transitions)
         self._write_summaries(curs, self._dirty)
         for key, aggregate in self._dirty.items():
             if key in self._unwritable:
@@ -258,7 +253,7 @@ class SummaryProjection:
                 try:
                     event: Any = mapper.to_domain_event(stored)
                     if isinstance(event, e.InferenceCostRecorded):
-                        costs.append(self._cost_row(notification_id, event))
+                        costs.append(self.cost_row(notification_id, event))
                         continue
                     entered_at = self.db.ts(event.timestamp)
                 except Exception as error:
@@ -268,7 +263,7 @@ class SummaryProjection:
                 previous = open_periods.get(key)
                 if previous is not None:
                     periods.append((key, previous[0], previous[1], entered_at))
-                open_periods[key] = (_stage_entered(event), entered_at)
+                open_periods[key] = (stage_entered(event), entered_at)
             if len(rows) < REBUILD_PAGE:
                 break
             after = int(rows[-1]["notification_id"])
@@ -278,7 +273,8 @@ class SummaryProjection:
                 for value in values:
                     copy.write_row(value)
 
-    def _cost_row(self, notification_id: int, event: e.InferenceCostRecorded) -> tuple[Any, ...]:
+    def cost_row(self, notification_id: int, event: e.InferenceCostRecorded) -> tuple[Any, ...]:
+        """The costs row of one cost event (ValueError for a time the store cannot hold)."""
         cost = event.cost
         return (
             notification_id,
@@ -355,15 +351,7 @@ class SummaryProjection:
         unmet: list[tuple[str, str]] = []
         for key, aggregate in aggregates.items():
             try:
-                summary = summarize(
-                    key,
-                    aggregate.state,
-                    aggregate.version,
-                    aggregate.created_on,
-                    aggregate.modified_on,
-                    self._policy,
-                )
-                row = self._row(summary)
+                row, codes = self.summary_row(key, aggregate, self._policy)
             except Exception as error:
                 faults.record(curs, self.db, self.name, key, aggregate.version, None, error)
                 # Not kept: this process must go on from the row as written, as any other
@@ -371,13 +359,33 @@ class SummaryProjection:
                 self._unwritable.add(key)
                 continue
             rows.append(row)
-            unmet.extend((key, code) for code in summary.unmet_codes)
+            unmet.extend((key, code) for code in codes)
         return rows, unmet
+
+    def summary_row(
+        self, key: str, aggregate: UseCase, policy: PolicyInForce
+    ) -> tuple[tuple[Any, ...], tuple[str, ...]]:
+        """A use case's summary row and its unmet codes, judged by ``policy``."""
+        summary = summarize(
+            key,
+            aggregate.state,
+            aggregate.version,
+            aggregate.created_on,
+            aggregate.modified_on,
+            policy,
+        )
+        return self._row(summary), summary.unmet_codes
 
     def _write_summaries(self, curs: Cursor, aggregates: dict[str, UseCase]) -> None:
         if not aggregates:
             return
         rows, unmet = self._summary_rows(curs, aggregates)
+        self.write_summaries(curs, rows, unmet)
+
+    def write_summaries(
+        self, curs: Cursor, rows: list[tuple[Any, ...]], unmet: list[tuple[str, str]]
+    ) -> None:
+        """Upsert summary rows (``summary_row``) and replace their use cases' unmet codes."""
         if not rows:
             return
         curs.executemany(self._upsert, rows)
@@ -406,10 +414,24 @@ class SummaryProjection:
             row.append(value)
         return tuple(row)
 
-    def _write_periods(self, curs: Cursor) -> None:
-        """Close each use case's open period at its first transition; open one per transition."""
+    def write_costs(self, curs: Cursor, rows: list[tuple[Any, ...]]) -> None:
+        """Insert costs rows (``cost_row``)."""
+        if rows:
+            curs.executemany(
+                f"INSERT INTO {self._costs} (notification_id, use_case_id, period_start,"
+                " period_end, amount, currency) VALUES (%s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+
+    def write_transitions(
+        self, curs: Cursor, transitions_by_use_case: dict[str, list[tuple[str, Any]]]
+    ) -> None:
+        """Close each use case's open period at its first transition; open one per transition.
+
+        ``transitions_by_use_case``: use case -> [(stage entered, when)], in log order.
+        """
         closes, opens = [], []
-        for key, transitions in self._transitions.items():
+        for key, transitions in transitions_by_use_case.items():
             closes.append((self.db.ts(transitions[0][1]), key))
             for i, (stage, entered_at) in enumerate(transitions):
                 left_at = transitions[i + 1][1] if i + 1 < len(transitions) else None
@@ -427,7 +449,7 @@ class SummaryProjection:
             )
 
 
-def _stage_entered(event: Any) -> str:
+def stage_entered(event: Any) -> str:
     """The stage a stage event (registration, a move, retirement) puts its use case in."""
     if isinstance(event, e.Registered):
         return Stage.PROPOSED.value

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from infra import schema
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
 from tests.builders import Journey, ctx
@@ -137,11 +138,12 @@ def test_db_init_creates_the_schema_and_db_status_says_so(tmp_path: Path) -> Non
     initialised = _run("db", "init", cwd=tmp_path)
     after = _run("db", "status", cwd=tmp_path)
 
-    assert (
-        before.stdout.strip() == "schema at version 0 (this release: 1): needs 'stagegate db init'"
+    release = schema.VERSION
+    assert before.stdout.strip() == (
+        f"schema at version 0 (this release: {release}): needs 'stagegate db init'"
     )
     assert initialised.returncode == 0, initialised.stderr
-    assert after.stdout.strip() == "schema at version 1 (this release: 1): current"
+    assert after.stdout.strip() == f"schema at version {release} (this release: {release}): current"
 
 
 def test_db_init_again_restores_what_was_dropped(tmp_path: Path) -> None:

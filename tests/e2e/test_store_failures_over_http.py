@@ -20,7 +20,7 @@ def _lost_connection(*args: Any, **kwargs: Any) -> Any:
 
 @pytest.mark.parametrize(
     "failing",
-    ["use_cases", "policy"],
+    ["use_cases", "stored_policy"],
     ids=["reading-the-use-case", "reading-the-policy"],
 )
 def test_a_store_failing_while_an_event_is_judged_is_a_503_problem(
@@ -28,6 +28,7 @@ def test_a_store_failing_while_an_event_is_judged_is_a_503_problem(
 ) -> None:
     key = registered(services.app).key
     mark = StoreMark.take(services)
+    services.app.policies.forget()  # the policy is read from the store, not remembered
     monkeypatch.setattr(services.app, failing, _lost_connection)
 
     response = post(api, adoption(key))

@@ -29,7 +29,9 @@ from infra.audit import ExportedChain, export_history, read_export
 from infra.bootstrap import Services, bootstrap
 from infra.chain import GENESIS, HASHES_TABLE, event_hash
 from infra.database import Cursor, Database
+from infra.readmodels.history import HistoryProjection
 from infra.readmodels.schema import HISTORY
+from projections.history import history_entry
 from tests.builders import ADMIN, BASELINE_METRIC, Journey, ctx
 
 LAST = 22
@@ -178,6 +180,33 @@ class StoreCopy:
                     )
                 previous = digest
 
+    def reproject_history(self, key: str, version: int) -> None:
+        """What a thorough attacker does too: the history row of ``version``, written when
+        the event was, rewritten to match the forged event, so the read model an auditor
+        browses agrees with it."""
+        [event] = self.app.recorder.select_events(use_case_id(key), gt=version - 1, lte=version)
+        history = HistoryProjection(self.database)
+        table = self.database.table(HISTORY)
+        with self._superuser() as curs:
+            curs.execute(
+                f"SELECT notification_id FROM {table} WHERE aggregate_id = %s AND version = %s",
+                (str(use_case_id(key)), version),
+            )
+            row = curs.fetchone()
+            if row is None:  # not projected in this copy yet: it will be, from the forgery
+                return
+            entry = history_entry(
+                int(row["notification_id"]),
+                event.originator_id,
+                version,
+                event.topic,
+                event.state,
+            )
+            curs.execute(
+                f"DELETE FROM {table} WHERE notification_id = %s", (row["notification_id"],)
+            )
+            curs.executemany(history.insert_statement, [history.row(entry)])
+
     @contextlib.contextmanager
     def _superuser(self) -> Iterator[Cursor]:
         with self.database.transaction() as curs:
@@ -217,3 +246,4 @@ def rewrite_and_rehash(copy: StoreCopy, key: str) -> None:
     forged = copy.state(key, 5).replace(b'"reason":null', b'"reason":"approved by Ada"')
     copy.set_event(key, 5, state=forged)
     copy.recompute_hashes_from(key, 5)
+    copy.reproject_history(key, 5)

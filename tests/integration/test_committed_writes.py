@@ -83,7 +83,7 @@ def test_another_writers_event_at_the_same_version_is_still_a_conflict(
     stale.retire(ctx().meta(reason="superseded"))
 
     with pytest.raises(VersionConflict):
-        services.app._save(stale, conflict=VersionConflict(journey.key, None, None))
+        services.app._save(stale, conflict=VersionConflict(journey.key, None, None), judged_by=None)
 
     assert _scores_recorded(services, journey.key) == 1
 

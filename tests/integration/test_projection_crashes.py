@@ -50,6 +50,7 @@ from tests.integration.readside_workload import (
     positions,
     reset_read_models,
 )
+from tests.lagging import left_to_the_runners
 
 POINTS = ("before-write", "after-page", "before-commit", "after-commit")
 CRASHED_TRIALS = 50
@@ -451,15 +452,16 @@ def test_a_process_starting_while_a_projection_transaction_is_open_does_not_dead
     services = bootstrap(postgres_settings)
     started: list[Services] = []
     try:
-        journey = Journey(services.app).register()
-        journey.issue(
-            c.RecordInferenceCost,
-            period_start=days_ago(40),
-            period_end=days_ago(10),
-            amount="12.50",
-            currency="EUR",
-        )
-        journey.issue(c.ScorePriority, **PRIORITY)
+        with left_to_the_runners(services):
+            journey = Journey(services.app).register()
+            journey.issue(
+                c.RecordInferenceCost,
+                period_start=days_ago(40),
+                period_end=days_ago(10),
+                amount="12.50",
+                currency="EUR",
+            )
+            journey.issue(c.ScorePriority, **PRIORITY)
         paused, release = threading.Event(), threading.Event()
 
         def hold(point: str) -> None:

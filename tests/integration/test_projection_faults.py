@@ -21,6 +21,7 @@ from infra.readmodels import faults
 from infra.readmodels.runner import MAX_FAULTS_IN_A_ROW, ProjectionRunner, TooManyFaults
 from projections.readmodels import UseCaseFilter
 from tests.builders import PRIORITY, Journey, ctx
+from tests.lagging import left_to_the_runners
 
 YEAR_ONE = datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1)))
 
@@ -111,7 +112,8 @@ def _history_runner(services: Services) -> ProjectionRunner:
 def test_an_error_that_is_not_the_events_is_raised_and_sets_nothing_aside(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    Journey(services.app).register()
+    with left_to_the_runners(services):
+        Journey(services.app).register()
     runner = _history_runner(services)
 
     def missing_right(*args: object, **kwargs: object) -> None:
@@ -128,8 +130,9 @@ def test_an_error_that_is_not_the_events_is_raised_and_sets_nothing_aside(
 def test_event_after_event_failing_stops_the_runner_instead_of_setting_them_all_aside(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for _ in range(MAX_FAULTS_IN_A_ROW + 5):
-        Journey(services.app).register()
+    with left_to_the_runners(services):
+        for _ in range(MAX_FAULTS_IN_A_ROW + 5):
+            Journey(services.app).register()
     runner = _history_runner(services)
 
     def broken(*args: object, **kwargs: object) -> None:

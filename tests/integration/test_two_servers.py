@@ -190,3 +190,56 @@ def test_two_processes_on_sqlite_are_refused(tmp_path: Any) -> None:
     )
     assert result.returncode != 0
     assert "STAGEGATE_WORKERS > 1 needs PostgreSQL" in result.stderr
+
+
+@pytest.fixture
+def admin_token(postgres_settings: Settings) -> str:
+    services = bootstrap(postgres_settings)
+    try:
+        return services.tokens.issue("ada.admin@example.com", Role.ADMIN).secret_token
+    finally:
+        services.close()
+
+
+PREPARE = """mutation($key: String!) {
+  registerUseCase(input: {key: $key, title: "Judged by the policy in force"}) {
+    __typename ... on Error { message } }
+  scorePriority(input: {key: $key, leverage: {score: 5, rationale: "r"},
+                feasibility: {score: 4, rationale: "r"}, readiness: {score: 4, rationale: "r"}}) {
+    __typename ... on Error { message } }
+  assignOwner(input: {key: $key, role: TECHNICAL,
+                      person: {id: "tess@example.com", team: "AI platform"}}) {
+    __typename ... on Error { message } } }"""
+SET_POLICY = """mutation { setPolicy(input: {minPriorityScore: 5, reason: "stricter"}) {
+  __typename ... on Policy { version } } }"""
+ADVANCE = """mutation($key: String!) { advanceStage(input: {key: $key}) {
+  __typename ... on GateBlocked { policyVersion unmet { code } }
+  ... on UseCase { stage } } }"""
+POLICY = "query { policy { version values { minPriorityScore } } }"
+
+
+def test_a_policy_set_through_one_server_judges_the_next_command_on_the_other(
+    servers: list[str], token: str, admin_token: str
+) -> None:
+    """The second server remembers the policy it judged its last command by; the first then
+    changes it. The second's next command must be judged by the new one, and its readers
+    must see the new one, at once."""
+    first, second = servers
+    key = "judged-by-the-policy-in-force"
+    prepared = _gql(second, token, PREPARE, {"key": key})
+    assert [v["__typename"] for v in prepared.values()] == ["UseCase"] * 3, prepared
+    assert _gql(second, token, POLICY, {})["policy"]["version"] == 0
+
+    assert _gql(first, admin_token, SET_POLICY, {})["setPolicy"]["version"] == 1
+
+    # Scored 5/4/4: enough under the default policy (1), not under the new one (5).
+    refused = _gql(second, token, ADVANCE, {"key": key})["advanceStage"]
+    assert refused == {
+        "__typename": "GateBlocked",
+        "policyVersion": 1,
+        "unmet": [{"code": "PRIORITY_SCORED"}],
+    }
+    assert _gql(second, token, POLICY, {})["policy"] == {
+        "version": 1,
+        "values": {"minPriorityScore": 5},
+    }

@@ -1,0 +1,195 @@
+"""The read-model rows a reader needs the moment a writer is answered, written with the events.
+
+An append hands the store its domain events and its aggregates as they stand (``Appended``);
+from them the rows are built here before the append takes its lock: a summary per use case,
+judged by the policy the command was judged by (which the store verifies is still in force),
+the history entry of every event, stage periods and costs. Under the lock only the SQL runs,
+in a savepoint of the appending transaction, and the projections' positions move past the
+new events, so the rows and the events commit together or not at all.
+
+The rows are written only where the read models were current just before the append (their
+positions at the log's head): otherwise the runner (``infra.readmodels.runner``) is behind,
+say after a rebuild or an event it set aside, and these events are left to it, in order. A
+row the database refuses is undone alone (the savepoint); the events still commit and the
+runner catches up, setting aside what it must. Either way the append is "left behind" and the
+process catches up before answering a reader (``ReadModelService.refresh``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+
+from domain.application import Appended
+from domain.usecase import UseCase
+from domain.usecase import events as e
+from infra.database import Cursor, Database
+from infra.readmodels.history import HistoryProjection
+from infra.readmodels.schema import POSITIONS
+from infra.readmodels.summaries import STAGE_EVENTS, SummaryProjection, stage_entered
+from projections.history import history_entry
+
+log = logging.getLogger(__name__)
+
+Savepoint = Callable[[], AbstractContextManager[Any]]
+"""Opens a savepoint in the appending transaction (each store's recorder knows how)."""
+
+
+@dataclass
+class ReadModelRows:
+    """The rows of one append, built before its lock; notification ids are filled in under it."""
+
+    history: list[tuple[Any, ...]]
+    """History rows without their notification id (added at write)."""
+    summaries: list[tuple[Any, ...]]
+    unmet: list[tuple[str, str]]
+    transitions: dict[str, list[tuple[str, Any]]]
+    costs: list[tuple[int, tuple[Any, ...]]]
+    """(index of the event in the append, its costs row without the notification id)."""
+    written: bool = field(default=False)
+    """Set in the transaction once the rows are written (reset by a retried attempt)."""
+
+
+class InlineReadModels:
+    """Builds and writes the read-model rows of each append (see the module docstring)."""
+
+    def __init__(
+        self,
+        db: Database,
+        summaries: SummaryProjection,
+        history: HistoryProjection,
+        behind: Callable[[], None],
+    ) -> None:
+        self.db = db
+        self._summaries = summaries
+        self._history = history
+        self._behind = behind
+        """Called after an append committed without its rows (the process must catch up)."""
+        self._names = (summaries.name, history.name)
+        self._lock_positions = (
+            f"SELECT projection, position FROM {db.table(POSITIONS)}"
+            f" WHERE projection IN (%s, %s){db.row_lock}"
+        )
+        self._move_positions = (
+            f"UPDATE {db.table(POSITIONS)} SET position = %s WHERE projection IN (%s, %s)"
+        )
+
+    def rows(self, stored_events: Sequence[StoredEvent], appended: Any) -> ReadModelRows | None:
+        """The rows of these events, or None where they are the runner's to write: events
+        that change the policy (every summary must be judged again), events saved without
+        what the rows are built from, or a row that cannot be built."""
+        if not isinstance(appended, Appended) or appended.judged_by is None:
+            return None
+        if len(appended.events) != len(stored_events):
+            return None
+        try:
+            return self._rows(stored_events, appended)
+        except Exception as error:  # the runner meets it again, and sets the event aside
+            log.warning("read-model rows of an append could not be built: %r", error)
+            return None
+
+    def _rows(self, stored_events: Sequence[StoredEvent], appended: Appended) -> ReadModelRows:
+        policy = appended.judged_by
+        assert policy is not None
+        history = [
+            self._history.row(
+                history_entry(
+                    0, stored.originator_id, stored.originator_version, stored.topic, stored.state
+                )
+            )[1:]
+            for stored in stored_events
+        ]
+        summaries: list[tuple[Any, ...]] = []
+        unmet: list[tuple[str, str]] = []
+        for aggregate_id, aggregate in appended.aggregates.items():
+            if not isinstance(aggregate, UseCase):
+                raise TypeError(f"no summary for a {type(aggregate).__name__}")
+            key = str(aggregate_id)
+            row, codes = self._summaries.summary_row(key, aggregate, policy)
+            summaries.append(row)
+            unmet.extend((key, code) for code in codes)
+        transitions: dict[str, list[tuple[str, Any]]] = {}
+        costs = []
+        for index, event in enumerate(appended.events):
+            if isinstance(event, STAGE_EVENTS):
+                transitions.setdefault(str(event.originator_id), []).append(
+                    (stage_entered(event), event.timestamp)
+                )
+            elif isinstance(event, e.InferenceCostRecorded):
+                costs.append((index, self._summaries.cost_row(0, event)[1:]))
+        return ReadModelRows(history, summaries, unmet, transitions, costs)
+
+    def write(
+        self,
+        curs: Cursor,
+        rows: ReadModelRows,
+        notification_ids: Sequence[int],
+        head_before: int,
+        savepoint: Savepoint,
+    ) -> None:
+        """In the appending transaction, under its lock: the rows, if the read models stood
+        at ``head_before`` (the log's last notification before these events)."""
+        rows.written = False
+        curs.execute(self._lock_positions, self._names)
+        positions = {row["projection"]: int(row["position"]) for row in curs.fetchall()}
+        if any(positions.get(name) != head_before for name in self._names):
+            return
+        try:
+            with savepoint():
+                self._write(curs, rows, notification_ids)
+        except Exception as error:
+            log.warning(
+                "read-model rows of notifications %s..%s were not written with them; the"
+                " projections will catch up: %r",
+                notification_ids[0],
+                notification_ids[-1],
+                error,
+            )
+            return
+        rows.written = True
+
+    def _write(self, curs: Cursor, rows: ReadModelRows, notification_ids: Sequence[int]) -> None:
+        history = [(n, *row) for n, row in zip(notification_ids, rows.history, strict=True)]
+        curs.executemany(self._history.insert_statement, history)
+        self._summaries.write_summaries(curs, rows.summaries, rows.unmet)
+        self._summaries.write_transitions(curs, rows.transitions)
+        self._summaries.write_costs(
+            curs, [(notification_ids[index], *row) for index, row in rows.costs]
+        )
+        curs.execute(self._move_positions, (notification_ids[-1], *self._names))
+
+    def committed(self, rows: ReadModelRows | None) -> None:
+        """After the append committed: note it if its rows were left to the runner."""
+        if rows is None or not rows.written:
+            self._behind()
+
+
+class CatchUpNeeded:
+    """Whether this process's appends left the read models behind (so a reader of its writes
+    must catch them up first), counted so that a catch-up clears only what it covered."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._left_behind = 1
+        """Appends committed without their rows; 1 at start, when nothing is known."""
+        self._covered = 0
+
+    def note(self) -> None:
+        with self._lock:
+            self._left_behind += 1
+
+    def pending(self) -> int | None:
+        """None if every append so far has its rows; else a mark to pass to ``covered``."""
+        with self._lock:
+            return None if self._left_behind == self._covered else self._left_behind
+
+    def covered(self, mark: int) -> None:
+        """A catch-up that started after ``pending`` returned ``mark`` has finished."""
+        with self._lock:
+            self._covered = max(self._covered, mark)
