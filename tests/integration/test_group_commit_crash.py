@@ -4,7 +4,6 @@ what is stored, the hash chain verifies, and the read models match a rebuild of 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from infra.bootstrap import Services, bootstrap
 from infra.settings import Settings
 from projections.readmodels import UseCaseFilter
 from tests.builders import ctx
-from tests.integration.test_two_servers import _free_port, _wait_ready
+from tests.integration.test_two_servers import _free_port, _wait_ready, server_env
 
 pytestmark = pytest.mark.postgres
 
@@ -77,14 +76,9 @@ def test_a_server_killed_during_grouped_commands_loses_no_acknowledged_one(
     services.close()
 
     port = _free_port()
-    env = {
-        **os.environ,
-        "STAGEGATE_DATABASE_URL": postgres_settings.database_url,
-        "STAGEGATE_POSTGRES_SCHEMA": postgres_settings.postgres_schema,
-    }
     server = subprocess.Popen(
         [sys.executable, "-m", "infra.cli", "serve", "--port", str(port)],
-        env=env,
+        env=server_env(postgres_settings),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )

@@ -27,22 +27,31 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def token(postgres_settings: Settings) -> str:
-    services = bootstrap(postgres_settings)
+def issue_token(settings: Settings, actor: str, role: Role) -> str:
+    services = bootstrap(settings)
     try:
-        return services.tokens.issue("eddie.editor@example.com", Role.EDITOR).secret_token
+        return services.tokens.issue(actor, role).secret_token
     finally:
         services.close()
 
 
+def server_env(settings: Settings) -> dict[str, str]:
+    """The environment of a ``stagegate serve`` process on the tests' PostgreSQL database."""
+    return {
+        **os.environ,
+        "STAGEGATE_DATABASE_URL": settings.database_url,
+        "STAGEGATE_POSTGRES_SCHEMA": settings.postgres_schema,
+    }
+
+
+@pytest.fixture
+def token(postgres_settings: Settings) -> str:
+    return issue_token(postgres_settings, "eddie.editor@example.com", Role.EDITOR)
+
+
 @pytest.fixture
 def servers(postgres_settings: Settings, token: str) -> Iterator[list[str]]:
-    env = {
-        **os.environ,
-        "STAGEGATE_DATABASE_URL": postgres_settings.database_url,
-        "STAGEGATE_POSTGRES_SCHEMA": postgres_settings.postgres_schema,
-    }
+    env = server_env(postgres_settings)
     processes, urls = [], []
     for _ in range(2):
         port = _free_port()
@@ -137,12 +146,7 @@ def test_serve_with_two_processes_behind_one_port(postgres_settings: Settings, t
     """STAGEGATE_WORKERS=2: one port, two processes, each with its own services; a write
     through either is read through the other."""
     port = _free_port()
-    env = {
-        **os.environ,
-        "STAGEGATE_DATABASE_URL": postgres_settings.database_url,
-        "STAGEGATE_POSTGRES_SCHEMA": postgres_settings.postgres_schema,
-        "STAGEGATE_WORKERS": "2",
-    }
+    env = {**server_env(postgres_settings), "STAGEGATE_WORKERS": "2"}
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.cli", "serve", "--port", str(port)],
         env=env,
@@ -194,11 +198,7 @@ def test_two_processes_on_sqlite_are_refused(tmp_path: Any) -> None:
 
 @pytest.fixture
 def admin_token(postgres_settings: Settings) -> str:
-    services = bootstrap(postgres_settings)
-    try:
-        return services.tokens.issue("ada.admin@example.com", Role.ADMIN).secret_token
-    finally:
-        services.close()
+    return issue_token(postgres_settings, "ada.admin@example.com", Role.ADMIN)
 
 
 PREPARE = """mutation($key: String!) {
