@@ -21,7 +21,6 @@ from domain.errors import GateBlocked
 from domain.metadata import Actor
 from domain.notifications import Notification
 from domain.usecase import events as e
-from infra.chain import LOCK_FUNCTION
 from infra.database import Database
 
 OUTBOX_TABLE = "stagegate_outbox"
@@ -107,8 +106,7 @@ def announce_gate_blocked(db: Database, key: str, blocked: GateBlocked, actor: A
         "actorRole": actor.role.value,
     }
     with db.transaction() as curs:
-        if db.is_postgres:
-            curs.execute(f"SELECT {db.table(LOCK_FUNCTION)}()")
+        db.lock_log(curs)
         curs.execute(
             f"INSERT INTO {db.table(OUTBOX_TABLE)} (kind, payload) VALUES (%s, %s)",
             (Notification.GATE_BLOCKED.value, json.dumps(payload, sort_keys=True)),

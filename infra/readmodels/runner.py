@@ -104,7 +104,7 @@ class ProjectionRunner:
         self.fault = fault or (lambda _point: None)
         self._lock = threading.Lock()  # one transaction at a time per runner in this process
         self._faults_in_a_row = 0
-        number = "notification_id" if db.is_postgres else "rowid"
+        number = db.log_position_column
         self._read_log = (
             f"SELECT {number} AS notification_id, originator_id, originator_version, topic, state"
             f" FROM {events_table} WHERE {number} > %s ORDER BY {number} LIMIT %s"

@@ -62,10 +62,7 @@ class ReadModelService:
         self.mode = mode
         self.clock = clock
         events_table = db.table(app.recorder.events_table_name)  # type: ignore[attr-defined]
-        self._max_notification = (
-            f"SELECT MAX({'notification_id' if db.is_postgres else 'rowid'}) AS n"
-            f" FROM {events_table}"
-        )
+        self._max_notification = f"SELECT MAX({db.log_position_column}) AS n FROM {events_table}"
         self._mapper = app.mapper
         snapshots = app.snapshots
         self._snapshots_table = (

@@ -54,8 +54,8 @@ class SummaryProjection:
         self._policy_changed = False
         self._committed_position: int | None = None
         """Where this process's last transaction left the position; the cache matches it."""
-        number = "notification_id" if db.is_postgres else "rowid"
-        policy_id = str(POLICY_ID) if db.is_postgres else POLICY_ID.hex
+        number = db.log_position_column
+        policy_id = db.stored_uuid(POLICY_ID)
         self._policy_events = (
             f"SELECT originator_version, state FROM {events_table}"
             f" WHERE originator_id = '{policy_id}' AND {number} <= %s"
