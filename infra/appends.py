@@ -13,8 +13,8 @@ database: triggers there only refuse rewriting the log.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eventsourcing.persistence import StoredEvent
@@ -33,11 +33,22 @@ if TYPE_CHECKING:  # the read models import the recorders, which import this mod
 class AppendPlan:
     """The rows of one append, built before its lock."""
 
-    hashes: list[tuple[str, int, str, str]]
+    stored_events: Sequence[StoredEvent]
+    predecessors: list[tuple[str, int]]
+    """(originator_id, version) of the stored event each aggregate's first one here follows."""
     notifications: list[tuple[str, str, int, str]]
     judged_by: int | None
     """The version of the policy the commands were judged by (None: nothing to check)."""
     read_models: ReadModelRows | None
+    checks: list[Cursor] = field(default_factory=list)
+    """The cursors of ``check``'s statements, read by ``write`` (one append attempt's)."""
+    hash_lookup: Cursor | None = None
+    """The cursor ``check`` asked for the predecessors' hashes on."""
+
+
+HashQuestion = Callable[["Cursor", list[tuple[str, int]]], None]
+"""Asks, through the cursor, for the stored hashes of these (originator_id, version) events
+(each store's recorder knows how to ask for many at once); ``write`` reads the answer."""
 
 
 class Appends:
@@ -53,28 +64,20 @@ class Appends:
         self._deliveries_table = db.table(deliveries.DELIVERIES_TABLE)
         n = db.log_position_column
         self._check = (
-            f"SELECT (SELECT COALESCE(MAX({n}), 0) FROM {events_table} WHERE {n} < %s)"
-            " AS head_before, (SELECT COALESCE(MAX(originator_version), 0)"
+            f"SELECT (SELECT COALESCE(MAX({n}), 0) FROM {events_table}) AS head_before,"
+            " (SELECT COALESCE(MAX(originator_version), 0)"
             f" FROM {events_table} WHERE originator_id = %s) AS policy_version"
         )
         self._policy_id = db.stored_uuid(POLICY_ID)
 
-    def plan(
-        self,
-        stored_events: Sequence[StoredEvent],
-        previous_hashes: Mapping[tuple[str, int], str],
-        appended: Any,
-    ) -> AppendPlan:
-        """Before the lock: everything but what needs the events' notification ids.
-
-        ``previous_hashes``: the stored hash of the event each aggregate's first one here
-        follows (``chain.predecessors``); read before the lock, since a committed event and
-        its hash never change. Raises ``chain.ChainBroken`` where one is missing.
-        """
+    def plan(self, stored_events: Sequence[StoredEvent], appended: Any) -> AppendPlan:
+        """Before the lock: everything but what needs the events' notification ids or what
+        the store holds (the hashes the chain goes on from)."""
         judged_by = appended.judged_by if isinstance(appended, Appended) else None
         read_models = self.read_models
         return AppendPlan(
-            hashes=chain.chain_rows(stored_events, dict(previous_hashes)),
+            stored_events=stored_events,
+            predecessors=chain.predecessors(stored_events),
             notifications=outbox.rows(stored_events),
             judged_by=judged_by.version if judged_by is not None else None,
             read_models=read_models.rows(stored_events, appended) if read_models else None,
@@ -84,6 +87,25 @@ class Appends:
         """The delivery records, sent with the events themselves: a duplicate delivery then
         fails on the record's key as the events' own insert does, as an IntegrityError."""
         deliveries.write(curs, self._deliveries_table, stored_events)
+
+    def check(
+        self, cursor: Callable[[], Cursor], plan: AppendPlan, ask_hashes: HashQuestion
+    ) -> None:
+        """Under the lock, before the events are inserted: ask for the log's head, the
+        policy's version, the hashes the chain goes on from and (locked) the projections'
+        positions. Each on a cursor of its own (``cursor()``), read by ``write``: on
+        PostgreSQL the questions travel with the insert, in one round trip."""
+        head = cursor()
+        head.execute(self._check, (self._policy_id,))
+        plan.checks = [head]
+        plan.hash_lookup = None
+        if plan.predecessors:
+            plan.hash_lookup = cursor()
+            ask_hashes(plan.hash_lookup, plan.predecessors)
+        if plan.read_models is not None and self.read_models is not None:
+            positions = cursor()
+            self.read_models.lock_positions(positions)
+            plan.checks.append(positions)
 
     def write(
         self,
@@ -95,20 +117,35 @@ class Appends:
         """Under the lock, once the events are inserted: the rest of the plan.
 
         Raises ``PolicyChanged`` (and the transaction is undone) if another policy came into
-        force since the commands were judged.
+        force since the commands were judged, ``chain.ChainBroken`` if the chain to extend is
+        damaged.
         """
-        curs.execute(self._check, (notification_ids[0], self._policy_id))
-        checked = curs.fetchone()
+        checked = plan.checks[0].fetchone()
         assert checked is not None
         if plan.judged_by is not None and int(checked["policy_version"]) != plan.judged_by:
             raise PolicyChanged()
-        if plan.hashes:
-            curs.executemany(self._insert_hash, plan.hashes)
+        previous = {}
+        if plan.hash_lookup is not None:
+            previous = {
+                (str(row["originator_id"]), int(row["originator_version"])): str(row["hash"])
+                for row in plan.hash_lookup.fetchall()
+            }
+        curs.executemany(self._insert_hash, chain.chain_rows(plan.stored_events, previous))
         if plan.notifications:
             curs.executemany(self._insert_notification, plan.notifications)
-        if plan.read_models is not None and self.read_models is not None:
-            head_before = int(checked["head_before"])
-            self.read_models.write(curs, plan.read_models, notification_ids, head_before, savepoint)
+        if plan.read_models is not None and len(plan.checks) == 2:
+            assert self.read_models is not None
+            positions = {
+                row["projection"]: int(row["position"]) for row in plan.checks[1].fetchall()
+            }
+            self.read_models.write(
+                curs,
+                plan.read_models,
+                notification_ids,
+                int(checked["head_before"]),
+                positions,
+                savepoint,
+            )
 
     def committed(self, plan: AppendPlan) -> None:
         """After the append committed."""

@@ -10,12 +10,16 @@ SQLite under its database lock.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.postgres import (
+    PostgresAggregateRecorder,
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+)
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
@@ -49,9 +53,7 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
         if not stored_events:
             return None
         # Before the transaction and its lock: what needs no notification id.
-        plan = self.appends.plan(
-            stored_events, self._previous_hashes(stored_events), kwargs.get("appended")
-        )
+        plan = self.appends.plan(stored_events, kwargs.get("appended"))
         try:
             notification_ids: Sequence[int] | None = super().insert_events(
                 stored_events, append_plan=plan, **kwargs
@@ -61,28 +63,28 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
         self.appends.committed(plan)
         return notification_ids
 
-    def _previous_hashes(self, stored_events: Sequence[StoredEvent]) -> dict[tuple[str, int], str]:
-        wanted = chain.predecessors(stored_events)
-        if not wanted:
-            return {}
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            # One lookup by primary key per aggregate, whatever the statistics say.
-            curs.execute(
-                "SELECT h.originator_id, h.originator_version, h.hash"
-                " FROM unnest(%s::uuid[], %s::bigint[]) AS k(id, version) CROSS JOIN LATERAL"
-                f" (SELECT * FROM {self.appends.hashes_table} WHERE originator_id = k.id"
-                "  AND originator_version = k.version) h",
-                ([key for key, _ in wanted], [version for _, version in wanted]),
-            )
-            return {
-                (str(row["originator_id"]), int(row["originator_version"])): row["hash"]
-                for row in curs.fetchall()
-            }
+    def _ask_hashes(self, curs: Any, wanted: list[tuple[str, int]]) -> None:
+        # One lookup by primary key per aggregate, whatever the statistics say.
+        curs.execute(
+            "SELECT h.originator_id, h.originator_version, h.hash"
+            " FROM unnest(%s::uuid[], %s::bigint[]) AS k(id, version) CROSS JOIN LATERAL"
+            f" (SELECT * FROM {self.appends.hashes_table} WHERE originator_id = k.id"
+            "  AND originator_version = k.version) h",
+            ([key for key, _ in wanted], [version for _, version in wanted]),
+        )
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
-        super()._insert_stored_events(curs, stored_events, **kwargs)
+        # The library's application recorder here takes the lock, sends a NOTIFY and inserts.
+        # The NOTIFY is left out: nothing listens (its subscriptions are not used), and each
+        # one serialises commits on a cluster-wide lock. Between the lock and the insert go
+        # the append's own questions, answered with the insert (``Appends.check``).
+        self._lock_table(curs)
+        plan: AppendPlan | None = kwargs.get("append_plan")
+        if plan is not None:
+            self.appends.check(curs.connection.cursor, plan, self._ask_hashes)
+        PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events, **kwargs)
         # After the events (under their table lock), in the same pipeline, before the library
         # syncs it: a duplicate delivery then fails on the record's key at that sync, as an
         # IntegrityError like any lost race. Another cursor: ``curs`` must keep the events'
@@ -102,6 +104,9 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
             try:
                 with connection.cursor() as cursor:
                     self.appends.write(cursor, plan, notification_ids, connection.transaction)
+                for checked in (*plan.checks, plan.hash_lookup):
+                    if checked is not None:
+                        checked.close()  # type: ignore[attr-defined]
             except Exception as error:
                 # The library catches an Exception here and commits before raising it (it
                 # expects only errors that already doomed the transaction); this must not
@@ -195,36 +200,54 @@ class StagegateSQLiteRecorder(SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        notification_ids = super()._insert_events(c, stored_events, **kwargs)
-        if not stored_events or not notification_ids:
-            return notification_ids
+        if not stored_events:
+            return super()._insert_events(c, stored_events, **kwargs)
         cursor = SQLiteCursorAdapter(c)
         # SQLite's one writer holds the database already: nothing is gained by planning
         # before the transaction, as PostgreSQL does.
-        plan = self.appends.plan(
-            stored_events, self._previous_hashes(cursor, stored_events), kwargs.get("appended")
+        plan = self.appends.plan(stored_events, kwargs.get("appended"))
+        connection = c.sqlite_cursor.connection
+        self.appends.check(
+            lambda: _ReadAtOnce(SQLiteCursorAdapter(connection.cursor())), plan, self._ask_hashes
         )
+        notification_ids = super()._insert_events(c, stored_events, **kwargs)
+        assert notification_ids
         self.appends.write_deliveries(cursor, stored_events)
         self.appends.write(cursor, plan, notification_ids, lambda: _savepoint(c))
         kwargs.get("append_plans", []).append(plan)
         return notification_ids
 
-    def _previous_hashes(
-        self, cursor: SQLiteCursorAdapter, stored_events: Sequence[StoredEvent]
-    ) -> dict[tuple[str, int], str]:
-        found: dict[tuple[str, int], str] = {}
-        wanted = chain.predecessors(stored_events)
-        for start in range(0, len(wanted), 200):
-            chunk = wanted[start : start + 200]
-            where = " OR ".join(["(originator_id = %s AND originator_version = %s)"] * len(chunk))
-            cursor.execute(
-                "SELECT originator_id, originator_version, hash"
-                f" FROM {self.appends.hashes_table} WHERE {where}",
-                [part for pair in chunk for part in pair],
-            )
-            for row in cursor.fetchall():
-                found[(str(row["originator_id"]), int(row["originator_version"]))] = row["hash"]
-        return found
+    def _ask_hashes(self, curs: Any, wanted: list[tuple[str, int]]) -> None:
+        # No arrays to pass the keys in: an OR of them (an append holds at most a few hundred
+        # aggregates, well below SQLite's limit on parameters).
+        where = " OR ".join(["(originator_id = %s AND originator_version = %s)"] * len(wanted))
+        curs.execute(
+            "SELECT originator_id, originator_version, hash"
+            f" FROM {self.appends.hashes_table} WHERE {where}",
+            [part for pair in wanted for part in pair],
+        )
+
+
+class _ReadAtOnce:
+    """A cursor whose rows are read the moment it executes: sqlite3 steps through a
+    result lazily, and the statements that follow in the transaction change the tables."""
+
+    def __init__(self, cursor: SQLiteCursorAdapter) -> None:
+        self._cursor = cursor
+        self._rows: list[dict[str, Any]] = []
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(sql, params)
+        self._rows = self._cursor.fetchall()
+
+    def executemany(self, sql: str, params_seq: Iterable[Sequence[Any]]) -> None:
+        self._cursor.executemany(sql, params_seq)
+
+    def fetchall(self) -> list[dict[str, Any]]:
+        return self._rows
+
+    def fetchone(self) -> dict[str, Any] | None:
+        return self._rows[0] if self._rows else None
 
 
 @contextlib.contextmanager

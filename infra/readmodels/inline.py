@@ -125,19 +125,24 @@ class InlineReadModels:
                 costs.append((index, self._summaries.cost_row(0, event)[1:]))
         return ReadModelRows(history, summaries, unmet, transitions, costs)
 
+    def lock_positions(self, curs: Cursor) -> None:
+        """In the appending transaction, under its lock: lock the projections' positions
+        (their rows come back through ``curs``, for ``write``)."""
+        curs.execute(self._lock_positions, self._names)
+
     def write(
         self,
         curs: Cursor,
         rows: ReadModelRows,
         notification_ids: Sequence[int],
         head_before: int,
+        positions: dict[str, int],
         savepoint: Savepoint,
     ) -> None:
         """In the appending transaction, under its lock: the rows, if the read models stood
-        at ``head_before`` (the log's last notification before these events)."""
+        at ``head_before`` (the log's last notification before these events), as
+        ``positions`` (locked by ``lock_positions``) say."""
         rows.written = False
-        curs.execute(self._lock_positions, self._names)
-        positions = {row["projection"]: int(row["position"]) for row in curs.fetchall()}
         if any(positions.get(name) != head_before for name in self._names):
             return
         try:
