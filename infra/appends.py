@@ -13,6 +13,7 @@ database: triggers there only refuse rewriting the log.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,9 @@ from infra.database import Cursor, Database
 
 if TYPE_CHECKING:  # the read models import the recorders, which import this module
     from infra.readmodels.inline import InlineReadModels, ReadModelRows, Savepoint
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,6 +48,8 @@ class AppendPlan:
     """The cursors of ``check``'s statements, read by ``write`` (one append attempt's)."""
     hash_lookup: Cursor | None = None
     """The cursor ``check`` asked for the predecessors' hashes on."""
+    events_inserted: bool = False
+    """This attempt's events went in: what fails after that is the rest of the plan."""
 
 
 HashQuestion = Callable[["Cursor", list[tuple[str, int]]], None]
@@ -95,6 +101,7 @@ class Appends:
         policy's version, the hashes the chain goes on from and (locked) the projections'
         positions. Each on a cursor of its own (``cursor()``), read by ``write``: on
         PostgreSQL the questions travel with the insert, in one round trip."""
+        plan.events_inserted = False
         head = cursor()
         head.execute(self._check, (self._policy_id,))
         plan.checks = [head]
@@ -120,6 +127,7 @@ class Appends:
         force since the commands were judged, ``chain.ChainBroken`` if the chain to extend is
         damaged.
         """
+        plan.events_inserted = True
         checked = plan.checks[0].fetchone()
         assert checked is not None
         if plan.judged_by is not None and int(checked["policy_version"]) != plan.judged_by:
@@ -146,6 +154,17 @@ class Appends:
                 positions,
                 savepoint,
             )
+
+    def without_read_models(self, plan: AppendPlan, error: Exception) -> bool:
+        """Whether to try the append again without its read-model rows, after ``error``
+        undid it: where the database refused what was written after the events (where it
+        says so only at the commit, and the read models were part of it). The events then
+        commit, and the runners write those rows, or set aside what they cannot."""
+        if not plan.events_inserted or plan.read_models is None:
+            return False
+        log.warning("an append's read-model rows were refused; appending without them: %r", error)
+        plan.read_models = None
+        return True
 
     def committed(self, plan: AppendPlan) -> None:
         """After the append committed."""

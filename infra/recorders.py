@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import DataError, IntegrityError, StoredEvent
 from eventsourcing.postgres import (
     PostgresAggregateRecorder,
     PostgresApplicationRecorder,
@@ -55,12 +55,25 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
         # Before the transaction and its lock: what needs no notification id.
         plan = self.appends.plan(stored_events, kwargs.get("appended"))
         try:
+            notification_ids = self._insert_planned(stored_events, plan, **kwargs)
+        except (DataError, IntegrityError) as error:
+            # No savepoint guards the read-model rows here (it would cost a round trip per
+            # append): where the commit refused them, the append is made again without them.
+            if not self.appends.without_read_models(plan, error):
+                raise
+            notification_ids = self._insert_planned(stored_events, plan, **kwargs)
+        self.appends.committed(plan)
+        return notification_ids
+
+    def _insert_planned(
+        self, stored_events: Sequence[StoredEvent], plan: AppendPlan, **kwargs: Any
+    ) -> Sequence[int] | None:
+        try:
             notification_ids: Sequence[int] | None = super().insert_events(
                 stored_events, append_plan=plan, **kwargs
             )
         except _Undone as undone:
             raise undone.error from None
-        self.appends.committed(plan)
         return notification_ids
 
     def _ask_hashes(self, curs: Any, wanted: list[tuple[str, int]]) -> None:
@@ -103,7 +116,7 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
             connection = curs.connection
             try:
                 with connection.cursor() as cursor:
-                    self.appends.write(cursor, plan, notification_ids, connection.transaction)
+                    self.appends.write(cursor, plan, notification_ids, contextlib.nullcontext)
                 for checked in (*plan.checks, plan.hash_lookup):
                     if checked is not None:
                         checked.close()  # type: ignore[attr-defined]
