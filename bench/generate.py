@@ -47,6 +47,7 @@ from domain.usecase import UseCase
 from domain.values import FORWARD_STAGES, Channel, Role, Stage
 from infra import chain, deliveries, outbox
 from infra.bootstrap import bootstrap
+from infra.database import database_of
 from infra.settings import Settings
 
 NOW = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
@@ -570,6 +571,7 @@ def copy_events(app: Stagegate, events: list[Any]) -> None:
     ).format(qualified(chain.HASHES_TABLE))
     delivery_table = f'"{datastore.schema}"."{deliveries.DELIVERIES_TABLE}"'
     outbox_table = f'"{datastore.schema}"."{outbox.OUTBOX_TABLE}"'
+    database = database_of(datastore)
     stored = [app.mapper.to_stored_event(e) for e in events]
     hashes = chain.chain_rows(stored, {})
     for start in range(0, len(stored), 20_000):
@@ -583,10 +585,8 @@ def copy_events(app: Stagegate, events: list[Any]) -> None:
             with curs.copy(copy_hashes) as copy:
                 for link in hashes[start : start + 20_000]:
                     copy.write_row(link)
-            deliveries.write(curs, delivery_table, rows)
-            notifications = outbox.rows(rows)
-            if notifications:
-                curs.executemany(outbox.insert_statement(outbox_table), notifications)
+            database.insert_rows(curs, delivery_table, deliveries.COLUMNS, deliveries.rows(rows))
+            database.insert_rows(curs, outbox_table, outbox.COLUMNS, outbox.rows(rows))
 
 
 def build_cohort(spec: tuple[int, int, int, float, int]) -> tuple[int, int, float, float]:

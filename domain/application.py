@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 from uuid import UUID
@@ -80,10 +78,6 @@ event records a refusal, so the application says so itself. Wired by the infrast
 UNCONDITIONAL_ATTEMPTS = 3
 POLICY_ATTEMPTS = 5
 """Times a command is judged again because the policy changed before it committed."""
-BATCH_CACHE_SIZE = 10_000
-"""Use cases kept in memory, as last saved, for the next batch that touches them."""
-READ_ONCE_SIZE = 10_000
-"""Use cases remembered as read once (not cached): a second read puts one in the cache."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +111,44 @@ class PolicySource(Protocol):
         """What was remembered is stale: read the store next time."""
 
 
+class UseCaseSource(Protocol):
+    """Where batches get the use cases they change (the infrastructure may keep them)."""
+
+    def check_out(self, keys: Sequence[str]) -> dict[str, UseCase]:
+        """Those of these keys that exist, each at its latest version, in this caller's hands
+        alone until ``check_in``."""
+
+    def check_in(self, use_cases: Iterable[UseCase]) -> None:
+        """Use cases as saved (or untouched), for the next ``check_out``; one whose change
+        failed is not returned."""
+
+    def to_read(self, key: str) -> UseCase | None:
+        """A use case only to be read, where the source has a cheaper way than the
+        repository's (which may then cache it); None to go through the repository."""
+
+
+class LoadedUseCases:
+    """Use cases loaded through the repository each time: the default ``UseCaseSource``."""
+
+    def __init__(self, app: Stagegate) -> None:
+        self._app = app
+
+    def check_out(self, keys: Sequence[str]) -> dict[str, UseCase]:
+        found: dict[str, UseCase] = {}
+        for key in dict.fromkeys(keys):
+            try:
+                found[key] = self._app.use_case(key)
+            except NotFound:
+                continue
+        return found
+
+    def check_in(self, use_cases: Iterable[UseCase]) -> None:
+        """Nothing is kept."""
+
+    def to_read(self, key: str) -> UseCase | None:
+        return None
+
+
 class StoredPolicy:
     """The policy read from the store every time (no cache): the default."""
 
@@ -144,13 +176,7 @@ class Stagegate(Application[UUID]):
             # Instance attribute: another Stagegate in the same process keeps its own.
             self.snapshotting_intervals = {UseCase: snapshot_interval}  # type: ignore[misc]
         super().__init__(env)
-        # Batches check use cases out of here and back in once saved: an aggregate is only
-        # ever in one thread's hands, and one whose save failed is simply not returned.
-        self._saved: OrderedDict[UUID, UseCase] = OrderedDict()
-        self._saved_lock = threading.Lock()
-        self._read_once: OrderedDict[UUID, bool] = OrderedDict()
-        self._read_once_lock = threading.Lock()
-        self._loads_many = hasattr(self.recorder, "select_latest_of_many")
+        self.use_case_source: UseCaseSource = LoadedUseCases(self)
         self.announce_gate_refusal: GateRefusalAnnouncer | None = None
         self.policies: PolicySource = StoredPolicy(self)
 
@@ -210,7 +236,8 @@ class Stagegate(Application[UUID]):
 
     def _judge_and_save_batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
         policy = self.policies.for_judging()
-        found = self._check_out([item.key for item in items])
+        source = self.use_case_source
+        found = source.check_out([item.key for item in items])
         loaded: dict[str, UseCase] = {}
         outcomes: list[BatchOutcome] = []
         refused: set[str] = set()
@@ -240,32 +267,12 @@ class Stagegate(Application[UUID]):
             try:
                 self._save(*loaded.values(), conflict=conflict, judged_by=policy)
             except PolicyChanged:
-                self._check_in(u for k, u in found.items() if k not in refused and k not in loaded)
+                source.check_in(u for k, u in found.items() if k not in refused and k not in loaded)
                 raise
         # Saved (or untouched) use cases go back; one a refused command ran on might hold a
         # half-applied change, so it is read again next time.
-        self._check_in(use_case for key, use_case in found.items() if key not in refused)
+        source.check_in(use_case for key, use_case in found.items() if key not in refused)
         return outcomes
-
-    def _check_out(self, keys: Sequence[str]) -> dict[str, UseCase]:
-        """The use cases of these keys, each to this caller alone (see ``use_cases``)."""
-        with self._saved_lock:
-            held = {
-                key: use_case
-                for key in dict.fromkeys(keys)
-                if (use_case := self._saved.pop(use_case_id(key), None)) is not None
-            }
-        return self.use_cases(keys, held)
-
-    def _check_in(self, use_cases: Any) -> None:
-        with self._saved_lock:
-            for use_case in use_cases:
-                held = self._saved.get(use_case.id)
-                if held is None or held.version < use_case.version:
-                    self._saved[use_case.id] = use_case
-                self._saved.move_to_end(use_case.id)
-            while len(self._saved) > BATCH_CACHE_SIZE:
-                self._saved.popitem(last=False)
 
     def set_policy(self, command: SetPolicy, ctx: CommandContext) -> PolicyInForce:
         authorize(command, ctx)
@@ -430,11 +437,10 @@ class Stagegate(Application[UUID]):
         the cache, and every aggregate it evicts is garbage for the collector's slowest
         generation (full collections of 100+ ms every few seconds, measured).
         """
-        if to_read and version is None and self._first_read(use_case_id(key)):
-            found = self.use_cases([key])
-            if key not in found:
-                raise NotFound(key)
-            return found[key]
+        if to_read and version is None:
+            read = self.use_case_source.to_read(key)
+            if read is not None:
+                return read
         try:
             use_case: UseCase = self.repository.get(
                 use_case_id(key), version=version, deepcopy_from_cache=not to_read
@@ -443,65 +449,6 @@ class Stagegate(Application[UUID]):
             raise NotFound(key) from None
         assert isinstance(use_case, UseCase)
         return use_case
-
-    def _first_read(self, aggregate_id: UUID) -> bool:
-        """Whether a read of this uncached use case is the first in a while (and note it).
-
-        Only where the store can load a use case past the cache (PostgreSQL); on SQLite every
-        load goes through it.
-        """
-        cache = self.repository.cache
-        if cache is None or aggregate_id in cache.cache or not self._loads_many:
-            return False
-        with self._read_once_lock:
-            if self._read_once.pop(aggregate_id, False):
-                return False
-            self._read_once[aggregate_id] = True
-            if len(self._read_once) > READ_ONCE_SIZE:
-                self._read_once.popitem(last=False)
-        return True
-
-    def use_cases(
-        self, keys: Sequence[str], held: Mapping[str, UseCase] | None = None
-    ) -> dict[str, UseCase]:
-        """The use cases of those keys that exist, each at its latest version.
-
-        Where the store can read many aggregates at once (PostgreSQL), it takes two queries
-        in all instead of two per use case: a batch of a hundred events is a hundred loads.
-        ``held`` are copies already in memory: only events after them are read and applied.
-        """
-        held = held or {}
-        wanted = {use_case_id(key): key for key in keys}
-        select_many = getattr(self.recorder, "select_latest_of_many", None)
-        if select_many is None:
-            found: dict[str, UseCase] = {}
-            for key in wanted.values():
-                try:
-                    found[key] = self.use_case(key)
-                except NotFound:
-                    continue
-            return found
-        snapshot_store = self.snapshots
-        snapshots_table = (
-            snapshot_store.recorder.events_table_name  # type: ignore[attr-defined]
-            if snapshot_store
-            else None
-        )
-        known = {use_case.id: use_case.version for use_case in held.values()}
-        snapshots, events = select_many(list(wanted), snapshots_table, known)
-        loaded: dict[str, Any] = dict(held)
-        for stored in snapshots:
-            assert snapshot_store is not None
-            snapshot: Any = snapshot_store.mapper.to_domain_event(stored)
-            loaded[wanted[stored.originator_id]] = snapshot.mutate(None)
-        for stored in events:
-            # What the library's project_aggregate does, without its runtime protocol check
-            # per event (a third of the time here).
-            key = wanted[stored.originator_id]
-            event: Any = self.events.mapper.to_domain_event(stored)
-            loaded[key] = event.mutate(loaded.get(key))
-        assert all(isinstance(use_case, UseCase) for use_case in loaded.values())
-        return loaded
 
     def policy(self) -> PolicyInForce:
         """The policy in force now."""

@@ -65,8 +65,7 @@ class Appends:
         self.read_models: InlineReadModels | None = None
         """Wired by the infrastructure once the read models exist (``infra.bootstrap``)."""
         self.hashes_table = db.table(chain.HASHES_TABLE)
-        self._insert_hash = chain.insert_statement(self.hashes_table)
-        self._insert_notification = outbox.insert_statement(db.table(outbox.OUTBOX_TABLE))
+        self._outbox_table = db.table(outbox.OUTBOX_TABLE)
         self._deliveries_table = db.table(deliveries.DELIVERIES_TABLE)
         n = db.log_position_column
         self._check = (
@@ -92,7 +91,8 @@ class Appends:
     def write_deliveries(self, curs: Cursor, stored_events: Sequence[StoredEvent]) -> None:
         """The delivery records, sent with the events themselves: a duplicate delivery then
         fails on the record's key as the events' own insert does, as an IntegrityError."""
-        deliveries.write(curs, self._deliveries_table, stored_events)
+        records = deliveries.rows(stored_events)
+        self.db.insert_rows(curs, self._deliveries_table, deliveries.COLUMNS, records)
 
     def check(
         self, cursor: Callable[[], Cursor], plan: AppendPlan, ask_hashes: HashQuestion
@@ -138,9 +138,10 @@ class Appends:
                 (str(row["originator_id"]), int(row["originator_version"])): str(row["hash"])
                 for row in plan.hash_lookup.fetchall()
             }
-        curs.executemany(self._insert_hash, chain.chain_rows(plan.stored_events, previous))
+        links = chain.chain_rows(plan.stored_events, previous)
+        self.db.insert_rows(curs, self.hashes_table, chain.COLUMNS, links)
         if plan.notifications:
-            curs.executemany(self._insert_notification, plan.notifications)
+            self.db.insert_rows(curs, self._outbox_table, outbox.COLUMNS, plan.notifications)
         if plan.read_models is not None and len(plan.checks) == 2:
             assert self.read_models is not None
             positions = {

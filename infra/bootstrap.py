@@ -13,7 +13,7 @@ from domain.application import Stagegate
 from domain.usecase import UseCase
 from domain.values import Role
 from infra import schema
-from infra.caches import CachedPolicy
+from infra.caches import CachedPolicy, CachedUseCases
 from infra.database import Database, database_of
 from infra.outbox import announce_gate_blocked
 from infra.persistence import build_application, schema_lock
@@ -64,6 +64,7 @@ def bootstrap(settings: Settings, *, prepare_schema: bool = True) -> Services:
         )
         events_table = database.table(app.recorder.events_table_name)  # type: ignore[attr-defined]
         app.policies = CachedPolicy(app, database, events_table)
+        app.use_case_source = CachedUseCases(app)
         # Every append writes its read-model rows with its events from here on.
         app.recorder.appends.read_models = services.read_models.inline  # type: ignore[attr-defined]
         try:

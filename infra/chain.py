@@ -75,12 +75,8 @@ def _predecessors(stored_events: Iterable[StoredEvent]) -> list[tuple[str, int]]
     return [(key, version - 1) for key, version in firsts.items() if version > 1]
 
 
-def insert_statement(table: str) -> str:
-    """Inserts one ``chain_rows`` row into the hashes table (qualified as its store does)."""
-    return (
-        f"INSERT INTO {table} (originator_id, originator_version, prev_hash, hash)"
-        " VALUES (%s, %s, %s, %s)"
-    )
+COLUMNS = ("originator_id", "originator_version", "prev_hash", "hash")
+"""The hashes table's columns, as ``chain_rows`` gives them."""
 
 
 def predecessors(stored_events: Iterable[StoredEvent]) -> list[tuple[str, int]]:

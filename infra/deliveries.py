@@ -18,9 +18,11 @@ from eventsourcing.persistence import StoredEvent
 from psycopg.sql import SQL, Composed, Identifier
 
 from domain.application import store_errors_as_unavailable
-from infra.database import Cursor, Database
+from infra.database import Database
 
 DELIVERIES_TABLE = "stagegate_deliveries"
+COLUMNS = ("source", "delivery_id", "fingerprint", "status", "originator_id", "originator_version")
+"""The columns ``rows`` gives."""
 ACCEPTED = 200
 
 
@@ -67,20 +69,18 @@ SQLITE_STATEMENTS = [
 ]
 
 
-def write(curs: Cursor, table: str, stored_events: Sequence[StoredEvent]) -> None:
-    """Record the deliveries behind these events, in the transaction inserting them.
-
-    ``table`` is the deliveries table's name as this store qualifies it. The JSON is parsed,
-    never searched as text: only whether it can name a delivery at all is.
-    """
-    rows = []
+def rows(stored_events: Sequence[StoredEvent]) -> list[tuple[Any, ...]]:
+    """The records of the deliveries behind these events (``COLUMNS``), written in the
+    transaction inserting them. The JSON is parsed, never searched as text: only whether it
+    can name a delivery at all is."""
+    records = []
     for event in stored_events:
         if DELIVERY_MARK not in event.state:
             continue
         state = json.loads(event.state)
         meta = state.get("meta") if isinstance(state, dict) else None
         if isinstance(meta, dict) and meta.get("delivery_id") is not None:
-            rows.append(
+            records.append(
                 (
                     meta["source"],
                     meta["delivery_id"],
@@ -90,12 +90,7 @@ def write(curs: Cursor, table: str, stored_events: Sequence[StoredEvent]) -> Non
                     event.originator_version,
                 )
             )
-    if rows:
-        curs.executemany(
-            f"INSERT INTO {table} (source, delivery_id, fingerprint, status,"
-            " originator_id, originator_version) VALUES (%s, %s, %s, %s, %s, %s)",
-            rows,
-        )
+    return records
 
 
 class DeliveryLog:

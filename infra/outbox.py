@@ -67,7 +67,7 @@ SQLITE_STATEMENTS = [
 
 
 def rows(stored_events: Sequence[StoredEvent]) -> list[tuple[str, str, int, str]]:
-    """The outbox rows of the events other systems are told about (``insert_statement``)."""
+    """The outbox rows of the events other systems are told about (``COLUMNS``)."""
     return [
         (
             NOTIFIED_TOPICS[event.topic],
@@ -80,12 +80,8 @@ def rows(stored_events: Sequence[StoredEvent]) -> list[tuple[str, str, int, str]
     ]
 
 
-def insert_statement(table: str) -> str:
-    """Inserts one ``rows`` row into the outbox (its name qualified as its store does)."""
-    return (
-        f"INSERT INTO {table} (kind, originator_id, originator_version, payload)"
-        " VALUES (%s, %s, %s, %s)"
-    )
+COLUMNS = ("kind", "originator_id", "originator_version", "payload")
+"""The outbox columns ``rows`` gives."""
 
 
 def announce_gate_blocked(db: Database, key: str, blocked: GateBlocked, actor: Actor) -> None:

@@ -33,12 +33,7 @@ class HistoryProjection:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._table = db.table(HISTORY)
-        self.insert_statement = (
-            f"INSERT INTO {self._table} ({', '.join(COLUMNS)})"
-            f" VALUES ({', '.join(['%s'] * len(COLUMNS))})"
-        )
-        """One row (``row()``) per execution: for a transaction where COPY cannot run."""
+        self.table = db.table(HISTORY)
 
     def row(self, entry: HistoryEntry) -> tuple[Any, ...]:
         """The table row of an entry (raises ValueError for a time the store cannot hold)."""
@@ -73,7 +68,7 @@ class HistoryProjection:
                 stored.state,
             )
             rows.append(self.row(entry))
-        self.db.insert_many(curs, self._table, COLUMNS, rows)
+        self.db.insert_many(curs, self.table, COLUMNS, rows)
 
     def begin(self, position: int) -> None:
         """Nothing is held between transactions."""

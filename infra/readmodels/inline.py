@@ -30,6 +30,7 @@ from domain.application import Appended
 from domain.usecase import UseCase
 from domain.usecase import events as e
 from infra.database import Cursor, Database
+from infra.readmodels.history import COLUMNS as HISTORY_COLUMNS
 from infra.readmodels.history import HistoryProjection
 from infra.readmodels.schema import POSITIONS
 from infra.readmodels.summaries import STAGE_EVENTS, SummaryProjection, stage_entered
@@ -161,7 +162,7 @@ class InlineReadModels:
 
     def _write(self, curs: Cursor, rows: ReadModelRows, notification_ids: Sequence[int]) -> None:
         history = [(n, *row) for n, row in zip(notification_ids, rows.history, strict=True)]
-        curs.executemany(self._history.insert_statement, history)
+        self.db.insert_rows(curs, self._history.table, HISTORY_COLUMNS, history)
         self._summaries.write_summaries(curs, rows.summaries, rows.unmet)
         self._summaries.write_transitions(curs, rows.transitions)
         self._summaries.write_costs(

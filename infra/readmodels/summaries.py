@@ -61,11 +61,8 @@ class SummaryProjection:
             f" WHERE originator_id = '{policy_id}' AND {number} <= %s"
             " ORDER BY originator_version DESC LIMIT 1"
         )
-        self._upsert = (
-            f"INSERT INTO {t(SUMMARIES)} ({', '.join(_COLUMNS)})"
-            f" VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
-            f" ON CONFLICT (id) DO UPDATE SET "
-            + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "id")
+        self._on_conflict_update = "ON CONFLICT (id) DO UPDATE SET " + ", ".join(
+            f"{c} = excluded.{c}" for c in _COLUMNS if c != "id"
         )
         self._summaries = t(SUMMARIES)
         self._unmet = t(UNMET)
@@ -388,7 +385,9 @@ class SummaryProjection:
         """Upsert summary rows (``summary_row``) and replace their use cases' unmet codes."""
         if not rows:
             return
-        curs.executemany(self._upsert, rows)
+        self.db.insert_rows(
+            curs, self._summaries, _COLUMNS, rows, on_conflict=self._on_conflict_update
+        )
         keys = [row[0] for row in rows]
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
@@ -397,10 +396,7 @@ class SummaryProjection:
                 f" ({', '.join(['%s'] * len(chunk))})",
                 chunk,
             )
-        if unmet:
-            curs.executemany(
-                f"INSERT INTO {self._unmet} (use_case_id, code) VALUES (%s, %s)", unmet
-            )
+        self.db.insert_rows(curs, self._unmet, ("use_case_id", "code"), unmet)
 
     def _row(self, summary: UseCaseSummary) -> tuple[Any, ...]:
         # getattr, not dataclasses.astuple: that deep-copies every field on the way.
@@ -416,12 +412,8 @@ class SummaryProjection:
 
     def write_costs(self, curs: Cursor, rows: list[tuple[Any, ...]]) -> None:
         """Insert costs rows (``cost_row``)."""
-        if rows:
-            curs.executemany(
-                f"INSERT INTO {self._costs} (notification_id, use_case_id, period_start,"
-                " period_end, amount, currency) VALUES (%s, %s, %s, %s, %s, %s)",
-                rows,
-            )
+        columns = ("notification_id", "use_case_id", "period_start", "period_end", "amount")
+        self.db.insert_rows(curs, self._costs, (*columns, "currency"), rows)
 
     def write_transitions(
         self, curs: Cursor, transitions_by_use_case: dict[str, list[tuple[str, Any]]]
@@ -442,11 +434,8 @@ class SummaryProjection:
                 " WHERE use_case_id = %s AND left_at IS NULL",
                 closes,
             )
-            curs.executemany(
-                f"INSERT INTO {self._periods} (use_case_id, stage, entered_at, left_at)"
-                " VALUES (%s, %s, %s, %s)",
-                opens,
-            )
+            columns = ("use_case_id", "stage", "entered_at", "left_at")
+            self.db.insert_rows(curs, self._periods, columns, opens)
 
 
 def stage_entered(event: Any) -> str:

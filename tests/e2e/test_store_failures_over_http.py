@@ -20,7 +20,7 @@ def _lost_connection(*args: Any, **kwargs: Any) -> Any:
 
 @pytest.mark.parametrize(
     "failing",
-    ["use_cases", "stored_policy"],
+    ["use_case_source.check_out", "stored_policy"],
     ids=["reading-the-use-case", "reading-the-policy"],
 )
 def test_a_store_failing_while_an_event_is_judged_is_a_503_problem(
@@ -29,7 +29,11 @@ def test_a_store_failing_while_an_event_is_judged_is_a_503_problem(
     key = registered(services.app).key
     mark = StoreMark.take(services)
     services.app.policies.forget()  # the policy is read from the store, not remembered
-    monkeypatch.setattr(services.app, failing, _lost_connection)
+    *path, name = failing.split(".")
+    target = services.app
+    for part in path:
+        target = getattr(target, part)
+    monkeypatch.setattr(target, name, _lost_connection)
 
     response = post(api, adoption(key))
 

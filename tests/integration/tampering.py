@@ -29,6 +29,7 @@ from infra.audit import ExportedChain, export_history, read_export
 from infra.bootstrap import Services, bootstrap
 from infra.chain import GENESIS, HASHES_TABLE, event_hash
 from infra.database import Cursor, Database
+from infra.readmodels.history import COLUMNS as HISTORY_COLUMNS
 from infra.readmodels.history import HistoryProjection
 from infra.readmodels.schema import HISTORY
 from projections.history import history_entry
@@ -205,7 +206,7 @@ class StoreCopy:
             curs.execute(
                 f"DELETE FROM {table} WHERE notification_id = %s", (row["notification_id"],)
             )
-            curs.executemany(history.insert_statement, [history.row(entry)])
+            self.database.insert_rows(curs, table, HISTORY_COLUMNS, [history.row(entry)])
 
     @contextlib.contextmanager
     def _superuser(self) -> Iterator[Cursor]:

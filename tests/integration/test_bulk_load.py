@@ -22,7 +22,7 @@ def test_many_at_once_equals_one_by_one(services: Services) -> None:
     assert list(app.snapshots.get(use_case_id(in_deployment.key))), "no snapshot to start from"
     missing = unique_key()
 
-    found = app.use_cases([j.key for j in journeys] + [missing, fresh.key])
+    found = services.app.use_case_source.check_out([j.key for j in journeys] + [missing, fresh.key])
 
     assert set(found) == {j.key for j in journeys}
     for journey in journeys:

@@ -97,7 +97,7 @@ def test_a_store_that_fails_while_a_command_reads_is_unavailable(
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(services.app.repository, "get", lost_connection)
-    monkeypatch.setattr(services.app, "use_cases", lost_connection)
+    monkeypatch.setattr(services.app.use_case_source, "check_out", lost_connection)
     command = c.ScorePriority.parse({"key": journey.key, **PRIORITY})
 
     with pytest.raises(StoreUnavailable):

@@ -3,20 +3,18 @@ caller gets its own answer, and one command's refusal or conflict fails only tha
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-
-import pytest
 
 from domain import commands as c
 from domain.application import BatchItem, BatchOutcome
 from domain.errors import DomainError, GateBlocked, VersionConflict
 from domain.usecase import UseCase
-from infra.bootstrap import Services
+from infra.bootstrap import Services, bootstrap
 from infra.group_commit import GroupCommit
+from infra.settings import Settings
 from tests.builders import Journey, ctx
 
 CLIENTS = 12
@@ -130,34 +128,33 @@ def test_a_refusal_or_a_conflict_in_a_group_fails_only_its_own_command(
     assert services.app.use_case(blocked.key).version == 1
 
 
-@pytest.mark.postgres
 def test_a_group_that_loses_a_race_with_another_process_is_run_one_by_one(
-    postgres_services: Services,
+    services: Services, settings: Settings
 ) -> None:
-    services = postgres_services
     journey = Journey(services.app).register()
+    other_process = bootstrap(settings)
     grouped = GroupCommit(services.app)
-    raced = threading.Event()
-    real = services.app.execute_batch
+    source = services.app.use_case_source
+    real = source.check_out
+    raced: list[str] = []
 
-    def execute_batch(items: list[BatchItem]) -> list[BatchOutcome]:
-        if not raced.is_set():  # another writer appends first, as another process would
-            raced.set()
-            Journey(services.app, key=journey.key).issue(
-                c.RaiseQualityAlert,
-                alertId="elsewhere",
-                severity="low",
-                description="drift",
+    def check_out(keys: Sequence[str]) -> dict[str, UseCase]:
+        found = real(keys)
+        if not raced:  # another process appends between this group's read and its write
+            raced.append("raced")
+            Journey(other_process.app, key=journey.key).issue(
+                c.RaiseQualityAlert, alertId="elsewhere", severity="low", description="drift"
             )
-            services.app._saved.clear()  # as if it were another process: nothing cached
-        return real(items)
+        return found
 
-    services.app.execute_batch = execute_batch  # type: ignore[method-assign]
+    source.check_out = check_out  # type: ignore[method-assign]
     try:
         answer = grouped.execute(_alert(journey.key, 0), ctx())
     finally:
-        del services.app.execute_batch
+        del source.check_out
+        other_process.close()
 
+    assert raced == ["raced"]
     assert isinstance(answer, UseCase)
     assert answer.version == 3
     assert sorted(services.app.use_case(journey.key).state.open_quality_alerts) == [
