@@ -278,6 +278,25 @@ class Database:
             rows.extend(curs.fetchall())
         return rows
 
+    @property
+    def rebuilds_beside(self) -> bool:
+        """Whether a rebuild of the read models can write them side by side, in bulk: on
+        PostgreSQL, summaries loaded from many use cases at once (arrays) and written by COPY
+        in one REPEATABLE READ transaction, while another connection writes the history. On
+        SQLite there are neither arrays nor COPY, and one writer at a time: a rebuild is the
+        projection runners catching up."""
+        return self._postgres
+
+    def analyze(self, tables: Sequence[str]) -> None:
+        """Fresh planner statistics for these qualified tables, as after any bulk load: on
+        PostgreSQL, where autovacuum is off or has not run yet, a rebuilt table without them
+        is planned as if empty or huge. SQLite's planner is left as it is: every query
+        stagegate makes there is by key or index, and ANALYZE would change its plans."""
+        if not self._postgres:
+            return
+        with self.transaction() as curs:
+            curs.execute(f"ANALYZE {', '.join(tables)}")
+
     def insert_rows(
         self,
         curs: Cursor,

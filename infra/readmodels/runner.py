@@ -110,12 +110,7 @@ class ProjectionRunner:
             f" FROM {events_table} WHERE {number} > %s ORDER BY {number} LIMIT %s"
         )
         positions = db.table(POSITIONS)
-        self._lock_position = (
-            f"SELECT position FROM {positions} WHERE projection = %s FOR UPDATE"
-            if db.is_postgres
-            # SQLite locks the file on the first write: take it before reading the position.
-            else f"UPDATE {positions} SET position = position WHERE projection = %s"
-        )
+        self._positions = positions
         self._select_position = f"SELECT position FROM {positions} WHERE projection = %s"
         self._count_log = f"SELECT COUNT(*) AS n, MAX(notification_id) AS head FROM {events_table}"
         self._move_position = f"UPDATE {positions} SET position = %s WHERE projection = %s"
@@ -164,8 +159,7 @@ class ProjectionRunner:
             try:
                 with self.db.transaction() as curs:
                     curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                    curs.execute(self._lock_position, (self.name,))
-                    curs.execute(self._select_position, (self.name,))
+                    self._lock_and_read_position(curs)
                     row = curs.fetchone()
                     if row is None or int(row["position"]) != 0:
                         raise RuntimeError(f"{self.name}: rebuild needs emptied read models")
@@ -224,8 +218,7 @@ class ProjectionRunner:
                 f" applied between: the cause is not in the events; stopped ({error!r})"
             ) from error
         with self.db.transaction() as curs:
-            curs.execute(self._lock_position, (self.name,))
-            curs.execute(self._select_position, (self.name,))
+            self._lock_and_read_position(curs)
             row = curs.fetchone()
             position = int(row["position"]) if row else 0
             if position != failed_at:
@@ -251,8 +244,7 @@ class ProjectionRunner:
     def _run_transaction(self, max_events: int, page_size: int) -> int:
         done = 0
         with self.db.transaction() as curs:
-            curs.execute(self._lock_position, (self.name,))
-            curs.execute(self._select_position, (self.name,))
+            self._lock_and_read_position(curs)
             row = curs.fetchone()
             position = int(row["position"]) if row else 0
             self.projection.begin(position)
@@ -272,6 +264,12 @@ class ProjectionRunner:
         if done:
             self.fault("after-commit")
         return done
+
+    def _lock_and_read_position(self, curs: Cursor) -> None:
+        """This projection's position, locked until the transaction ends (fetch it)."""
+        self.db.select_for_update(
+            curs, self._positions, "position", "projection = %s", (self.name,)
+        )
 
     def _page(self, curs: Cursor, after: int, limit: int) -> list[LoggedEvent]:
         curs.execute(self._read_log, (after, limit))

@@ -136,7 +136,7 @@ class ReadModelService:
         (``rebuild_history_elsewhere``), on another core.
         """
         self.empty()
-        if not self.db.is_postgres:
+        if not self.db.rebuilds_beside:
             return sum(runner.catch_up(REBUILD_TRANSACTION) for runner in self.runners)
         counts: dict[str, int] = {}
         failures: list[BaseException] = []
@@ -165,12 +165,9 @@ class ReadModelService:
         """Fresh planner statistics for the read-model tables (PostgreSQL), as after any bulk
         load: where autovacuum is off or has not run yet, a rebuilt table without them is
         planned as if it were empty or huge."""
-        if not self.db.is_postgres:
-            return
         tables = [self.db.table(t) for r in self.runners for t in schema.tables_of(r.name)]
         try:
-            with self.db.transaction() as curs:
-                curs.execute(f"ANALYZE {', '.join(tables)}")
+            self.db.analyze(tables)
         except Exception:
             # The rebuild itself has committed; only the planner's estimates are stale.
             log.warning("ANALYZE after the rebuild failed; run it by hand", exc_info=True)
