@@ -22,19 +22,21 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 
 from domain.application import Appended
-from domain.usecase import UseCase
-from domain.usecase import events as e
+from domain.values import InferenceCost
 from infra.database import Cursor, Database
 from infra.readmodels.history import COLUMNS as HISTORY_COLUMNS
 from infra.readmodels.history import HistoryProjection
 from infra.readmodels.schema import POSITIONS
-from infra.readmodels.summaries import STAGE_EVENTS, SummaryProjection, stage_entered
-from projections.history import history_entry
+from infra.readmodels.summaries import SummaryProjection
+from projections.appended import project_append
+from projections.history import HistoryEntry
+from projections.summaries import UseCaseSummary
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,31 @@ class ReadModelRows:
     """(index of the event in the append, its costs row without the notification id)."""
     written: bool = field(default=False)
     """Set in the transaction once the rows are written (reset by a retried attempt)."""
+
+
+class PendingRows:
+    """The read models as the rows an append will write (``projections.appended``'s
+    ``ReadModelView`` in SQL rows): events are numbered by their places in the append, and
+    ``InlineReadModels.write`` gives them their notification ids."""
+
+    def __init__(self, summaries: SummaryProjection, history: HistoryProjection) -> None:
+        self._summaries = summaries
+        self._history = history
+        self.rows = ReadModelRows([], [], [], {}, [])
+
+    def write_summary(self, summary: UseCaseSummary) -> None:
+        self.rows.summaries.append(self._summaries.row(summary))
+        self.rows.unmet.extend((summary.id, code) for code in summary.unmet_codes)
+
+    def append_history(self, entry: HistoryEntry) -> None:
+        assert entry.notification_id == len(self.rows.history), "history out of order"
+        self.rows.history.append(self._history.row(entry)[1:])
+
+    def enter_stage(self, use_case_id: str, stage: str, at: datetime) -> None:
+        self.rows.transitions.setdefault(use_case_id, []).append((stage, at))
+
+    def record_cost(self, number: int, use_case_id: str, cost: InferenceCost) -> None:
+        self.rows.costs.append((number, self._summaries.cost_values(use_case_id, cost)))
 
 
 class InlineReadModels:
@@ -98,33 +125,10 @@ class InlineReadModels:
     def _rows(self, stored_events: Sequence[StoredEvent], appended: Appended) -> ReadModelRows:
         policy = appended.judged_by
         assert policy is not None
-        history = [
-            self._history.row(
-                history_entry(
-                    0, stored.originator_id, stored.originator_version, stored.topic, stored.state
-                )
-            )[1:]
-            for stored in stored_events
-        ]
-        summaries: list[tuple[Any, ...]] = []
-        unmet: list[tuple[str, str]] = []
-        for aggregate_id, aggregate in appended.aggregates.items():
-            if not isinstance(aggregate, UseCase):
-                raise TypeError(f"no summary for a {type(aggregate).__name__}")
-            key = str(aggregate_id)
-            row, codes = self._summaries.summary_row(key, aggregate, policy)
-            summaries.append(row)
-            unmet.extend((key, code) for code in codes)
-        transitions: dict[str, list[tuple[str, Any]]] = {}
-        costs = []
-        for index, event in enumerate(appended.events):
-            if isinstance(event, STAGE_EVENTS):
-                transitions.setdefault(str(event.originator_id), []).append(
-                    (stage_entered(event), event.timestamp)
-                )
-            elif isinstance(event, e.InferenceCostRecorded):
-                costs.append((index, self._summaries.cost_row(0, event)[1:]))
-        return ReadModelRows(history, summaries, unmet, transitions, costs)
+        view = PendingRows(self._summaries, self._history)
+        places = range(len(stored_events))  # the notification ids are not known yet
+        project_append(view, places, stored_events, appended.events, appended.aggregates, policy)
+        return view.rows
 
     def lock_positions(self, curs: Cursor) -> None:
         """In the appending transaction, under its lock: lock the projections' positions

@@ -21,12 +21,13 @@ from domain.policy import POLICY_ID, Policy, PolicyInForce
 from domain.state import UseCaseState
 from domain.usecase import UseCase
 from domain.usecase import events as e
-from domain.values import Stage
+from domain.values import InferenceCost, Stage
 from infra.database import Cursor, Database
 from infra.readmodels import faults
 from infra.readmodels.runner import LoggedEvent
 from infra.readmodels.schema import COSTS, PERIODS, SUMMARIES, UNMET
 from infra.recorders import select_latest_of_many
+from projections.appended import STAGE_EVENTS, stage_entered
 from projections.summaries import UseCaseSummary, summarize
 
 CACHE_SIZE = 20_000
@@ -34,7 +35,6 @@ REBUILD_CHUNK = 1_000
 """Use cases loaded per query when rebuilding."""
 REBUILD_PAGE = 10_000
 """Stage and cost events read per query when rebuilding."""
-STAGE_EVENTS = (e.Registered, e.StageAdvanced, e.ReturnedToStage, e.Retired)
 _COLUMNS = [f.name for f in fields(UseCaseSummary) if f.name != "unmet_codes"]
 _TIMESTAMPS = {"stage_since", "registered_at", "updated_at", "first_production_deployment_at"}
 
@@ -272,10 +272,12 @@ class SummaryProjection:
 
     def cost_row(self, notification_id: int, event: e.InferenceCostRecorded) -> tuple[Any, ...]:
         """The costs row of one cost event (ValueError for a time the store cannot hold)."""
-        cost = event.cost
+        return (notification_id, *self.cost_values(str(event.originator_id), event.cost))
+
+    def cost_values(self, use_case_id: str, cost: InferenceCost) -> tuple[Any, ...]:
+        """A costs row but its notification id."""
         return (
-            notification_id,
-            str(event.originator_id),
+            use_case_id,
             self.db.ts(cost.period_start),
             self.db.ts(cost.period_end),
             self.db.money(cost.amount),
@@ -371,7 +373,7 @@ class SummaryProjection:
             aggregate.modified_on,
             policy,
         )
-        return self._row(summary), summary.unmet_codes
+        return self.row(summary), summary.unmet_codes
 
     def _write_summaries(self, curs: Cursor, aggregates: dict[str, UseCase]) -> None:
         if not aggregates:
@@ -398,7 +400,8 @@ class SummaryProjection:
             )
         self.db.insert_rows(curs, self._unmet, ("use_case_id", "code"), unmet)
 
-    def _row(self, summary: UseCaseSummary) -> tuple[Any, ...]:
+    def row(self, summary: UseCaseSummary) -> tuple[Any, ...]:
+        """The summaries table's row of a summary (its unmet codes are rows of their own)."""
         # getattr, not dataclasses.astuple: that deep-copies every field on the way.
         row = []
         for column in _COLUMNS:
@@ -436,12 +439,3 @@ class SummaryProjection:
             )
             columns = ("use_case_id", "stage", "entered_at", "left_at")
             self.db.insert_rows(curs, self._periods, columns, opens)
-
-
-def stage_entered(event: Any) -> str:
-    """The stage a stage event (registration, a move, retirement) puts its use case in."""
-    if isinstance(event, e.Registered):
-        return Stage.PROPOSED.value
-    if isinstance(event, e.Retired):
-        return Stage.RETIRED.value
-    return str(event.to_stage.value)
