@@ -9,7 +9,7 @@ from uuid import UUID
 
 from eventsourcing.application import LRUCache
 
-from domain.application import Stagegate
+from domain.application import LoadedUseCases, Stagegate
 from domain.errors import NotFound
 from domain.policy import POLICY_ID, PolicyInForce
 from domain.usecase import UseCase, use_case_id
@@ -89,6 +89,7 @@ class CachedUseCases:
         self._read_once: LRUCache[UUID, bool] = LRUCache(READ_ONCE)
         recorder = app.recorder
         self._loads_many = isinstance(recorder, StagegatePostgresRecorder)
+        self._one_by_one = LoadedUseCases(app)
         self._snapshots_table = (
             app.snapshots.recorder.events_table_name  # type: ignore[attr-defined]
             if app.snapshots is not None
@@ -128,13 +129,7 @@ class CachedUseCases:
         """The use cases of those keys that exist, at their latest versions; ``held`` are
         copies in memory, brought up to date."""
         if not self._loads_many:
-            found = dict(held)
-            for key in dict.fromkeys(keys):
-                try:
-                    found[key] = self._app.use_case(key)
-                except NotFound:
-                    continue
-            return found
+            return self._one_by_one.check_out(keys)  # each loaded afresh: nothing held helps
         recorder = self._app.recorder
         assert isinstance(recorder, StagegatePostgresRecorder)
         wanted: dict[Any, str] = {use_case_id(key): key for key in keys}

@@ -107,6 +107,16 @@ class Journey:
         with clock_set_to(lambda: self.now):
             return self.app.execute(command_class.parse(fields), ctx(actor))
 
+    def report_cost(self, amount: str = "12.50") -> UseCase:
+        """An inference cost of ``amount`` EUR, for a 30-day period ending 10 days ago."""
+        return self.issue(
+            c.RecordInferenceCost,
+            period_start=days_ago(40),
+            period_end=days_ago(10),
+            amount=amount,
+            currency="EUR",
+        )
+
     def wait(self, days: float) -> None:
         """Let time pass on the journey's clock."""
         self.now += timedelta(days=days)

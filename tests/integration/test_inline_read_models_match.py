@@ -13,7 +13,7 @@ from domain.values import Stage
 from infra.bootstrap import Services
 from projections.appended import InMemoryView, project_append
 from projections.readmodels import UseCaseFilter
-from tests.builders import PRIORITY, Journey, days_ago
+from tests.builders import PRIORITY, Journey
 
 
 def test_the_rows_written_with_each_append_are_the_projection_of_it(services: Services) -> None:
@@ -37,13 +37,7 @@ def test_the_rows_written_with_each_append_are_the_projection_of_it(services: Se
     journeys = [Journey(app).register() for _ in range(3)]
     journeys[0].reach(Stage.DEPLOYMENT)
     journeys[1].issue(c.ScorePriority, **PRIORITY)
-    journeys[2].issue(
-        c.RecordInferenceCost,
-        period_start=days_ago(40),
-        period_end=days_ago(10),
-        amount="7.25",
-        currency="EUR",
-    )
+    journeys[2].report_cost("7.25")
     services.read_models.refresh()
 
     records = services.read_models.use_cases(UseCaseFilter(), 100, None).items

@@ -40,7 +40,7 @@ from infra.readmodels import schema
 from infra.readmodels.runner import LoggedEvent, ProjectionRunner
 from infra.readmodels.service import ReadModelService
 from infra.settings import Settings
-from tests.builders import PRIORITY, Journey, days_ago
+from tests.builders import PRIORITY, Journey
 from tests.integration.readside_workload import (
     Rows,
     Workload,
@@ -454,13 +454,7 @@ def test_a_process_starting_while_a_projection_transaction_is_open_does_not_dead
     try:
         with left_to_the_runners(services):
             journey = Journey(services.app).register()
-            journey.issue(
-                c.RecordInferenceCost,
-                period_start=days_ago(40),
-                period_end=days_ago(10),
-                amount="12.50",
-                currency="EUR",
-            )
+            journey.report_cost()
             journey.issue(c.ScorePriority, **PRIORITY)
         paused, release = threading.Event(), threading.Event()
 

@@ -12,14 +12,13 @@ from typing import Any
 
 import pytest
 
-from domain import commands as c
 from domain.application import Stagegate
 from domain.gates import gate_status
 from domain.policy import POLICY_ID
 from domain.values import Stage
 from infra.persistence import in_memory_env
 from projections.appended import InMemoryView, project_append
-from tests.builders import Journey, days_ago
+from tests.builders import Journey
 
 
 @pytest.fixture
@@ -52,13 +51,7 @@ def test_every_append_projects_its_summary_history_periods_and_costs(
 ) -> None:
     app, view = projected
     journey = Journey(app).register()
-    journey.issue(
-        c.RecordInferenceCost,
-        period_start=days_ago(40),
-        period_end=days_ago(10),
-        amount="12.50",
-        currency="EUR",
-    )
+    journey.report_cost()
     journey.reach(Stage.ACCEPTANCE)
     use_case = app.use_case(journey.key)
 
