@@ -18,7 +18,6 @@ from collections.abc import Iterable, Sequence
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresDatastore
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
 GENESIS = "0" * 64
@@ -158,16 +157,6 @@ def append_only(table: Composable, refuse: Composable) -> list[Composed]:
             "ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()"
         ).format(table, refuse),
     ]
-
-
-def protect_snapshots(datastore: PostgresDatastore, snapshots_table: str) -> None:
-    """Snapshots are derived, but loading trusts them: make their table append-only too."""
-    schema = Identifier(datastore.schema)
-    table = SQL("{}.{}").format(schema, Identifier(snapshots_table))
-    refuse = refuse_function(datastore.schema)
-    with datastore.transaction(commit=True) as curs:
-        for statement in append_only(table, refuse):
-            curs.execute(statement)
 
 
 SQLITE_STATEMENTS = [

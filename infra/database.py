@@ -21,8 +21,9 @@ from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
+from psycopg import sql
 
-from infra.chain import LOCK_FUNCTION
+from infra.chain import LOCK_FUNCTION, append_only, refuse_function
 
 
 class Cursor(Protocol):
@@ -277,6 +278,34 @@ class Database:
             )
             rows.extend(curs.fetchall())
         return rows
+
+    def create_schema(self) -> None:
+        """Create stagegate's PostgreSQL schema (its namespace) if it is missing. SQLite has
+        no namespaces: a database file holds its tables directly."""
+        datastore = self.datastore
+        if isinstance(datastore, PostgresDatastore) and not self.schema_exists():
+            with datastore.transaction(commit=True) as curs:
+                curs.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(datastore.schema)))
+
+    def make_append_only(self, table_name: str) -> None:
+        """Refuse UPDATE, DELETE and TRUNCATE on a table of the schema from now on, as the
+        log's own tables are (``infra.chain.append_only``). On PostgreSQL, triggers do; an
+        SQLite file can be rewritten by whoever can write it, so there the hash chain and its
+        exported head are the protection, and nothing is done."""
+        datastore = self.datastore
+        if not isinstance(datastore, PostgresDatastore):
+            return
+        table = sql.SQL("{}.{}").format(
+            sql.Identifier(datastore.schema), sql.Identifier(table_name)
+        )
+        with datastore.transaction(commit=True) as curs:
+            for statement in append_only(table, refuse_function(datastore.schema)):
+                curs.execute(statement)
+
+    @property
+    def has_roles(self) -> bool:
+        """Whether the store has roles to grant rights to (PostgreSQL; SQLite has none)."""
+        return self._postgres
 
     @property
     def rebuilds_beside(self) -> bool:

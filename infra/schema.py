@@ -73,16 +73,12 @@ def create(services: Services) -> None:
     made, brings it to this release's schema.
     """
     app, database = services.app, services.database
-    datastore = database.datastore
-    if isinstance(datastore, PostgresDatastore) and not database.schema_exists():
-        with datastore.transaction(commit=True) as curs:
-            curs.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(datastore.schema)))
+    database.create_schema()
     app.recorder.create_table()  # type: ignore[attr-defined]
     if app.snapshots is not None:
         app.snapshots.recorder.create_table()  # type: ignore[attr-defined]
-        if isinstance(datastore, PostgresDatastore):
-            snapshots = app.snapshots.recorder.events_table_name  # type: ignore[attr-defined]
-            chain.protect_snapshots(datastore, snapshots)
+        # Snapshots are derived, but loading trusts them: append-only, as the log is.
+        database.make_append_only(app.snapshots.recorder.events_table_name)  # type: ignore[attr-defined]
     services.tokens.create_table()
     services.read_models.create_tables()
     services.webhooks.create_tables()
@@ -101,9 +97,10 @@ def grant(services: Services, role: str) -> list[str]:
     write. The lock function: execute. Nothing else: no DDL, no UPDATE or DELETE on the log.
     """
     database = services.database
-    datastore = database.datastore
-    if not isinstance(datastore, PostgresDatastore):
+    if not database.has_roles:
         raise ValueError("roles and grants are PostgreSQL's; SQLite has none")
+    datastore = database.datastore
+    assert isinstance(datastore, PostgresDatastore)
     app = services.app
     append_only = [
         app.recorder.events_table_name,  # type: ignore[attr-defined]
