@@ -1,11 +1,13 @@
 """The projection of an append: what the read models gain from events as they are stored.
 
-A pure function of an abstract view and the events (the way eventsourcing's own examples cut
+Pure functions of an abstract view and the events (the way eventsourcing's own examples cut
 a projection): ``project_append`` says *what* the read models gain (a summary per use case,
 a history entry per event, a stage period per stage move, a cost per cost report) by
 calling a ``ReadModelView``; *how* it is kept is the view's. ``infra.readmodels.inline``
 implements it as the rows an append writes in its own transaction, ``InMemoryView`` below as
-plain collections for unit tests.
+plain collections for unit tests; the projection runners that rebuild and catch up
+(``infra.readmodels.history`` and ``.summaries``) call its parts, ``project_history``,
+``project_summary`` and ``project_stage_or_cost``, with views of their own.
 """
 
 from __future__ import annotations
@@ -29,20 +31,27 @@ STAGE_EVENTS = (e.Registered, e.StageAdvanced, e.ReturnedToStage, e.Retired)
 """The events that put a use case in a stage (and so open a stage period)."""
 
 
-class ReadModelView(Protocol):
-    """The read models, as the projections see them."""
-
-    def write_summary(self, summary: UseCaseSummary) -> None:
-        """The use case's summary is now this one (its unmet codes with it)."""
-
+class HistoryView(Protocol):
     def append_history(self, entry: HistoryEntry) -> None:
         """One more history entry."""
 
+
+class SummaryView(Protocol):
+    def write_summary(self, summary: UseCaseSummary) -> None:
+        """The use case's summary is now this one (its unmet codes with it)."""
+
+
+class StageAndCostView(Protocol):
     def enter_stage(self, use_case_id: str, stage: str, at: datetime) -> None:
         """The use case entered ``stage`` at ``at``: its open stage period closes there."""
 
     def record_cost(self, number: int, use_case_id: str, cost: InferenceCost) -> None:
         """A cost report, numbered as its event."""
+
+
+class ReadModelView(HistoryView, SummaryView, StageAndCostView, Protocol):
+    """The read models, as the projections see them (each projection needs only its part:
+    the history runner a ``HistoryView``, the summary runner the other two)."""
 
 
 def stage_entered(event: Any) -> str:
@@ -52,6 +61,44 @@ def stage_entered(event: Any) -> str:
     if isinstance(event, e.Retired):
         return Stage.RETIRED.value
     return str(event.to_stage.value)
+
+
+def project_history(
+    view: HistoryView, numbers: Sequence[int], stored: Sequence[StoredEvent]
+) -> None:
+    """A history entry per event, read from the event as stored."""
+    for number, event in zip(numbers, stored, strict=True):
+        view.append_history(
+            history_entry(
+                number, event.originator_id, event.originator_version, event.topic, event.state
+            )
+        )
+
+
+def project_summary(
+    view: SummaryView, aggregate_id: UUID | str, aggregate: Any, policy: PolicyInForce
+) -> None:
+    """A use case's summary as it stands, judged by ``policy``."""
+    if not isinstance(aggregate, UseCase):
+        raise TypeError(f"no summary for a {type(aggregate).__name__}")
+    view.write_summary(
+        summarize(
+            str(aggregate_id),
+            aggregate.state,
+            aggregate.version,
+            aggregate.created_on,
+            aggregate.modified_on,
+            policy,
+        )
+    )
+
+
+def project_stage_or_cost(view: StageAndCostView, number: int, event: Any) -> None:
+    """What one event adds to the stage periods or the costs, if anything."""
+    if isinstance(event, STAGE_EVENTS):
+        view.enter_stage(str(event.originator_id), stage_entered(event), event.timestamp)
+    elif isinstance(event, e.InferenceCostRecorded):
+        view.record_cost(number, str(event.originator_id), event.cost)
 
 
 def project_append(
@@ -70,30 +117,11 @@ def project_append(
     it stands after them; ``policy`` the policy in force, which the summaries are judged by.
     Raises where an event or a use case cannot be projected (the caller decides what then).
     """
-    for number, event in zip(numbers, stored, strict=True):
-        view.append_history(
-            history_entry(
-                number, event.originator_id, event.originator_version, event.topic, event.state
-            )
-        )
+    project_history(view, numbers, stored)
     for aggregate_id, aggregate in aggregates.items():
-        if not isinstance(aggregate, UseCase):
-            raise TypeError(f"no summary for a {type(aggregate).__name__}")
-        view.write_summary(
-            summarize(
-                str(aggregate_id),
-                aggregate.state,
-                aggregate.version,
-                aggregate.created_on,
-                aggregate.modified_on,
-                policy,
-            )
-        )
+        project_summary(view, aggregate_id, aggregate, policy)
     for number, event in zip(numbers, events, strict=True):
-        if isinstance(event, STAGE_EVENTS):
-            view.enter_stage(str(event.originator_id), stage_entered(event), event.timestamp)
-        elif isinstance(event, e.InferenceCostRecorded):
-            view.record_cost(number, str(event.originator_id), event.cost)
+        project_stage_or_cost(view, number, event)
 
 
 @dataclass

@@ -7,7 +7,8 @@ from typing import Any
 from infra.database import Cursor, Database
 from infra.readmodels.runner import LoggedEvent
 from infra.readmodels.schema import HISTORY
-from projections.history import HistoryEntry, history_entry
+from projections.appended import project_history
+from projections.history import HistoryEntry
 
 COLUMNS = (
     "notification_id",
@@ -57,17 +58,8 @@ class HistoryProjection:
         )
 
     def apply(self, curs: Cursor, events: list[LoggedEvent], position_before: int) -> None:
-        rows = []
-        for logged in events:
-            stored = logged.stored
-            entry = history_entry(
-                logged.notification_id,
-                stored.originator_id,
-                stored.originator_version,
-                stored.topic,
-                stored.state,
-            )
-            rows.append(self.row(entry))
+        rows = _Rows(self)
+        project_history(rows, [e.notification_id for e in events], [e.stored for e in events])
         self.db.insert_many(curs, self.table, COLUMNS, rows)
 
     def begin(self, position: int) -> None:
@@ -78,3 +70,14 @@ class HistoryProjection:
 
     def forget(self) -> None:
         """Nothing is held in memory."""
+
+
+class _Rows(list[tuple[Any, ...]]):
+    """The history as table rows (a ``HistoryView``), to be written in one go."""
+
+    def __init__(self, projection: HistoryProjection) -> None:
+        super().__init__()
+        self._row = projection.row
+
+    def append_history(self, entry: HistoryEntry) -> None:
+        self.append(self._row(entry))

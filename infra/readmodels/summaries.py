@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from dataclasses import fields
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -27,8 +28,13 @@ from infra.readmodels import faults
 from infra.readmodels.runner import LoggedEvent
 from infra.readmodels.schema import COSTS, PERIODS, SUMMARIES, UNMET
 from infra.recorders import select_latest_of_many
-from projections.appended import STAGE_EVENTS, stage_entered
-from projections.summaries import UseCaseSummary, summarize
+from projections.appended import (
+    STAGE_EVENTS,
+    project_stage_or_cost,
+    project_summary,
+    stage_entered,
+)
+from projections.summaries import UseCaseSummary
 
 CACHE_SIZE = 20_000
 REBUILD_CHUNK = 1_000
@@ -97,7 +103,7 @@ class SummaryProjection:
         if self._policy is None:
             self._policy = self._policy_at(curs, position_before)
         self._load_missing(curs, events)
-        costs = []
+        rows = _StageAndCostRows(self)
         for logged in events:
             event = logged.event
             if isinstance(event, Policy.Event):
@@ -119,24 +125,19 @@ class SummaryProjection:
             aggregate = event.mutate(held)
             assert isinstance(aggregate, UseCase)
             self._dirty[key] = aggregate
-            if isinstance(event, STAGE_EVENTS):
-                self._transitions.setdefault(key, []).append(
-                    (stage_entered(event), event.timestamp)
+            try:
+                project_stage_or_cost(rows, logged.notification_id, event)
+            except ValueError as error:  # a cost the store cannot hold; its summary counts it
+                faults.record(
+                    curs,
+                    self.db,
+                    self.name,
+                    key,
+                    event.originator_version,
+                    logged.notification_id,
+                    error,
                 )
-            if isinstance(event, e.InferenceCostRecorded):
-                try:
-                    costs.append(self.cost_row(logged.notification_id, event))
-                except ValueError as error:  # its summary still counts the event
-                    faults.record(
-                        curs,
-                        self.db,
-                        self.name,
-                        key,
-                        event.originator_version,
-                        logged.notification_id,
-                        error,
-                    )
-        self.write_costs(curs, costs)
+        self.write_costs(curs, rows.costs)
 
     def finish(self, curs: Cursor, position: int) -> None:
         assert self._policy is not None
@@ -346,34 +347,17 @@ class SummaryProjection:
         """The summary row of each use case, and its (use case, unmet code) rows; a use case
         whose row cannot be written is recorded as a fault and keeps its last row."""
         assert self._policy is not None
-        rows: list[tuple[Any, ...]] = []
-        unmet: list[tuple[str, str]] = []
+        view = _SummaryRows(self)
         for key, aggregate in aggregates.items():
             try:
-                row, codes = self.summary_row(key, aggregate, self._policy)
+                project_summary(view, key, aggregate, self._policy)
             except Exception as error:
                 faults.record(curs, self.db, self.name, key, aggregate.version, None, error)
                 # Not kept: this process must go on from the row as written, as any other
                 # worker would (whose next event of this use case is then a fault too).
                 self._unwritable.add(key)
                 continue
-            rows.append(row)
-            unmet.extend((key, code) for code in codes)
-        return rows, unmet
-
-    def summary_row(
-        self, key: str, aggregate: UseCase, policy: PolicyInForce
-    ) -> tuple[tuple[Any, ...], tuple[str, ...]]:
-        """A use case's summary row and its unmet codes, judged by ``policy``."""
-        summary = summarize(
-            key,
-            aggregate.state,
-            aggregate.version,
-            aggregate.created_on,
-            aggregate.modified_on,
-            policy,
-        )
-        return self.row(summary), summary.unmet_codes
+        return view.rows, view.unmet
 
     def _write_summaries(self, curs: Cursor, aggregates: dict[str, UseCase]) -> None:
         if not aggregates:
@@ -384,7 +368,7 @@ class SummaryProjection:
     def write_summaries(
         self, curs: Cursor, rows: list[tuple[Any, ...]], unmet: list[tuple[str, str]]
     ) -> None:
-        """Upsert summary rows (``summary_row``) and replace their use cases' unmet codes."""
+        """Upsert summary rows (``row``) and replace their use cases' unmet codes."""
         if not rows:
             return
         self.db.insert_rows(
@@ -439,3 +423,32 @@ class SummaryProjection:
             )
             columns = ("use_case_id", "stage", "entered_at", "left_at")
             self.db.insert_rows(curs, self._periods, columns, opens)
+
+
+class _StageAndCostRows:
+    """Stage moves and cost reports as the summary projection keeps them (a
+    ``StageAndCostView``): transitions held until the transaction ends, cost rows per page."""
+
+    def __init__(self, projection: SummaryProjection) -> None:
+        self._projection = projection
+        self.costs: list[tuple[Any, ...]] = []
+
+    def enter_stage(self, use_case_id: str, stage: str, at: datetime) -> None:
+        self._projection._transitions.setdefault(use_case_id, []).append((stage, at))
+
+    def record_cost(self, number: int, use_case_id: str, cost: InferenceCost) -> None:
+        self.costs.append((number, *self._projection.cost_values(use_case_id, cost)))
+
+
+class _SummaryRows:
+    """Summaries as table rows (a ``SummaryView``), with their unmet codes."""
+
+    def __init__(self, projection: SummaryProjection) -> None:
+        self._row = projection.row
+        self.rows: list[tuple[Any, ...]] = []
+        self.unmet: list[tuple[str, str]] = []
+
+    def write_summary(self, summary: UseCaseSummary) -> None:
+        row = self._row(summary)  # first: a summary that cannot be a row leaves nothing
+        self.rows.append(row)
+        self.unmet.extend((summary.id, code) for code in summary.unmet_codes)
