@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eventsourcing.persistence import StoredEvent
@@ -44,10 +44,18 @@ class AppendPlan:
     judged_by: int | None
     """The version of the policy the commands were judged by (None: nothing to check)."""
     read_models: ReadModelRows | None
-    checks: list[Cursor] = field(default_factory=list)
-    """The cursors of ``check``'s statements, read by ``write`` (one append attempt's)."""
+    head_lookup: Cursor | None = None
+    """The cursors ``check`` asked on, read by ``write`` (one append attempt's): the log's
+    head and the policy's version; the projections' positions (where rows are to be
+    written); the predecessors' hashes (where there are any)."""
+    positions_lookup: Cursor | None = None
     hash_lookup: Cursor | None = None
-    """The cursor ``check`` asked for the predecessors' hashes on."""
+
+    def lookups(self) -> list[Cursor]:
+        """The cursors ``check`` opened."""
+        asked = (self.head_lookup, self.positions_lookup, self.hash_lookup)
+        return [lookup for lookup in asked if lookup is not None]
+
     events_inserted: bool = False
     """This attempt's events went in: what fails after that is the rest of the plan."""
 
@@ -104,7 +112,8 @@ class Appends:
         plan.events_inserted = False
         head = cursor()
         head.execute(self._check, (self._policy_id,))
-        plan.checks = [head]
+        plan.head_lookup = head
+        plan.positions_lookup = None
         plan.hash_lookup = None
         if plan.predecessors:
             plan.hash_lookup = cursor()
@@ -112,7 +121,7 @@ class Appends:
         if plan.read_models is not None and self.read_models is not None:
             positions = cursor()
             self.read_models.lock_positions(positions)
-            plan.checks.append(positions)
+            plan.positions_lookup = positions
 
     def write(
         self,
@@ -128,7 +137,8 @@ class Appends:
         damaged.
         """
         plan.events_inserted = True
-        checked = plan.checks[0].fetchone()
+        assert plan.head_lookup is not None, "check() asks before write() reads"
+        checked = plan.head_lookup.fetchone()
         assert checked is not None
         if plan.judged_by is not None and int(checked["policy_version"]) != plan.judged_by:
             raise PolicyChanged()
@@ -142,10 +152,10 @@ class Appends:
         self.db.insert_rows(curs, self.hashes_table, chain.COLUMNS, links)
         if plan.notifications:
             self.db.insert_rows(curs, self._outbox_table, outbox.COLUMNS, plan.notifications)
-        if plan.read_models is not None and len(plan.checks) == 2:
+        if plan.read_models is not None and plan.positions_lookup is not None:
             assert self.read_models is not None
             positions = {
-                row["projection"]: int(row["position"]) for row in plan.checks[1].fetchall()
+                row["projection"]: int(row["position"]) for row in plan.positions_lookup.fetchall()
             }
             self.read_models.write(
                 curs,

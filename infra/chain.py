@@ -66,7 +66,8 @@ def chain_rows(
     return rows
 
 
-def _predecessors(stored_events: Iterable[StoredEvent]) -> list[tuple[str, int]]:
+def predecessors(stored_events: Iterable[StoredEvent]) -> list[tuple[str, int]]:
+    """(originator_id, version) of the stored event each aggregate's first one here follows."""
     firsts: dict[str, int] = {}
     for event in stored_events:
         key = str(UUID(str(event.originator_id)))
@@ -76,11 +77,6 @@ def _predecessors(stored_events: Iterable[StoredEvent]) -> list[tuple[str, int]]
 
 COLUMNS = ("originator_id", "originator_version", "prev_hash", "hash")
 """The hashes table's columns, as ``chain_rows`` gives them."""
-
-
-def predecessors(stored_events: Iterable[StoredEvent]) -> list[tuple[str, int]]:
-    """(originator_id, version) of the stored event each aggregate's first one here follows."""
-    return _predecessors(stored_events)
 
 
 def postgres_statements(schema: str, events_table: str) -> list[Composed]:

@@ -117,9 +117,8 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
             try:
                 with connection.cursor() as cursor:
                     self.appends.write(cursor, plan, notification_ids, contextlib.nullcontext)
-                for checked in (*plan.checks, plan.hash_lookup):
-                    if checked is not None:
-                        checked.close()  # type: ignore[attr-defined]
+                for lookup in plan.lookups():
+                    lookup.close()  # type: ignore[attr-defined]
             except Exception as error:
                 # The library catches an Exception here and commits before raising it (it
                 # expects only errors that already doomed the transaction); this must not
