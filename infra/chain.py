@@ -81,8 +81,7 @@ COLUMNS = ("originator_id", "originator_version", "prev_hash", "hash")
 
 def postgres_statements(schema: str, events_table: str) -> list[Composed]:
     """The hashes table, append-only triggers on the events and their hashes, the lock
-    function; and, on a database an earlier release made, the row trigger that used to
-    compute the hashes in PL/pgSQL dropped (the recorder computes them: ``chain_rows``)."""
+    function. (The hashes themselves are computed by the recorder: ``chain_rows``.)"""
     qualified = Identifier(schema)
     events = SQL("{}.{}").format(qualified, Identifier(events_table))
     hashes = SQL("{}.{}").format(qualified, Identifier(HASHES_TABLE))
@@ -94,8 +93,6 @@ def postgres_statements(schema: str, events_table: str) -> list[Composed]:
             "prev_hash char(64) NOT NULL, hash char(64) NOT NULL, "
             "PRIMARY KEY (originator_id, originator_version))"
         ).format(hashes),
-        SQL("DROP TRIGGER IF EXISTS stagegate_chain ON {}").format(events),
-        SQL("DROP FUNCTION IF EXISTS {}.stagegate_chain_event()").format(qualified),
         SQL(
             "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $$ "
             "BEGIN RAISE EXCEPTION 'stagegate: % on % refused: the audit log is "

@@ -74,6 +74,29 @@ class Database:
             return f'"{self.datastore.schema}"."{name}"'
         return name
 
+    @property
+    def namespace(self) -> str | None:
+        """The PostgreSQL schema stagegate's tables are in; None on SQLite (no namespaces)."""
+        if isinstance(self.datastore, PostgresDatastore):
+            return str(self.datastore.schema)
+        return None
+
+    def drop_row_trigger(self, table: str, trigger: str, function: str) -> list[str]:
+        """Statements that drop a row trigger on ``table`` and its function, if they exist:
+        PL/pgSQL that releases before schema version 2 used on PostgreSQL. SQLite never had
+        them: nothing to run."""
+        if not isinstance(self.datastore, PostgresDatastore):
+            return []
+        schema = sql.Identifier(self.datastore.schema)
+        return [
+            sql.SQL("DROP TRIGGER IF EXISTS {} ON {}.{}")
+            .format(sql.Identifier(trigger), schema, sql.Identifier(table))
+            .as_string(None),
+            sql.SQL("DROP FUNCTION IF EXISTS {}.{}()")
+            .format(schema, sql.Identifier(function))
+            .as_string(None),
+        ]
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Cursor]:
         """A transaction that commits when the block ends without an exception."""

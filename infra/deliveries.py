@@ -41,7 +41,6 @@ class DeliveryRecord:
 
 def postgres_statements(schema: str, events_table: str) -> list[Composed]:
     qualified = Identifier(schema)
-    events = SQL("{}.{}").format(qualified, Identifier(events_table))
     table = SQL("{}.{}").format(qualified, Identifier(DELIVERIES_TABLE))
     return [
         SQL(
@@ -51,10 +50,6 @@ def postgres_statements(schema: str, events_table: str) -> list[Composed]:
             "originator_version bigint, recorded_at timestamptz NOT NULL DEFAULT now(), "
             "PRIMARY KEY (source, delivery_id))"
         ).format(table),
-        # Earlier versions recorded deliveries by a trigger that edited the stored JSON as
-        # text; the recorder writes them now, on both stores (``write``).
-        SQL("DROP TRIGGER IF EXISTS stagegate_delivery ON {}").format(events),
-        SQL("DROP FUNCTION IF EXISTS {}.stagegate_record_delivery()").format(qualified),
     ]
 
 

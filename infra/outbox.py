@@ -41,10 +41,8 @@ NOTIFIED_TOPICS: dict[str, str] = {
 
 
 def postgres_statements(schema: str, events_table: str) -> list[Composed]:
-    """The outbox table; and, on a database an earlier release made, the row trigger that
-    used to fill it in PL/pgSQL dropped (the recorder writes the rows: ``rows``)."""
+    """The outbox table (the recorder writes its rows: ``rows``)."""
     qualified = Identifier(schema)
-    events = SQL("{}.{}").format(qualified, Identifier(events_table))
     table = SQL("{}.{}").format(qualified, Identifier(OUTBOX_TABLE))
     return [
         SQL(
@@ -53,8 +51,6 @@ def postgres_statements(schema: str, events_table: str) -> list[Composed]:
             "originator_version bigint, payload text NOT NULL, "
             "created_at timestamptz NOT NULL DEFAULT now())"
         ).format(table),
-        SQL("DROP TRIGGER IF EXISTS stagegate_outbox ON {}").format(events),
-        SQL("DROP FUNCTION IF EXISTS {}.stagegate_enqueue_notification()").format(qualified),
     ]
 
 

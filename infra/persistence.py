@@ -13,6 +13,8 @@ import psycopg
 from eventsourcing.postgres import ConnectionPool, PostgresFactory
 from eventsourcing.utils import get_topic
 from psycopg.conninfo import make_conninfo
+from sqlalchemy import Connection, create_engine, event
+from sqlalchemy.pool import NullPool
 
 from domain.application import Stagegate
 from infra.recorders import StagegatePostgresRecorder, StagegateSQLiteRecorder
@@ -183,3 +185,28 @@ def schema_lock(settings: Settings) -> Iterator[None]:
             yield
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK_KEY,))
+
+
+def migration_engine(settings: Settings) -> Any:
+    """A SQLAlchemy engine on the configured database, for Alembic (``infra.migrations``):
+    connections of its own, opened when a migration runs and closed after."""
+    if settings.is_postgres:
+        conninfo = make_conninfo(**settings.postgres_params())
+        return create_engine(
+            "postgresql+psycopg://",
+            creator=lambda: psycopg.connect(conninfo),
+            poolclass=NullPool,
+        )
+    engine = create_engine(f"sqlite:///{settings.sqlite_path}", poolclass=NullPool)
+
+    # Python's sqlite3 module opens no transaction around DDL, so a migration would commit
+    # statement by statement; SQLAlchemy's documented remedy: take over BEGIN ourselves.
+    @event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediately(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,11 +1,13 @@
-"""The database schema: made by its owner, checked at every start, never altered by the service.
+"""The database schema: made by its owner, brought forward by migrations, never altered by the
+service.
 
-``stagegate db init``, run as the role that owns the schema, creates every table, trigger and
-function and records the schema version; with ``--grant-to ROLE`` it gives a service role
-exactly what running stagegate needs, and no more (docs/audit.md). A start that finds the
-schema at this release's version runs no DDL at all, so the service can run as a role that
+``stagegate db upgrade`` (or ``db init``), run as the role that owns the schema, creates every
+table, trigger and function on an empty database, or runs the migrations a database of an
+earlier release needs (``infra.migrations``); ``db init --grant-to ROLE`` also gives a service
+role exactly what running stagegate needs, and no more (docs/audit.md). A start that finds the
+schema at this release's revision runs no DDL at all, so the service can run as a role that
 cannot create, alter or drop anything, nor switch off the triggers that keep the log
-append-only. Where the schema is missing or older, a role that may create it does so at start
+append-only. Where the schema is missing or older, a role that may change it does so at start
 (the embedded SQLite default, a development database); one that may not is stopped with a
 message naming the command to run.
 """
@@ -14,11 +16,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import sqlalchemy.exc
 from eventsourcing.persistence import ProgrammingError
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
-from infra import chain, deliveries, outbox
+from infra import chain, deliveries, migrations, outbox
+from infra.migrations import REVISION_TABLE, SchemaNotReady
 from infra.readmodels import schema as readmodels
 from infra.tokens import TOKENS_TABLE
 from infra.webhooks import DELIVERIES as WEBHOOK_DELIVERIES
@@ -27,50 +31,35 @@ from infra.webhooks import SUBSCRIPTIONS as WEBHOOK_SUBSCRIPTIONS
 if TYPE_CHECKING:
     from infra.bootstrap import Services
 
-VERSION = 2
-"""This release's schema. 0: a database from before versions were recorded. 2: the hash
-chain and the outbox are written by the recorder, their PL/pgSQL triggers dropped."""
-VERSION_TABLE = "stagegate_schema_version"
-
-
-class SchemaNotReady(RuntimeError):
-    """The schema is missing or older than this release, and this role may not change it."""
-
-
-def version(services: Services) -> int:
-    """The schema version the database records (0 if it records none)."""
-    database = services.database
-    if not database.table_exists(VERSION_TABLE):
-        return 0
-    [row] = database.select(f"SELECT MAX(version) AS version FROM {database.table(VERSION_TABLE)}")
-    return int(row["version"]) if row["version"] is not None else 0
+__all__ = ["SchemaNotReady", "create_tables", "ensure", "grant"]
 
 
 def ensure(services: Services) -> None:
-    """At start: nothing if the schema is current; else create it, or say who must."""
-    found = version(services)
-    if found == VERSION:
+    """At start: nothing if the schema is current; else bring it forward, or say who must.
+
+    Call under ``infra.persistence.schema_lock``, so that of several processes starting on one
+    database, one migrates and the others find it done.
+    """
+    found = migrations.status(services)
+    if found.is_current:
         return
-    if found > VERSION:
-        raise SchemaNotReady(
-            f"the database schema is at version {found}, newer than this release's {VERSION}:"
-            " run the release that made it"
-        )
     try:
-        create(services)
-    except ProgrammingError as error:  # permission denied, or must be owner
+        migrations.upgrade(services)
+    except (ProgrammingError, sqlalchemy.exc.ProgrammingError) as error:
+        # Permission denied, or must be owner: this role may not change the schema.
+        reason = getattr(error, "orig", None) or error
         raise SchemaNotReady(
-            f"the database schema is at version {found}, this release needs {VERSION}, and "
-            f"this role cannot create it ({error}); run 'stagegate db init' as the schema's "
-            "owner (docs/audit.md)"
+            f"the database schema is {found.describe()}, and this role cannot change it"
+            f" ({str(reason).strip()}); run 'stagegate db upgrade' as the schema's owner"
+            " (docs/audit.md)"
         ) from None
 
 
-def create(services: Services) -> None:
-    """Create (or complete) every table, trigger and function, and record the version.
-
-    Every statement is idempotent, so running it again, or on a database an earlier release
-    made, brings it to this release's schema.
+def create_tables(services: Services) -> None:
+    """Create every table, trigger and function of this release's schema, as they are defined
+    in the code. Only for an empty database (``infra.migrations.upgrade`` stamps it at the
+    newest revision after): an earlier release's database is brought forward by migrations.
+    Each statement is idempotent, so a creation that was interrupted can run again.
     """
     app, database = services.app, services.database
     database.create_schema()
@@ -82,11 +71,6 @@ def create(services: Services) -> None:
     services.tokens.create_table()
     services.read_models.create_tables()
     services.webhooks.create_tables()
-    table = database.table(VERSION_TABLE)
-    with database.transaction() as curs:
-        curs.execute(f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER NOT NULL)")
-        curs.execute(f"DELETE FROM {table}")
-        curs.execute(f"INSERT INTO {table} (version) VALUES (%s)", (VERSION,))
 
 
 def grant(services: Services, role: str) -> list[str]:
@@ -128,7 +112,7 @@ def grant(services: Services, role: str) -> list[str]:
         sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}").format(
             tables(read_write), grantee
         ),
-        sql.SQL("GRANT SELECT ON {} TO {}").format(tables([VERSION_TABLE]), grantee),
+        sql.SQL("GRANT SELECT ON {} TO {}").format(tables([REVISION_TABLE]), grantee),
         sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA {} TO {}").format(schema, grantee),
         sql.SQL("GRANT EXECUTE ON FUNCTION {}() TO {}").format(
             chain.lock_function(datastore.schema), grantee

@@ -1,17 +1,56 @@
-"""``stagegate db``: create the schema as its owner, grant a service role, see its version."""
+"""``stagegate db``: create or upgrade the schema as its owner, grant a service role, see where
+the schema stands, start a new migration."""
 
 from __future__ import annotations
 
 import click
+import sqlalchemy.exc
 from eventsourcing.persistence import PersistenceError
 
-from infra import schema
+from infra import migrations, schema
+from infra.bootstrap import Services
 from infra.cli.common import services_from_environment
+from infra.persistence import schema_lock
 
 
 @click.group()
 def db() -> None:
     """The database schema (run these as the role that owns it)."""
+
+
+def _upgrade(services: Services) -> migrations.Status:
+    """Run the migrations under the schema lock; a refusal becomes a clear CLI error."""
+    try:
+        with schema_lock(services.settings):
+            return migrations.upgrade(services)
+    except migrations.SchemaNotReady as error:
+        raise click.ClickException(str(error)) from None
+    except (PersistenceError, sqlalchemy.exc.DBAPIError) as error:
+        reason = getattr(error, "orig", None) or error
+        raise click.ClickException(
+            f"cannot change the schema as this role: {str(reason).strip()} (run it as the"
+            " schema's owner)"
+        ) from None
+
+
+def _report(services: Services, before: migrations.Status) -> None:
+    where = services.settings.redacted_database_url()
+    if before.is_current:
+        click.echo(f"{where}: schema already at revision {before.head}")
+    elif before.empty:
+        click.echo(f"{where}: schema created at revision {before.head}")
+    else:
+        click.echo(f"{where}: ran {', '.join(before.pending)}; schema at revision {before.head}")
+
+
+@db.command("upgrade")
+def upgrade() -> None:
+    """Create the schema on an empty database, or run the migrations an older one needs."""
+    services = services_from_environment(prepare_schema=False)
+    try:
+        _report(services, _upgrade(services))
+    finally:
+        services.close()
 
 
 @db.command("init")
@@ -23,16 +62,18 @@ def db() -> None:
     help="PostgreSQL role the service runs as: give it what stagegate needs, and no more.",
 )
 def init(grant_to: str | None) -> None:
-    """Create (or bring up to date, or repair) every table, trigger and function; grant."""
+    """Upgrade (as ``db upgrade``), make again what was dropped, and grant."""
     services = services_from_environment(prepare_schema=False)
     try:
+        before = _upgrade(services)
         try:
-            schema.create(services)  # idempotent: what exists stays, what is missing is made
+            # Idempotent: on a current schema, what exists stays and what is missing is made.
+            schema.create_tables(services)
         except PersistenceError as error:
             raise click.ClickException(
                 f"cannot create the schema as this role: {error} (run it as the schema's owner)"
             ) from None
-        click.echo(f"schema at version {schema.version(services)} (this release: {schema.VERSION})")
+        _report(services, before)
         if grant_to is not None:
             try:
                 statements = schema.grant(services, grant_to)
@@ -47,11 +88,17 @@ def init(grant_to: str | None) -> None:
 
 @db.command("status")
 def status() -> None:
-    """Print the schema version the database records, and this release's."""
+    """Say where the schema stands against this release, and what an upgrade would run."""
     services = services_from_environment(prepare_schema=False)
     try:
-        found = schema.version(services)
+        found = migrations.status(services)
     finally:
         services.close()
-    state = "current" if found == schema.VERSION else "needs 'stagegate db init'"
-    click.echo(f"schema at version {found} (this release: {schema.VERSION}): {state}")
+    click.echo(f"{services.settings.redacted_database_url()}: schema {found.describe()}")
+
+
+@db.command("new-migration")
+@click.argument("message")
+def new_migration(message: str) -> None:
+    """(For developers) write an empty migration after the newest, in infra/migrations."""
+    click.echo(f"wrote {migrations.new_migration(message)}")

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from infra import schema
+from infra import migrations
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
 from tests.builders import Journey, ctx
@@ -133,17 +133,21 @@ def test_a_server_starts_past_an_event_a_read_model_cannot_hold_and_names_it(
     assert "0001-01-01T00:30:00+01:00" in status
 
 
-def test_db_init_creates_the_schema_and_db_status_says_so(tmp_path: Path) -> None:
+def test_db_upgrade_creates_the_schema_and_db_status_says_so(tmp_path: Path) -> None:
     before = _run("db", "status", cwd=tmp_path)
-    initialised = _run("db", "init", cwd=tmp_path)
+    created = _run("db", "upgrade", cwd=tmp_path)
     after = _run("db", "status", cwd=tmp_path)
+    again = _run("db", "upgrade", cwd=tmp_path)
 
-    release = schema.VERSION
+    head = migrations.head()
+    database = "sqlite:///./stagegate.db"
     assert before.stdout.strip() == (
-        f"schema at version 0 (this release: {release}): needs 'stagegate db init'"
+        f"{database}: schema empty: an upgrade creates the schema at revision {head}"
     )
-    assert initialised.returncode == 0, initialised.stderr
-    assert after.stdout.strip() == f"schema at version {release} (this release: {release}): current"
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.strip() == f"{database}: schema created at revision {head}"
+    assert after.stdout.strip() == f"{database}: schema at revision {head}: current"
+    assert again.stdout.strip() == f"{database}: schema already at revision {head}"
 
 
 def test_db_init_again_restores_what_was_dropped(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from psycopg import sql
 
 from domain.values import Role, Stage
-from infra import schema
+from infra import migrations
 from infra.audit import verify_all
 from infra.bootstrap import Services, bootstrap
 from infra.cli.db import db
@@ -208,11 +208,15 @@ def test_a_service_role_meeting_an_older_schema_says_who_must_upgrade_it(
     owner = bootstrap(roles.owner)
     try:
         with owner.database.transaction() as curs:
-            curs.execute(f"DELETE FROM {owner.database.table(schema.VERSION_TABLE)}")
+            # As if the last migration were new: the database is one revision behind.
+            curs.execute(
+                f"UPDATE {owner.database.table(migrations.REVISION_TABLE)} SET version_num = %s",
+                (str(int(migrations.head()) - 1).zfill(4),),
+            )
     finally:
         owner.close()
 
-    with pytest.raises(SchemaNotReady, match="run 'stagegate db init' as the schema's owner"):
+    with pytest.raises(SchemaNotReady, match="run 'stagegate db upgrade' as the schema's owner"):
         bootstrap(roles.service)
 
     _db_init(roles.owner)  # the owner brings it up to date
