@@ -30,6 +30,13 @@ class DomainEvent(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    class_version: ClassVar[int] = 1
+    """The version of this event type's stored form. A change to what an event type stores
+    raises it by one and adds ``upcast_vN_vN+1(state)``, a static method that turns a stored
+    state of version N into one of N+1 in place (the eventsourcing library's convention):
+    stored events are never rewritten, so every form ever stored must still load. The stored
+    state names its version when it is above 1 (``class_version``)."""
+
     originator_id: UUID
     originator_version: int
     timestamp: datetime

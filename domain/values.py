@@ -206,6 +206,14 @@ class Direction(StrEnum):
     HIGHER_IS_BETTER = "higher_is_better"
 
 
+class BaselineKind(StrEnum):
+    """What a baseline metric has to show at scale: an outcome must improve on its baseline,
+    a guardrail must not get worse than it by more than the policy tolerates."""
+
+    OUTCOME = "outcome"
+    GUARDRAIL = "guardrail"
+
+
 class ReadinessItem(StrEnum):
     REPEATABLE_DEPLOYMENT = "repeatable_deployment"
     QUALITY_MONITORING = "quality_monitoring"
@@ -342,6 +350,9 @@ class Baseline(Value):
     direction: Direction
     measured_at: PastTime
     method: LongText
+    kind: BaselineKind = BaselineKind.OUTCOME
+    """An outcome (what the use case is meant to improve) or a guardrail (what it must not
+    make worse); declared when the baseline is captured."""
 
 
 class ModelVersion(Value):

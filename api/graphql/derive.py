@@ -9,6 +9,7 @@ objects themselves and strawberry reads their attributes.
 
 from __future__ import annotations
 
+import inspect
 import types
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -29,7 +30,8 @@ from domain.values import NamedValue
 @cache
 def graphql_enum(python_enum: type[Enum]) -> Any:
     """Register a domain enum with strawberry once; GraphQL uses the upper-case member names."""
-    return strawberry.enum(python_enum, description=(python_enum.__doc__ or "").strip() or None)
+    description = inspect.cleandoc(python_enum.__doc__ or "") or None
+    return strawberry.enum(python_enum, description=description)
 
 
 V = TypeVar("V")
@@ -65,7 +67,7 @@ def _graphql_type(annotation: Any, model_type: Callable[[type[BaseModel]], Any])
 
 
 def _description(model: type[BaseModel]) -> str | None:
-    return (model.__doc__ or "").strip() or None
+    return inspect.cleandoc(model.__doc__ or "") or None
 
 
 # --- inputs -------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from domain.state import UseCaseState
 from domain.values import (
     Adoption,
     Baseline,
+    BaselineKind,
     Change,
     ChangeStatus,
     Criterion,
@@ -104,9 +105,17 @@ class AcceptanceCriteriaDefined(UseCaseEvent):
 
 
 class BaselineCaptured(UseCaseEvent):
+    class_version: ClassVar[int] = 2
+
     baseline: Baseline
 
     business_time_path: ClassVar[tuple[str, ...]] = ("baseline", "measured_at")
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Version 2 says whether the metric is an outcome or a guardrail. Every baseline
+        captured before could only be an outcome."""
+        state["baseline"]["kind"] = BaselineKind.OUTCOME.value
 
     def apply(self, aggregate: Any) -> None:
         aggregate.state.baselines[self.baseline.metric] = self.baseline

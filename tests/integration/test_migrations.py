@@ -23,6 +23,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from domain import commands as c
+from domain.usecase.events import BaselineCaptured
+from domain.values import BaselineKind
 from infra import migrations
 from infra.audit import verify_all
 from infra.bootstrap import Services, bootstrap
@@ -337,5 +339,44 @@ def test_a_migration_that_fails_leaves_nothing_half_written(
                 migrations.upgrade(services)
             assert migrations.status(services).current == head
             assert not services.database.table_exists("stagegate_half_written")
+        finally:
+            services.close()
+
+
+@pytest.mark.parametrize("store", STORES)
+def test_events_that_release_stored_load_in_this_releases_form_and_still_verify(
+    store: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """``BaselineCaptured`` is at class version 2 (a baseline says whether it is an outcome or
+    a guardrail); that release stored version 1. Its events load upcast, and the hash chain,
+    which covers the bytes as stored, still verifies."""
+    with _empty_database(store, request, tmp_path) as url:
+        settings = _settings(url)
+        _load_release_v2(settings)
+        services = bootstrap(settings)
+        try:
+            app = services.app
+            baselines = [
+                (stored, app.mapper.to_domain_event(stored))
+                for stored in app.recorder.select_notifications(start=1, limit=10_000)
+                if stored.topic.endswith(":BaselineCaptured")
+            ]
+            assert len(baselines) >= 5
+            for stored, event in baselines:
+                as_stored = json.loads(stored.state)
+                assert "class_version" not in as_stored  # version 1, as that release wrote it
+                assert "kind" not in as_stored["baseline"]
+                assert isinstance(event, BaselineCaptured)
+                assert event.baseline.kind is BaselineKind.OUTCOME
+                # Loaded, it is what this release would store for the same fact.
+                assert json.loads(app.mapper.to_stored_event(event).state) == {
+                    **as_stored,
+                    "class_version": 2,
+                    "baseline": {**as_stored["baseline"], "kind": "outcome"},
+                }
+            use_case = app.use_case("invoice-triage")
+            assert use_case.state.baselines
+            assert all(b.kind is BaselineKind.OUTCOME for b in use_case.state.baselines.values())
+            assert all(v.report.intact for v in verify_all(app))
         finally:
             services.close()
