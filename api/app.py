@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,12 +60,23 @@ class Backends:
     check_ready: Callable[[], None]
 
 
+NOT_TRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def _not_traced(scope: MutableMapping[str, Any]) -> bool:
+    return scope.get("path") in NOT_TRACED_PATHS
+
+
 def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
     install_redaction()
     app = FastAPI(
         title="stagegate",
         summary="System of record for AI use cases from pilot to measured production value.",
         version="0.1.0",
+        # FastAPI's own OpenTelemetry spans (no-ops until infra/tracing.py configures the
+        # SDK): every request but the probes, which are frequent and say nothing. No
+        # exception or validation logs through OpenTelemetry: those carry request input.
+        telemetry={"exclude": _not_traced, "logs": False},
     )
     app.state.backends = backends
     app.state.authenticate = backends.authenticate

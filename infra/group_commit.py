@@ -19,6 +19,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from opentelemetry import trace
+from opentelemetry.trace import StatusCode
+
 from domain.application import Accepted, BatchItem, BatchOutcome, Stagegate
 from domain.commands import Command, UseCaseCommand
 from domain.errors import DomainError, VersionConflict
@@ -65,6 +68,9 @@ class _Waiting:
         return outcome.use_case
 
 
+_tracer = trace.get_tracer("stagegate.commands")
+
+
 class GroupCommit:
     """Runs commands through ``app``, grouping those that arrive together (module doc)."""
 
@@ -77,6 +83,29 @@ class GroupCommit:
 
     def execute(self, command: Command, ctx: CommandContext) -> UseCase:
         """What ``Stagegate.execute`` does, committed with whatever arrived meanwhile."""
+        with _tracer.start_as_current_span(
+            f"command {type(command).__name__}",
+            attributes={
+                "stagegate.command": type(command).__name__,
+                "stagegate.use_case.key": str(getattr(command, "key", "")),
+            },
+            # A refusal is an answer, not a failure of the service: its outcome says it.
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                use_case = self._execute(command, ctx)
+            except DomainError as error:
+                span.set_attribute("stagegate.outcome", type(error).__name__)
+                raise
+            except BaseException:
+                span.set_attribute("stagegate.outcome", "failed")
+                span.set_status(StatusCode.ERROR)
+                raise
+            span.set_attribute("stagegate.outcome", "accepted")
+            return use_case
+
+    def _execute(self, command: Command, ctx: CommandContext) -> UseCase:
         if not isinstance(command, UseCaseCommand):
             return self.app.execute(command, ctx)
         waiting = _Waiting(command, ctx)

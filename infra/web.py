@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from api.app import ApiConfig, Backends, create_app
 from api.auth import Principal
 from api.events.ingest import Ingestion
+from infra import tracing
 from infra.audit import verify_chain
 from infra.bootstrap import Services, bootstrap
 from infra.deliveries import DeliveryLog, DeliveryRecord
@@ -65,6 +66,7 @@ def app_from_environment() -> FastAPI:
     (``STAGEGATE_WORKERS``): each has its own services, background threads and pools."""
     from infra.settings import Settings
 
+    tracing.configure()  # before the first connection: SQL is traced on those made after
     services = bootstrap(Settings())
     if services.settings.projections == "inline":
         services.read_models.start()

@@ -35,6 +35,10 @@ class PostedEvent:
     time: datetime | None
     data: kinds.EventData
     fingerprint: str
+    trace_parent: str | None = None
+    """The CloudEvents distributed-tracing extension's ``traceparent`` (W3C Trace Context):
+    where the event's trace began. Its processing continues that trace."""
+    trace_state: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,15 @@ def read_event(raw: Any) -> PostedEvent | Rejected:
         time=occurred,
         data=data,
         fingerprint=fingerprint,
+        trace_parent=_text(raw.get("traceparent")),
+        trace_state=_text(raw.get("tracestate")),
     )
+
+
+def _text(value: Any) -> str | None:
+    """An optional extension attribute's value, if it is text (anything else is ignored, as
+    W3C Trace Context says of a malformed ``traceparent``)."""
+    return value if isinstance(value, str) else None
 
 
 def delivery_fingerprint(event: Mapping[str, Any]) -> str:

@@ -14,6 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
 from api.events.envelope import PostedEvent, Rejected, invalid_data
 from api.problems import problem
 from domain import clock
@@ -133,13 +137,23 @@ class Ingestion:
             if isinstance(event, Rejected):
                 refusals.append(self._refusal(event, event.problem))
         items = [self._item(events[i], actor, correlation_id) for i in posted]  # type: ignore[arg-type]
+        spans = [event_span(events[i]) for i in posted]  # type: ignore[arg-type]
+        results: Sequence[Accepted | e.DomainError] = []
+        unavailable: e.StoreUnavailable | None = None
         try:
             results = self.stagegate.execute_batch(items) if items else []
         except e.VersionConflict:
             results = [self._one_by_one(item) for item in items]
         except e.StoreUnavailable as error:
+            unavailable = error
+            results = [error] * len(items)
+        finally:
+            for span, result in zip(spans, [*results, *[None] * len(spans)], strict=False):
+                span.set_attribute("stagegate.outcome", _outcome_name(result))
+                span.end()
+        if unavailable is not None:
             for i in posted:
-                outcomes[i] = Outcome(503, _unavailable(error))
+                outcomes[i] = Outcome(503, _unavailable(unavailable))
             return
         for i, result in zip(posted, results, strict=True):
             event = events[i]
@@ -272,3 +286,40 @@ def _unavailable(error: e.StoreUnavailable) -> dict[str, Any]:
     # Either way a redelivery (same source and id) is safe: a stored one is answered again.
     written = "unknown" if error.written is None else error.written
     return problem("store-unavailable", "Service unavailable", 503, error.message, written=written)
+
+
+_tracer = trace.get_tracer("stagegate.cloudevents")
+
+
+def _outcome_name(result: Accepted | e.DomainError | None) -> str:
+    if result is None:
+        return "failed"  # an unexpected error: the request fails with it
+    return "accepted" if isinstance(result, Accepted) else type(result).__name__
+
+
+def event_span(event: PostedEvent) -> Span:
+    """A span for one posted event's processing, ended by the caller. It continues the trace
+    of the event's own ``traceparent`` where it has one (the CloudEvents distributed-tracing
+    extension), linked to the HTTP request that carried it; else the request's trace."""
+    carried = None
+    links = []
+    if event.trace_parent is not None:
+        carrier = {"traceparent": event.trace_parent}
+        if event.trace_state is not None:
+            carrier["tracestate"] = event.trace_state
+        carried = TraceContextTextMapPropagator().extract(carrier)
+        request = trace.get_current_span().get_span_context()
+        if request.is_valid:
+            links.append(Link(request))
+    return _tracer.start_span(
+        f"cloudevent {event.type}",
+        context=carried,
+        links=links,
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "cloudevents.event_id": event.id,
+            "cloudevents.event_source": event.source,
+            "cloudevents.event_type": event.type,
+            "cloudevents.event_subject": event.subject,
+        },
+    )

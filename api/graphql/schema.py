@@ -35,6 +35,7 @@ from api.graphql.errors import (
 )
 from api.graphql.readside import ReadQueries
 from api.graphql.reporting import ReportingSchema, is_unexpected
+from api.graphql.tracing import OperationSpans
 from api.graphql.types import Policy, Principal, UseCase, UseCaseView
 from api.graphql.webhooks import WebhookMutations, WebhookQueries
 from domain.commands import USE_CASE_COMMANDS, Command, RegisterUseCase, SetPolicy
@@ -179,6 +180,9 @@ def build_schema(max_depth: int, max_aliases: int, introspection: bool = True) -
         # Unexpected failures (a database outage, a bug) are logged in full but answered with
         # a generic message, so no internals leak to callers.
         lambda: MaskErrors(should_mask_error=is_unexpected),
+        # A span per operation; without a tracing SDK configured (infra/tracing.py) its
+        # spans are the OpenTelemetry API's no-ops.
+        OperationSpans,
     ]
     return ReportingSchema(
         query=Query, mutation=Mutation, extensions=extensions, suggestions=introspection

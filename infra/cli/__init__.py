@@ -8,6 +8,7 @@ import sys
 import click
 
 from domain.errors import DomainError
+from infra import tracing
 from infra.bootstrap import Services, ensure_admin_token
 from infra.cli.common import open_services, services_from_environment, settings_from_environment
 
@@ -43,6 +44,11 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
             "STAGEGATE_WORKERS > 1 needs PostgreSQL: on SQLite one process serves (its "
             "writes go to one file one at a time)"
         )
+    try:
+        # Before the first connection: SQL is traced on connections made after.
+        tracing.configure()
+    except (tracing.TracingNotInstalled, ValueError) as error:
+        raise click.ClickException(str(error)) from None
     services = open_services(settings)
     issued = ensure_admin_token(services)
     if demo:
