@@ -56,7 +56,13 @@ def _held_first_commit(
     return sizes, undo
 
 
-def _run_together(commands: list[c.Command], grouped: GroupCommit) -> list[UseCase | DomainError]:
+def _run_together(
+    commands: list[c.Command], grouped: GroupCommit, *, in_order: bool = False
+) -> list[UseCase | DomainError]:
+    """The first command leads; the rest arrive while it commits. ``in_order``: each of the
+    rest arrives only once the one before waits in the queue (threads started one after
+    another may otherwise reach it in any order)."""
+
     def run(command: c.Command) -> UseCase | DomainError:
         try:
             return grouped.execute(command, ctx())
@@ -65,8 +71,13 @@ def _run_together(commands: list[c.Command], grouped: GroupCommit) -> list[UseCa
 
     with ThreadPoolExecutor(max_workers=len(commands)) as pool:
         first = pool.submit(run, commands[0])
-        time.sleep(0.05)  # the first leads; the rest arrive while it commits
-        rest = [pool.submit(run, command) for command in commands[1:]]
+        time.sleep(0.05)
+        rest = []
+        for waiting, command in enumerate(commands[1:], start=1):
+            rest.append(pool.submit(run, command))
+            deadline = time.monotonic() + 10
+            while in_order and len(grouped._queue) < waiting and time.monotonic() < deadline:
+                time.sleep(0.001)
         return [first.result(), *(future.result() for future in rest)]
 
 
@@ -111,7 +122,7 @@ def test_a_refusal_or_a_conflict_in_a_group_fails_only_its_own_command(
     ]
     sizes, undo = _held_first_commit(services, grouped, len(commands) - 1)
     try:
-        first, expected, refused, conflict, last = _run_together(commands, grouped)
+        first, expected, refused, conflict, last = _run_together(commands, grouped, in_order=True)
     finally:
         undo()
 
