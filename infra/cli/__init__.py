@@ -9,7 +9,11 @@ import click
 
 from domain.errors import DomainError
 from infra.bootstrap import Services, ensure_admin_token
-from infra.cli.common import open_services, services_from_environment, settings_from_environment
+from infra.cli.common import (
+    open_services,
+    settings_from_environment,
+    writing_to_database,
+)
 
 
 @click.group()
@@ -99,11 +103,8 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
 @main.command()
 def demo() -> None:
     """Load the demo portfolio into the configured database and exit."""
-    services = services_from_environment()
-    try:
+    with writing_to_database() as services:
         _load_demo(services)
-    finally:
-        services.close()
 
 
 def _load_demo(services: Services) -> None:

@@ -6,7 +6,7 @@ import click
 from eventsourcing.persistence import PersistenceError
 
 from infra import schema
-from infra.cli.common import services_from_environment
+from infra.cli.common import services_from_environment, where
 
 
 @click.group()
@@ -43,6 +43,7 @@ def init(grant_to: str | None) -> None:
             click.echo(f"granted to {grant_to}: append-only on the log, no DDL")
     finally:
         services.close()
+    click.echo(f"database: {where(services.settings)}", err=True)
 
 
 @db.command("status")
