@@ -7,7 +7,7 @@ side by side and a killed one's claims are retried after the lease. A failed att
 with exponential backoff, so a receiver that is down for a while gets everything once back.
 
 Each request is signed: ``Stagegate-Signature: v1=<hex HMAC-SHA256(secret, f"{ts}.{body}")>``
-with ``Stagegate-Timestamp: <ts>`` (Unix seconds); see docs/webhooks.md.
+with ``Stagegate-Timestamp: <ts>`` (Unix seconds); see docs/integrations.md.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from infra.bootstrap import Services, ensure_admin_token
 from infra.cli.common import (
     open_services,
     settings_from_environment,
+    where,
     writing_to_database,
 )
 
@@ -63,7 +64,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     if settings.webhooks == "inline" and settings.workers == 1:
         services.webhooks.start()
     base = f"http://{host}:{port}"
-    click.echo(f"stagegate on {settings.redacted_database_url()} ({settings.environment} mode)")
+    click.echo(f"stagegate on {where(settings)} ({settings.environment} mode)")
     click.echo(
         f"  GraphQL   {base}/graphql"
         + (" (GraphiQL in a browser)" if settings.environment == "development" else "")

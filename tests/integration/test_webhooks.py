@@ -879,5 +879,5 @@ def test_the_docs_tell_a_receiver_how_to_verify_a_request() -> None:
     text = "\n".join(path.read_text() for path in docs if path.exists())
     for needed in ("Stagegate-Signature", "Stagegate-Timestamp", "HMAC-SHA256"):
         assert needed in text, (
-            f"no document mentions {needed} (infra/webhooks.py cites docs/webhooks.md)"
+            f"no document mentions {needed} (infra/webhooks.py cites docs/integrations.md)"
         )
