@@ -14,10 +14,10 @@ The documents' convention for placeholders: ``$STAGEGATE_URL`` is the server's b
 ``$STAGEGATE_TOKEN`` an admin token (``os.environ[...]`` in Python); ``stagegate`` commands
 reach the server's database (``STAGEGATE_DATABASE_URL`` is set as in the server's folder).
 
-Blocks that are output or notation, not examples, say so by their language (``json``, ``text``,
-``http``); an example that cannot run here (it installs, serves forever, or needs a PostgreSQL
-superuser) says ``no-run`` after its language. A block with no language fails the test: each
-must say what it is.
+Blocks that are output or notation, not examples, say so by their language (``json``,
+``text``, ``http``); an example that cannot run here (it installs, serves until stopped, runs
+the suite itself, or needs Docker or a PostgreSQL superuser) says ``no-run`` after its
+language. A block with no language fails the test: each must say what it is.
 """
 
 from __future__ import annotations
