@@ -14,6 +14,7 @@ from pydantic.alias_generators import to_camel
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
+    from pydantic_core import ErrorDetails
 
     from domain.gates import Requirement
     from domain.values import Stage
@@ -147,6 +148,20 @@ class FieldError:
     message: str
 
 
+def _message(item: ErrorDetails) -> str:
+    """pydantic's message, except for a length refused on text, which it words for lists
+    ("should have at least 10 items after validation") when the limit sits on a text another
+    validator has already passed: a person who wrote a sentence counts characters."""
+    context = item.get("ctx") or {}
+    if item["type"] == "too_short" and isinstance(item["input"], str):
+        least = context.get("min_length")
+        return f"Text should have at least {least} characters, not {context.get('actual_length')}"
+    if item["type"] == "too_long" and isinstance(item["input"], str):
+        most = context.get("max_length")
+        return f"Text should have at most {most} characters, not {context.get('actual_length')}"
+    return item["msg"]
+
+
 class ValidationFailed(DomainError):
     """The input is malformed; ``errors`` names each invalid field."""
 
@@ -163,7 +178,7 @@ class ValidationFailed(DomainError):
             path = ".".join(to_camel(p) if isinstance(p, str) else str(p) for p in item["loc"])
             if prefix:
                 path = f"{prefix}.{path}" if path else prefix
-            field_errors.append(FieldError(path=path, message=item["msg"]))
+            field_errors.append(FieldError(path=path, message=_message(item)))
         return cls(field_errors)
 
     @classmethod

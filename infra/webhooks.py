@@ -7,7 +7,7 @@ side by side and a killed one's claims are retried after the lease. A failed att
 with exponential backoff, so a receiver that is down for a while gets everything once back.
 
 Each request is signed: ``Stagegate-Signature: v1=<hex HMAC-SHA256(secret, f"{ts}.{body}")>``
-with ``Stagegate-Timestamp: <ts>`` (Unix seconds); see docs/webhooks.md.
+with ``Stagegate-Timestamp: <ts>`` (Unix seconds); see docs/integrations.md.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from domain.notifications import camel_cased
 from infra.database import Cursor, Database
 from infra.outbox import OUTBOX_TABLE
 from infra.readmodels.schema import POSITIONS
@@ -321,7 +322,9 @@ class Webhooks:
             or (self.key_of(use_case_id) if use_case_id else None),
             "version": claim["originator_version"],
             "recordedAt": payload.pop("timestamp", None),
-            "data": {k: v for k, v in payload.items() if k not in ("originator_topic",)},
+            "data": camel_cased(
+                {k: v for k, v in payload.items() if k not in ("originator_topic",)}
+            ),
         }
         return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
 

@@ -1,12 +1,13 @@
-"""A plain reference model of one use case's lifecycle, written from SPEC.md alone.
+"""A plain reference model of one use case's lifecycle, written from the spec alone
+(its rules are written up in docs/domain.md).
 
 It knows nothing of the domain package beyond names: stages, requirement codes and rule codes are
-plain strings, state is dataclasses and sets. For each command it answers whether SPEC.md says the
+plain strings, state is dataclasses and sets. For each command it answers whether the spec says the
 command is accepted and, if not, every refusal that would be a correct answer (a command may break
 several rules at once and the spec does not say which one is reported first). A gate refusal is
 exact: the spec says it names *every* unmet requirement.
 
-Where SPEC.md is silent the model takes the reading a Head of AI or an auditor would expect; each
+Where the spec is silent the model takes the reading a Head of AI or an auditor would expect; each
 such choice is marked "Reading:" so a disagreement can be judged against the spec, not the code.
 It covers the commands the lifecycle state machine issues (no change management). Times are
 plain datetimes: the server time a stage was entered at, and business times (deployed, measured,
@@ -35,7 +36,7 @@ READINESS_ITEMS = frozenset(
 )
 PRODUCTION = "production"
 
-# The gate into each stage, as SPEC.md's table lists it.
+# The gate into each stage, as the spec's table lists it.
 GATES: dict[str, tuple[str, ...]] = {
     PILOT: ("PRIORITY_SCORED", "TECHNICAL_OWNER"),
     ACCEPTANCE: (
@@ -63,7 +64,7 @@ GATES: dict[str, tuple[str, ...]] = {
     ),
 }
 
-# Who may issue what (SPEC.md "Roles"): editors work the lifecycle, approvers sign off, the
+# Who may issue what (the spec's "Roles"): editors work the lifecycle, approvers sign off, the
 # business owner states value whatever their token's writing role, auditors and viewers write
 # nothing.
 WRITERS = frozenset({"admin", "editor"})
@@ -108,7 +109,7 @@ class Criterion:
 
 @dataclass(frozen=True)
 class Policy:
-    """The organisation's thresholds; SPEC.md's defaults."""
+    """The organisation's thresholds; the spec's defaults."""
 
     measurement_window_days: int = 60
     min_adoption: float = 0.5
@@ -181,7 +182,7 @@ class Alert:
 
 @dataclass
 class UseCaseModel:
-    """What SPEC.md says one use case is, after the commands it accepted."""
+    """What the spec says one use case is, after the commands it accepted."""
 
     policy: Policy = field(default_factory=Policy)
     events: int = 1  # registration
@@ -338,7 +339,7 @@ class UseCaseModel:
         return frozenset(c for c in GATES[target] if not self.requirement_holds(c))
 
     # --- commands -------------------------------------------------------------------------
-    # Each returns what SPEC.md expects; when that is acceptance, the model records the event.
+    # Each returns what the spec expects; when that is acceptance, the model records the event.
 
     def _guards(self, caller: Caller, roles: frozenset[str] = WRITERS) -> set[Refusal]:
         refusals = set()

@@ -7,6 +7,7 @@ Every resolver is a plain function: the router runs each operation whole on a wo
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -198,6 +199,28 @@ def published_sdl() -> str:
     return build_schema(max_depth=12, max_aliases=30).as_str() + "\n"
 
 
-if __name__ == "__main__":  # python -m api.graphql.schema: write the contract after a change
-    SCHEMA_FILE.write_text(published_sdl())
+def main(arguments: list[str]) -> int:
+    """``python -m api.graphql.schema``: write the contract after a deliberate change;
+    ``--check``: only say whether the checked-in contract is what the code serves (exit 1 if
+    not), which a reader or CI can run without changing anything."""
+    if arguments not in ([], ["--check"]):
+        print("usage: python -m api.graphql.schema [--check]", file=sys.stderr)
+        return 2
+    served = published_sdl()
+    if arguments == ["--check"]:
+        if SCHEMA_FILE.read_text() == served:
+            print(f"{SCHEMA_FILE.name} is the schema the code serves")
+            return 0
+        print(
+            f"{SCHEMA_FILE} differs from the schema the code serves; after a deliberate "
+            "change, rewrite it with: python -m api.graphql.schema",
+            file=sys.stderr,
+        )
+        return 1
+    SCHEMA_FILE.write_text(served)
     print(f"wrote {SCHEMA_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -10,7 +10,12 @@ import click
 from domain.errors import DomainError
 from infra import tracing
 from infra.bootstrap import Services, ensure_admin_token
-from infra.cli.common import open_services, services_from_environment, settings_from_environment
+from infra.cli.common import (
+    open_services,
+    settings_from_environment,
+    where,
+    writing_to_database,
+)
 
 
 @click.group()
@@ -65,7 +70,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     if settings.webhooks == "inline" and settings.workers == 1:
         services.webhooks.start()
     base = f"http://{host}:{port}"
-    click.echo(f"stagegate on {settings.redacted_database_url()} ({settings.environment} mode)")
+    click.echo(f"stagegate on {where(settings)} ({settings.environment} mode)")
     click.echo(
         f"  GraphQL   {base}/graphql"
         + (" (GraphiQL in a browser)" if settings.environment == "development" else "")
@@ -105,11 +110,8 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
 @main.command()
 def demo() -> None:
     """Load the demo portfolio into the configured database and exit."""
-    services = services_from_environment()
-    try:
+    with writing_to_database() as services:
         _load_demo(services)
-    finally:
-        services.close()
 
 
 def _load_demo(services: Services) -> None:

@@ -9,7 +9,7 @@ from eventsourcing.persistence import PersistenceError
 
 from infra import migrations, schema
 from infra.bootstrap import Services
-from infra.cli.common import services_from_environment
+from infra.cli.common import services_from_environment, where
 from infra.persistence import schema_lock
 
 
@@ -34,13 +34,13 @@ def _upgrade(services: Services) -> migrations.Status:
 
 
 def _report(services: Services, before: migrations.Status) -> None:
-    where = services.settings.redacted_database_url()
+    database = where(services.settings)
     if before.is_current:
-        click.echo(f"{where}: schema already at revision {before.head}")
+        click.echo(f"{database}: schema already at revision {before.head}")
     elif before.empty:
-        click.echo(f"{where}: schema created at revision {before.head}")
+        click.echo(f"{database}: schema created at revision {before.head}")
     else:
-        click.echo(f"{where}: ran {', '.join(before.pending)}; schema at revision {before.head}")
+        click.echo(f"{database}: ran {', '.join(before.pending)}; schema at revision {before.head}")
 
 
 @db.command("upgrade")
@@ -84,6 +84,7 @@ def init(grant_to: str | None) -> None:
             click.echo(f"granted to {grant_to}: append-only on the log, no DDL")
     finally:
         services.close()
+    click.echo(f"database: {where(services.settings)}", err=True)
 
 
 @db.command("status")
@@ -94,7 +95,7 @@ def status() -> None:
         found = migrations.status(services)
     finally:
         services.close()
-    click.echo(f"{services.settings.redacted_database_url()}: schema {found.describe()}")
+    click.echo(f"{where(services.settings)}: schema {found.describe()}")
 
 
 @db.command("new-migration")

@@ -9,7 +9,7 @@ from types import FrameType
 
 import click
 
-from infra.cli.common import services_from_environment
+from infra.cli.common import services_from_environment, where, writing_to_database
 
 
 @click.group()
@@ -30,7 +30,7 @@ def run(poll: float) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    click.echo("projecting events; stop with Ctrl-C")
+    click.echo(f"projecting events into {where(services.settings)}; stop with Ctrl-C")
     try:
         read_models.run_forever(poll_interval=poll)
     finally:
@@ -40,13 +40,10 @@ def run(poll: float) -> None:
 @projections.command("rebuild")
 def rebuild() -> None:
     """Empty the read models and project the whole event log again."""
-    services = services_from_environment()
-    try:
+    with writing_to_database() as services:
         started = time.perf_counter()
         projected = services.read_models.rebuild()
         elapsed = time.perf_counter() - started
-    finally:
-        services.close()
     click.echo(f"rebuilt: {projected} event projections in {elapsed:.1f} s")
 
 

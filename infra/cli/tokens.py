@@ -6,7 +6,7 @@ import click
 from pydantic import ValidationError
 
 from domain.values import Role
-from infra.cli.common import services_from_environment
+from infra.cli.common import services_from_environment, writing_to_database
 
 
 @click.group()
@@ -33,13 +33,11 @@ def token_create(
     event_types: tuple[str, ...],
 ) -> None:
     """Create a token and print it (it cannot be shown again)."""
-    services = services_from_environment()
-    try:
-        issued = services.tokens.issue(actor, Role(role), description, sources, event_types)
-    except ValidationError as error:
-        raise click.ClickException(f"invalid --actor: {error.errors()[0]['msg']}") from None
-    finally:
-        services.close()
+    with writing_to_database() as services:
+        try:
+            issued = services.tokens.issue(actor, Role(role), description, sources, event_types)
+        except ValidationError as error:
+            raise click.ClickException(f"invalid --actor: {error.errors()[0]['msg']}") from None
     click.echo(issued.secret_token)
 
 
@@ -62,11 +60,8 @@ def token_list() -> None:
 @click.argument("token_id")
 def token_revoke(token_id: str) -> None:
     """Revoke a token by its id (the part after 'sgt_')."""
-    services = services_from_environment()
-    try:
+    with writing_to_database() as services:
         outcome = services.tokens.revoke(token_id)
-    finally:
-        services.close()
     if outcome is None:
         raise click.ClickException(f"no token has the id {token_id}")
     click.echo(f"revoked {token_id}" if outcome else f"{token_id} was already revoked")

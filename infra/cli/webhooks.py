@@ -8,7 +8,7 @@ from types import FrameType
 
 import click
 
-from infra.cli.common import services_from_environment
+from infra.cli.common import services_from_environment, where
 
 
 @click.group()
@@ -28,7 +28,7 @@ def run(poll: float) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    click.echo("delivering webhooks; stop with Ctrl-C")
+    click.echo(f"delivering webhooks from {where(services.settings)}; stop with Ctrl-C")
     try:
         services.webhooks.run_forever(poll_interval=poll)
     finally:

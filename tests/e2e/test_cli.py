@@ -140,7 +140,7 @@ def test_db_upgrade_creates_the_schema_and_db_status_says_so(tmp_path: Path) -> 
     again = _run("db", "upgrade", cwd=tmp_path)
 
     head = migrations.head()
-    database = "sqlite:///./stagegate.db"
+    database = f"sqlite:///./stagegate.db (the file {(tmp_path / 'stagegate.db').resolve()})"
     assert before.stdout.strip() == (
         f"{database}: schema empty: an upgrade creates the schema at revision {head}"
     )
@@ -238,3 +238,58 @@ def _wait_ready(port: int) -> None:
         except httpx.TransportError:
             time.sleep(0.1)
     pytest.fail("server never became ready")
+
+
+WRITING_COMMANDS = [
+    pytest.param(["db", "init"], id="db init"),
+    pytest.param(["demo"], id="demo"),
+    pytest.param(["token", "create", "--actor", "ava@example.com", "--role", "editor"], id="token"),
+    pytest.param(["projections", "rebuild"], id="projections rebuild"),
+]
+
+
+@pytest.mark.parametrize("args", WRITING_COMMANDS)
+def test_a_command_that_writes_says_which_database_it_wrote_to(
+    tmp_path: Path, args: list[str]
+) -> None:
+    assert _run("db", "init", cwd=tmp_path).returncode == 0
+    database_file = (tmp_path / "stagegate.db").resolve()
+
+    result = _run(*args, cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert f"database: sqlite:///./stagegate.db (the file {database_file})" in result.stderr
+    assert "created it" not in result.stderr  # it was there already
+
+
+def test_a_token_created_in_another_folder_says_it_made_a_new_database(tmp_path: Path) -> None:
+    """The surprise the issue reports: the server's database is elsewhere, so the token made
+    here would be refused there with a 401. The command now says where it wrote, and that
+    the database is new; what it prints on standard output is still the token alone."""
+    (tmp_path / "server").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    assert _run("db", "init", cwd=tmp_path / "server").returncode == 0
+
+    result = _run(
+        "token",
+        "create",
+        "--actor",
+        "ava@example.com",
+        "--role",
+        "editor",
+        cwd=tmp_path / "elsewhere",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"sgt_[0-9a-f]{16}_[A-Za-z0-9_-]{43}\n", result.stdout), result.stdout
+    assert str((tmp_path / "elsewhere" / "stagegate.db").resolve()) in result.stderr
+    assert "no database was there: this command created it" in result.stderr
+
+
+def test_revoking_a_token_says_which_database_it_wrote_to(tmp_path: Path) -> None:
+    token_id = _create_editor_token(tmp_path).split("_")[1]
+
+    revoked = _run("token", "revoke", token_id, cwd=tmp_path)
+
+    assert revoked.returncode == 0, revoked.stderr
+    assert f"(the file {(tmp_path / 'stagegate.db').resolve()})" in revoked.stderr

@@ -2,7 +2,8 @@
 
 A Hypothesis state machine issues the lifecycle's commands, as the people who would issue them,
 through ``Stagegate.execute`` on SQLite and on PostgreSQL, and compares every outcome with
-``tests.reference_model`` (written from SPEC.md, not from the domain code). After every step:
+``tests.reference_model`` (written from the specification, not from the domain code). After
+every step:
 
 - the stage moved only through an accepted advance (whose gate the model found satisfied), an
   accepted return or an accepted retirement;

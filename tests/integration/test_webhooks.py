@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -428,6 +429,21 @@ def check_requests(receiver: Receiver, hook: str, notifications: dict[int, dict[
     assert len(ids_of_delivery) == len({int(r.document["id"]) for r in requests})
 
 
+CAMEL_CASE = re.compile(r"[a-z][a-zA-Z0-9]*")
+"""A member name as a webhook payload writes it: ``fromStage``, ``actorId``, ``policyVersion``."""
+
+
+def member_names(document: Any) -> Iterator[str]:
+    """Every object member name in a JSON document, at any depth (inside lists too)."""
+    if isinstance(document, dict):
+        for name, value in document.items():
+            yield name
+            yield from member_names(value)
+    elif isinstance(document, list):
+        for value in document:
+            yield from member_names(value)
+
+
 def every_kind(stack: Stack) -> tuple[str, str]:
     """At least one notification of each kind, each through the path it takes in real use.
 
@@ -507,6 +523,14 @@ def test_a_receiver_down_at_first_gets_every_notification_verified_and_without_g
     check_requests(receiver, "deployments", due_deployments)
     keys = {r.document["useCase"] for r in receiver.accepted("everything").values()}
     assert keys == {lived, refused}
+    # One convention for every member name a receiver reads, the event's own data included.
+    not_camel = {
+        (r.document["type"], name)
+        for r in receiver.accepted("everything").values()
+        for name in member_names(r.document)
+        if not CAMEL_CASE.fullmatch(name)
+    }
+    assert not_camel == set(), f"member names not in camelCase: {sorted(not_camel)}"
     assert_outbox_is_the_notified_events(stack)
 
     log = delivery_log(stack, everything)
@@ -855,5 +879,5 @@ def test_the_docs_tell_a_receiver_how_to_verify_a_request() -> None:
     text = "\n".join(path.read_text() for path in docs if path.exists())
     for needed in ("Stagegate-Signature", "Stagegate-Timestamp", "HMAC-SHA256"):
         assert needed in text, (
-            f"no document mentions {needed} (infra/webhooks.py cites docs/webhooks.md)"
+            f"no document mentions {needed} (infra/webhooks.py cites docs/integrations.md)"
         )

@@ -1,8 +1,10 @@
-"""The names portals and integrations rely on (SPEC.md, "API contract") are in the schema."""
+"""The names portals and integrations rely on (the specification's "API contract") are in the
+schema."""
 
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 
 import pytest
 from graphql import (
@@ -13,6 +15,7 @@ from graphql import (
     get_named_type,
 )
 
+from api.graphql import schema as schema_module
 from api.graphql.schema import SCHEMA_FILE, build_schema, published_sdl
 
 SPEC_MUTATIONS = [
@@ -118,3 +121,23 @@ def test_the_served_schema_is_the_checked_in_contract() -> None:
         )
     )
     assert not drift, f"the GraphQL contract changed:\n{drift}"
+
+
+def test_the_schema_command_checks_the_contract_without_rewriting_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's ``python -m api.graphql.schema --check``: 0 when the file is current, 1
+    (and the file untouched) when it is not; without ``--check`` it rewrites the file."""
+    contract = tmp_path / "schema.graphql"
+    monkeypatch.setattr(schema_module, "SCHEMA_FILE", contract)
+    contract.write_text(published_sdl())
+    assert schema_module.main(["--check"]) == 0
+
+    contract.write_text("type Query { stale: Int }\n")
+    assert schema_module.main(["--check"]) == 1
+    assert "python -m api.graphql.schema" in capsys.readouterr().err
+    assert contract.read_text() == "type Query { stale: Int }\n"
+
+    assert schema_module.main([]) == 0
+    assert contract.read_text() == published_sdl()
+    assert schema_module.main(["--chek"]) == 2

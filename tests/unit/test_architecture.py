@@ -14,6 +14,7 @@ CONFIGURATION = {
     Path("infra/settings.py"),
     Path("infra/persistence.py"),
     Path("infra/cli/__init__.py"),
+    Path("infra/cli/common.py"),  # how a command names the configured database to a person
 }
 """Where "is it PostgreSQL?" chooses what to build, from the settings: not SQL dialect."""
 

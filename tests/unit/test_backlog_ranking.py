@@ -1,7 +1,7 @@
 """The backlog's ranking rule, through the read model's SQL on SQLite, over every combination
 of the three priority scores.
 
-SPEC.md: a use case strong on all three dimensions ranks above one strong on leverage and
+the specification: a use case strong on all three dimensions ranks above one strong on leverage and
 feasibility but weak on organisational readiness, whatever its leverage. The API documents the
 whole order: the weakest score first, then readiness, then the total (then the key); unscored
 use cases last; use cases in scale (or retired) are not in the backlog.
