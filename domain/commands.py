@@ -126,6 +126,8 @@ class SetPolicy(Command):
     min_adoption: float | None = None
     min_priority_score: int | None = None
     stuck_after_days: int | None = None
+    min_improvement: float | None = None
+    guardrail_tolerance: float | None = None
     reason: LongText | None = None
 
     def changes(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
+from domain.improvement import improvements
 from domain.policy import PolicyInForce, PolicyValues
 from domain.state import UseCaseState
 from domain.values import OwnerRole, ReadinessItem, Stage
@@ -31,6 +32,7 @@ class RequirementCode(StrEnum):
     MONITORING_OWNER = "MONITORING_OWNER"
     DEPLOYED = "DEPLOYED"
     AFTER_STATE_MEASURED = "AFTER_STATE_MEASURED"
+    IMPROVEMENT_SHOWN = "IMPROVEMENT_SHOWN"
     ADOPTION = "ADOPTION"
     VALUE_STATEMENT = "VALUE_STATEMENT"
     SCALE_CRITERIA_MET = "SCALE_CRITERIA_MET"
@@ -210,6 +212,15 @@ def _after_state_measured(s: UseCaseState, p: PolicyValues) -> str | None:
     return None
 
 
+def _improvement_shown(s: UseCaseState, p: PolicyValues) -> str | None:
+    if not s.baselines:
+        return "No baseline metrics were captured, so no improvement can be shown."
+    short = [m for m in improvements(s, p) if not m.counts]
+    if short:
+        return "The value is not proven: " + "; ".join(m.describe(p) for m in short) + "."
+    return None
+
+
 def _adoption(s: UseCaseState, p: PolicyValues) -> str | None:
     latest = s.latest_adoption
     if latest is None:
@@ -281,6 +292,7 @@ GATES: dict[Stage, tuple[tuple[RequirementCode, Check], ...]] = {
     Stage.MEASUREMENT: ((R.DEPLOYED, _deployed),),
     Stage.SCALE: (
         (R.AFTER_STATE_MEASURED, _after_state_measured),
+        (R.IMPROVEMENT_SHOWN, _improvement_shown),
         (R.ADOPTION, _adoption),
         (R.VALUE_STATEMENT, _value_statement),
         (R.SCALE_CRITERIA_MET, _scale_criteria_met),

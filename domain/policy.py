@@ -6,7 +6,7 @@ default, in force until the first ``setPolicy``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,6 +38,12 @@ class PolicyValues(BaseModel):
     """Each priority dimension must score at least this to leave ``proposed``."""
     stuck_after_days: int = Field(default=30, ge=1, le=3650)
     """A use case with no transition for this long counts as stuck."""
+    min_improvement: float = Field(default=0.0, ge=0.0, le=100.0)
+    """How much better than its baseline each outcome metric must be to scale, relative to
+    the baseline (0.1: 10 % better); 0 means strictly better."""
+    guardrail_tolerance: float = Field(default=0.05, ge=0.0, le=100.0)
+    """How much worse than its baseline a guardrail metric may be, relative to the baseline
+    (0.05: 5 % worse)."""
 
 
 class PolicyState(BaseModel):
@@ -50,15 +56,24 @@ class Policy(StatefulAggregate[PolicyState]):
     state_class = PolicyState
 
     class Event(AggregateEvent):
-        pass
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 2 adds the thresholds of ``IMPROVEMENT_SHOWN``; a policy set before
+            them had their defaults (the gate did not exist, and it judges by those)."""
+            state["values"].setdefault("min_improvement", 0.0)
+            state["values"].setdefault("guardrail_tolerance", 0.05)
 
     class Defined(Event, AggregateCreated):
+        class_version: ClassVar[int] = 2
+
         values: PolicyValues
 
         def apply(self, aggregate: Any) -> None:
             aggregate.state = PolicyState(values=self.values)
 
     class Changed(Event):
+        class_version: ClassVar[int] = 2
+
         values: PolicyValues
 
         def apply(self, aggregate: Any) -> None:

@@ -16,6 +16,7 @@ from domain import commands as c
 from domain.application import Stagegate
 from domain.clock import clock_set_to
 from domain.gates import GATES, RequirementCode
+from domain.improvement import improvements
 from domain.metadata import Actor, CommandContext
 from domain.usecase import UseCase
 from domain.values import Channel, Role, Stage
@@ -216,6 +217,14 @@ class Journey:
                 assert first is not None
                 self.now = max(self.now, first + timedelta(days=61))
                 self.issue(c.RecordMeasurement, metric=metric, value=5.0, measured_at=self.now)
+        elif code is R.IMPROVEMENT_SHOWN:
+            # An after-state in the window is AFTER_STATE_MEASURED's to record (5.0: better
+            # than the baseline's 12.0, lower is better); one that falls short is measured again.
+            for judged in improvements(state, self.app.policy().values):
+                if judged.after is not None and not judged.counts:
+                    self.issue(
+                        c.RecordMeasurement, metric=judged.metric, value=5.0, measured_at=self.now
+                    )
         elif code is R.ADOPTION:
             self.issue(c.RecordAdoption, active_users=40, target_users=50, measured_at=self.now)
         elif code is R.VALUE_STATEMENT:

@@ -35,6 +35,8 @@ READINESS_ITEMS = frozenset(
     }
 )
 PRODUCTION = "production"
+BASELINE_VALUE = 12.0
+"""Every baseline the model captures: an outcome, lower is better (the driver sends it)."""
 
 # The gate into each stage, as the spec's table lists it.
 GATES: dict[str, tuple[str, ...]] = {
@@ -57,6 +59,7 @@ GATES: dict[str, tuple[str, ...]] = {
     MEASUREMENT: ("DEPLOYED",),
     SCALE: (
         "AFTER_STATE_MEASURED",
+        "IMPROVEMENT_SHOWN",
         "ADOPTION",
         "VALUE_STATEMENT",
         "SCALE_CRITERIA_MET",
@@ -207,7 +210,8 @@ class UseCaseModel:
     previously_in_production: list[str] = field(default_factory=list)
     first_production_deployment: datetime | None = None
 
-    measurements: list[tuple[str, datetime]] = field(default_factory=list)
+    measurements: list[tuple[str, datetime, float]] = field(default_factory=list)
+    """(metric, measured at, value), in the order recorded."""
     adoption: list[tuple[int, int, datetime]] = field(default_factory=list)
     value_stated_by: str | None = None
     scale_criteria: set[str] = field(default_factory=set)
@@ -314,8 +318,23 @@ class UseCaseModel:
             if not self.baselines or first is None:
                 return False
             not_before = first + timedelta(days=self.policy.measurement_window_days)
-            measured = {metric for metric, at in self.measurements if at >= not_before}
+            measured = {metric for metric, at, _ in self.measurements if at >= not_before}
             return self.baselines <= measured
+        if code == "IMPROVEMENT_SHOWN":
+            # Every baseline here is an outcome of BASELINE_VALUE, lower is better, and the
+            # policy's minimum improvement is its default: strictly better. Reading: "latest"
+            # by business time; of equal times, the one recorded last.
+            if not self.requirement_holds("AFTER_STATE_MEASURED"):
+                return False
+            for metric in self.baselines:
+                _, _, latest = max(
+                    (at, n, value)
+                    for n, (m, at, value) in enumerate(self.measurements)
+                    if m == metric
+                )
+                if not latest < BASELINE_VALUE:
+                    return False
+            return True
         if code == "ADOPTION":
             if not self.adoption:
                 return False
@@ -532,7 +551,9 @@ class UseCaseModel:
             self.production = previous
         return expectation
 
-    def record_measurement(self, caller: Caller, metric: str, measured_at: datetime) -> Expectation:
+    def record_measurement(
+        self, caller: Caller, metric: str, measured_at: datetime, value: float
+    ) -> Expectation:
         refusals = self._guards(caller)
         # An after-state compares with a baseline, and follows a production deployment.
         if metric not in self.baselines:
@@ -541,7 +562,7 @@ class UseCaseModel:
             refusals.add(rule("NOT_YET_DEPLOYED"))
         expectation = self._decide(refusals)
         if expectation.accepted:
-            self.measurements.append((metric, measured_at))
+            self.measurements.append((metric, measured_at, value))
         return expectation
 
     def record_adoption(

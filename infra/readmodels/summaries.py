@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Mapper, StoredEvent
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import get_topic, resolve_topic
 
 from domain.policy import POLICY_ID, Policy, PolicyInForce
 from domain.state import UseCaseState
@@ -28,6 +28,7 @@ from infra.readmodels import faults
 from infra.readmodels.runner import LoggedEvent
 from infra.readmodels.schema import COSTS, PERIODS, SUMMARIES, UNMET
 from infra.recorders import select_latest_of_many
+from infra.serialization import upcast
 from projections.appended import (
     STAGE_EVENTS,
     project_stage_or_cost,
@@ -63,7 +64,7 @@ class SummaryProjection:
         number = db.log_position_column
         policy_id = db.stored_uuid(POLICY_ID)
         self._policy_events = (
-            f"SELECT originator_version, state FROM {events_table}"
+            f"SELECT originator_version, topic, state FROM {events_table}"
             f" WHERE originator_id = '{policy_id}' AND {number} <= %s"
             " ORDER BY originator_version DESC LIMIT 1"
         )
@@ -327,7 +328,10 @@ class SummaryProjection:
         row = curs.fetchone()
         if row is None:
             return PolicyInForce.default()
-        values = json.loads(bytes(row["state"]))["values"]
+        # Read as the mapper would: a policy stored in an earlier form is upcast first.
+        state = json.loads(bytes(row["state"]))
+        upcast(resolve_topic(str(row["topic"])), state)
+        values = state["values"]
         return PolicyInForce.model_validate(
             {"version": int(row["originator_version"]), "values": values}
         )

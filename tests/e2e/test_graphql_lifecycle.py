@@ -218,6 +218,7 @@ def _from_deployment_to_scale(api: Api, journey: GraphQLJourney) -> None:
         "SCALE",
         [
             "AFTER_STATE_MEASURED",
+            "IMPROVEMENT_SHOWN",
             "ADOPTION",
             "VALUE_STATEMENT",
             "SCALE_CRITERIA_MET",

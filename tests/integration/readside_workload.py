@@ -28,6 +28,7 @@ from domain.application import Stagegate
 from domain.clock import clock_set_to
 from domain.errors import DomainError
 from domain.gates import RequirementCode, gate_status
+from domain.improvement import improvements
 from domain.metadata import Actor, CommandContext
 from domain.usecase import UseCase
 from domain.values import Channel, OwnerRole, Role, Stage
@@ -296,6 +297,8 @@ class Workload:
             self.value_statement(journey)
         elif code is R.AFTER_STATE_MEASURED:
             self.after_state(journey)
+        elif code is R.IMPROVEMENT_SHOWN:
+            self.improvement(journey)
         elif code is R.DEPLOYED:
             self.deploy_signed_off(journey)
         elif code is R.PRIORITY_SCORED:
@@ -447,6 +450,22 @@ class Workload:
             environment="staging",
             deployed_at=journey.now,
         )
+
+    def improvement(self, journey: Journey) -> None:
+        """After-states a fifth better than their baselines, for the metrics that fall short."""
+        for judged in improvements(journey.use_case.state, self.policy.values):
+            if judged.counts:
+                continue
+            baseline = judged.baseline
+            better = 0.8 if baseline.direction.value == "lower_is_better" else 1.2
+            self.issue(
+                journey,
+                c.RecordMeasurement,
+                **self.integration(),
+                metric=baseline.metric,
+                value=round(baseline.value * better, 2),
+                measured_at=journey.now,
+            )
 
     def extra_baseline(self, journey: Journey) -> None:
         self.issue(

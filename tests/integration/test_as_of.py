@@ -278,6 +278,7 @@ def _rules(rng: random.Random) -> list[tuple[int, str, Callable[[AsOfDriver], di
             lambda d: {
                 "metric": pick([*BASELINE_METRICS, "throughput"]),
                 "days_before_now": pick([0, 0, 1, 30]),
+                "value": pick([5.0, 5.0, 12.0, 13.0]),  # better, level, worse than 12
             },
         ),
         (

@@ -291,7 +291,7 @@ class UseCaseLifecycle(RuleBasedStateMachine):
         baseline = {
             "metric": metric,
             "unit": "minutes",
-            "value": 12.0,
+            "value": m.BASELINE_VALUE,
             "direction": "lower_is_better",
             "measured_at": self.now - timedelta(days=1),
             "method": "time study",
@@ -353,9 +353,9 @@ class UseCaseLifecycle(RuleBasedStateMachine):
         }
         self._issue(c.RollBack, fields, EDITOR, expected)
 
-    def measure(self, metric: str, measured_at: datetime) -> None:
-        expected = self.model.record_measurement(caller(EDITOR), metric, measured_at)
-        fields = {"metric": metric, "value": 5.0, "measured_at": measured_at}
+    def measure(self, metric: str, measured_at: datetime, value: float = 5.0) -> None:
+        expected = self.model.record_measurement(caller(EDITOR), metric, measured_at, value)
+        fields = {"metric": metric, "value": value, "measured_at": measured_at}
         self._issue(c.RecordMeasurement, fields, EDITOR, expected)
 
     def adopt(self, active: int, target: int, measured_at: datetime) -> None:
@@ -469,6 +469,11 @@ class UseCaseLifecycle(RuleBasedStateMachine):
                 self.wait(max(first + window + timedelta(minutes=1) - self.now, timedelta()))
             for metric in sorted(model.baselines):
                 self.measure(metric, self.now)
+        elif code == "IMPROVEMENT_SHOWN":
+            if not model.requirement_holds("AFTER_STATE_MEASURED"):
+                self.satisfy("AFTER_STATE_MEASURED")
+            for metric in sorted(model.baselines):
+                self.measure(metric, self.now)  # the latest, and better than the baseline
         elif code == "ADOPTION":
             self.adopt(50, 50, self.now)
         elif code == "VALUE_STATEMENT":
@@ -622,9 +627,11 @@ class UseCaseLifecycle(RuleBasedStateMachine):
     @rule(
         metric=st.sampled_from([*BASELINE_METRICS, BASELINE_METRICS[0], "throughput"]),
         days_before_now=st.sampled_from([0, 0, 1, 30]),
+        # Better than the baseline (lower is better), the same, or worse.
+        value=st.sampled_from([5.0, 5.0, m.BASELINE_VALUE, 13.0]),
     )
-    def record_measurement(self, metric: str, days_before_now: int) -> None:
-        self.measure(metric, self.now - timedelta(days=days_before_now))
+    def record_measurement(self, metric: str, days_before_now: int, value: float) -> None:
+        self.measure(metric, self.now - timedelta(days=days_before_now), value)
 
     @rule(
         metric=st.sampled_from([*BASELINE_METRICS, BASELINE_METRICS[0]]),

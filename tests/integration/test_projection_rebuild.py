@@ -161,7 +161,7 @@ def _failed_transactions(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("seed", [41])
+@pytest.mark.parametrize("seed", [42])
 def test_rebuild_equals_projections_kept_current_by_the_background_worker(
     services: Services, seed: int, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -110,3 +110,30 @@ def test_every_event_type_can_load_every_form_it_was_ever_stored_in() -> None:
         if not callable(getattr(event_type, f"upcast_v{n}_v{n + 1}", None))
     ]
     assert missing == []
+
+
+def test_a_policy_set_before_improvement_was_judged_loads_with_its_defaults() -> None:
+    """Policy events of class version 1 knew no ``min_improvement`` nor
+    ``guardrail_tolerance``: they load with the defaults the gate judges them by."""
+    stored = {
+        "meta": {
+            "actor_id": "admin",
+            "actor_role": "admin",
+            "channel": "graphql",
+            "correlation_id": "c-1",
+        },
+        "timestamp": WHEN,
+        "values": {
+            "measurement_window_days": 30,
+            "min_adoption": 0.5,
+            "min_priority_score": 1,
+            "stuck_after_days": 30,
+        },
+    }
+
+    event = MAPPER.to_domain_event(_stored(stored, topic=get_topic(domain.policy.Policy.Changed)))
+
+    assert isinstance(event, domain.policy.Policy.Changed)
+    assert event.values.measurement_window_days == 30
+    assert (event.values.min_improvement, event.values.guardrail_tolerance) == (0.0, 0.05)
+    assert json.loads(MAPPER.to_stored_event(event).state)["class_version"] == 2

@@ -25,13 +25,22 @@ BREAKERS = {
     R.NO_OPEN_QUALITY_ALERT: lambda j: j.issue(
         c.RaiseQualityAlert, severity="high", description="outputs degraded"
     ),
+    # The latest after-state, worse than the baseline of 12 (lower is better).
+    R.IMPROVEMENT_SHOWN: lambda j: [
+        j.issue(c.RecordMeasurement, metric=metric, value=13.0, measured_at=j.now)
+        for metric in j.use_case.state.baselines
+    ],
 }
 
 # A use case that reached the pilot gate always has a technical owner (the first gate needs
 # one and owners are never removed), so TECHNICAL_OWNER is shown missing at the first gate.
 # A valid sign-off implies a passing evaluation, so EVALUATION_PASSED cannot be missing alone:
 # ACCEPTANCE_SIGNED_OFF is necessarily unmet beside it.
-IMPLIED = {(Stage.DEPLOYMENT, R.EVALUATION_PASSED): {R.ACCEPTANCE_SIGNED_OFF}}
+# Improvement is shown by an after-state in the window, so without one it cannot be shown.
+IMPLIED = {
+    (Stage.DEPLOYMENT, R.EVALUATION_PASSED): {R.ACCEPTANCE_SIGNED_OFF},
+    (Stage.SCALE, R.AFTER_STATE_MEASURED): {R.IMPROVEMENT_SHOWN},
+}
 CASES = [
     (target, code)
     for target, requirements in GATES.items()
