@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     """How long a connection may take to send a request's head in full (closed past it)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    """``text``: one human-readable line per record; ``json``: one JSON object per line (for
+    a log collector), with each request's fields (``api.telemetry``) as keys of their own."""
+    metrics: Literal["token", "off"] = "token"
+    """``token``: ``GET /metrics`` (Prometheus text format) on the API's port, for admin and
+    auditor tokens; ``off``: not served."""
 
     @field_validator("database_url")
     @classmethod

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
+import tempfile
+from collections.abc import Iterator
 
 import click
 
@@ -25,17 +29,14 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     """Run the API server (GraphQL at /graphql)."""
     import uvicorn
 
-    from api.redaction import install_redaction
     from infra.http_protocol import http_protocol
+    from infra.logs import configure_logging, uvicorn_logging
     from infra.web import build_api, settle_interpreter
 
     settings = settings_from_environment()
     host = host or settings.host
     port = port or settings.port
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
-    install_redaction()  # on the handler just configured too, whichever path serves below
+    configure_logging(settings)  # redacted, whichever path serves below
     http = http_protocol(settings.header_timeout_seconds)
     # Configuration, not SQL dialect: which store was configured decides how many may serve.
     if settings.workers > 1 and not settings.is_postgres:
@@ -78,22 +79,41 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     if settings.workers > 1:
         # Each process builds its own services (infra.web.app_from_environment).
         services.close()
-        uvicorn.run(
-            "infra.web:app_from_environment",
-            factory=True,
-            workers=settings.workers,
-            host=host,
-            port=port,
-            log_level=settings.log_level,
-            http=http,
-        )
+        with _metrics_shared_by_processes():
+            uvicorn.run(
+                "infra.web:app_from_environment",
+                factory=True,
+                workers=settings.workers,
+                host=host,
+                port=port,
+                http=http,
+                **uvicorn_logging(settings),
+            )
         return
     app = build_api(services)
     settle_interpreter()
     try:
-        uvicorn.run(app, host=host, port=port, log_level=settings.log_level, http=http)
+        uvicorn.run(app, host=host, port=port, http=http, **uvicorn_logging(settings))
     finally:
         services.close()
+
+
+@contextlib.contextmanager
+def _metrics_shared_by_processes() -> Iterator[None]:
+    """A directory for the worker processes' metric files (prometheus-client's multiprocess
+    mode), set in the environment they inherit and removed when they are all gone. One an
+    operator set (``PROMETHEUS_MULTIPROC_DIR``) is used as it is, and left in place."""
+    from infra.metrics import MULTIPROCESS_DIRECTORY
+
+    if os.environ.get(MULTIPROCESS_DIRECTORY):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="stagegate-metrics-") as directory:
+        os.environ[MULTIPROCESS_DIRECTORY] = directory
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROCESS_DIRECTORY]
 
 
 @main.command()
