@@ -171,7 +171,7 @@ class RequestTelemetry:
         finally:
             _CURRENT.reset(reset)
             seconds = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = _route_template(scope)
             method = scope["method"] if scope["method"] in _METHODS else "other"
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_SECONDS.labels(method, route).observe(seconds)
@@ -181,6 +181,18 @@ class RequestTelemetry:
 
 
 _METHODS = frozenset({"GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
+
+
+def _route_template(scope: Scope) -> str:
+    """The template of the route that answered (``unmatched`` when none did): a label that
+    cannot grow with the paths callers make up."""
+    route = scope.get("route")
+    if route is None:
+        return "unmatched"
+    # A route of an included router knows its path without the prefix it was included at;
+    # one whose own path is empty (GraphQL's, at /graphql) matches the prefix alone, which is
+    # then the request's path itself.
+    return getattr(route, "path", "") or str(scope["path"])
 
 
 def _problem_code(body: bytes) -> str:
