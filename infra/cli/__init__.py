@@ -14,6 +14,8 @@ import click
 from domain.errors import DomainError
 from infra.bootstrap import Services, ensure_admin_token
 from infra.cli.common import open_services, services_from_environment, settings_from_environment
+from infra.settings import Settings
+from infra.tokens import IssuedToken
 
 
 @click.group()
@@ -59,27 +61,14 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
             services.read_models.start()  # picks up writes made by other processes
     if settings.webhooks == "inline" and settings.workers == 1:
         services.webhooks.start()
-    base = f"http://{host}:{port}"
-    click.echo(f"stagegate on {settings.redacted_database_url()} ({settings.environment} mode)")
-    click.echo(
-        f"  GraphQL   {base}/graphql"
-        + (" (GraphiQL in a browser)" if settings.environment == "development" else "")
-    )
-    click.echo(f"  Health    {base}/healthz  {base}/readyz")
-    if settings.workers > 1:
-        click.echo(f"  Processes {settings.workers} (STAGEGATE_WORKERS)")
-    if issued is not None:
-        click.echo("\nFirst start: an admin token was created. It is shown only this once:\n")
-        click.echo(f"  {issued.secret_token}\n")
-    click.echo(
-        "Authenticate every request with 'Authorization: Bearer <token>'; "
-        "create more with 'stagegate token create --actor ID --role ROLE'."
-    )
-    sys.stdout.flush()
-    if settings.workers > 1:
-        # Each process builds its own services (infra.web.app_from_environment).
-        services.close()
-        with _metrics_shared_by_processes():
+    with contextlib.ExitStack() as stack:
+        shared = (
+            stack.enter_context(_metrics_shared_by_processes()) if settings.workers > 1 else None
+        )
+        _banner(settings, host, port, issued, shared)
+        if settings.workers > 1:
+            # Each process builds its own services (infra.web.app_from_environment).
+            services.close()
             uvicorn.run(
                 "infra.web:app_from_environment",
                 factory=True,
@@ -89,7 +78,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
                 http=http,
                 **uvicorn_logging(settings),
             )
-        return
+            return
     app = build_api(services)
     settle_interpreter()
     try:
@@ -98,20 +87,47 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
         services.close()
 
 
+def _banner(
+    settings: Settings, host: str, port: int, issued: IssuedToken | None, shared: str | None
+) -> None:
+    base = f"http://{host}:{port}"
+    click.echo(f"stagegate on {settings.redacted_database_url()} ({settings.environment} mode)")
+    click.echo(
+        f"  GraphQL   {base}/graphql"
+        + (" (GraphiQL in a browser)" if settings.environment == "development" else "")
+    )
+    click.echo(f"  Health    {base}/healthz  {base}/readyz")
+    if settings.metrics == "token":
+        click.echo(f"  Metrics   {base}/metrics (admin or auditor token)")
+    if shared is not None:
+        workers = settings.workers
+        click.echo(f"  Processes {workers} (STAGEGATE_WORKERS), metrics summed in {shared}")
+    if issued is not None:
+        click.echo("\nFirst start: an admin token was created. It is shown only this once:\n")
+        click.echo(f"  {issued.secret_token}\n")
+    click.echo(
+        "Authenticate every request with 'Authorization: Bearer <token>'; "
+        "create more with 'stagegate token create --actor ID --role ROLE'."
+    )
+    sys.stdout.flush()
+
+
 @contextlib.contextmanager
-def _metrics_shared_by_processes() -> Iterator[None]:
+def _metrics_shared_by_processes() -> Iterator[str]:
     """A directory for the worker processes' metric files (prometheus-client's multiprocess
-    mode), set in the environment they inherit and removed when they are all gone. One an
-    operator set (``PROMETHEUS_MULTIPROC_DIR``) is used as it is, and left in place."""
+    mode), set in the environment they inherit (before they import the library, as it needs)
+    and removed when they are all gone. One an operator set (``PROMETHEUS_MULTIPROC_DIR``) is
+    used as it is, and left in place."""
     from infra.metrics import MULTIPROCESS_DIRECTORY
 
-    if os.environ.get(MULTIPROCESS_DIRECTORY):
-        yield
+    given = os.environ.get(MULTIPROCESS_DIRECTORY)
+    if given:
+        yield given
         return
     with tempfile.TemporaryDirectory(prefix="stagegate-metrics-") as directory:
         os.environ[MULTIPROCESS_DIRECTORY] = directory
         try:
-            yield
+            yield directory
         finally:
             del os.environ[MULTIPROCESS_DIRECTORY]
 
