@@ -223,5 +223,7 @@ def _log(
         "duration_ms": round(seconds * 1000, 2),
         "error_code": record.error_code,
     }
-    text = " ".join(f"{name}={value}" for name, value in fields.items() if value is not None)
-    log.info("request %s", text, extra=fields)
+    known = {name: value for name, value in fields.items() if value is not None}
+    log.info(
+        "request %s", " ".join(f"{name}={value}" for name, value in known.items()), extra=known
+    )

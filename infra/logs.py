@@ -4,8 +4,8 @@
 ``level``, ``logger``, ``message``, and whatever a record carries beside its message (each
 request's line, ``api.telemetry``: ``correlation_id``, ``actor``, ``role``, ``operation``,
 ``outcome``, ``status``, ``duration_ms``, ``error_code``), a traceback as ``exc_info``. Every
-line is redacted as a whole before it is written, so a secret cannot slip out through a
-field that the record filter (``api.redaction``) does not rewrite.
+value is redacted before it is written, so a secret cannot slip out through a field that the
+record filter (``api.redaction``) does not rewrite.
 """
 
 from __future__ import annotations
@@ -23,10 +23,22 @@ TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
 class RedactedJsonFormatter(JsonFormatter):
-    """python-json-logger's formatter, its whole output redacted (``api.redaction``)."""
+    """python-json-logger's formatter, every string it writes redacted (``api.redaction``):
+    each value before it is encoded, since a pattern run over the encoded line would meet
+    JSON's escapes and could break the line."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return {name: _redacted(value) for name, value in log_data.items()}
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {name: _redacted(item) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    return value
 
 
 def json_formatter() -> logging.Formatter:
