@@ -47,7 +47,8 @@ class ApiConfig:
     body_timeout_seconds: float
     """Longest a request body may take to arrive (408 past it)."""
     metrics: bool = False
-    """Serve ``/metrics`` on this app, to tokens of the roles in ``METRICS_ROLES``."""
+    """Count requests, operations and posted events, and serve them at ``/metrics`` to
+    tokens of the roles in ``METRICS_ROLES``."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
     app.state.authenticate = backends.authenticate
     app.state.check_ready = backends.check_ready
     app.state.graphiql = config.graphiql
+    app.state.counting = config.metrics
+    """Whether requests, operations and posted events are counted for /metrics."""
     # Each middleware added wraps those added before it: the body guard runs inside the
     # correlation ids (so its refusals carry one), and CORS, added below, outside both.
     app.add_middleware(
@@ -97,7 +100,7 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
     )
     # Outside the body guard, so its refusals are counted and logged; inside the correlation
     # ids, so each log line has one (and an unexpected failure is seen as it passes through).
-    app.add_middleware(RequestTelemetry)
+    app.add_middleware(RequestTelemetry, counting=config.metrics)
     app.add_middleware(CorrelationIds)
 
     @app.exception_handler(StarletteHTTPException)

@@ -105,10 +105,12 @@ def operation_label(name: str | None, query: str | None) -> str:
     return name
 
 
-def graphql_operation(operation: str, error_codes: list[str]) -> None:
-    """Count a GraphQL operation, and note it (and its first error's code) on the request."""
+def graphql_operation(operation: str, error_codes: list[str], counting: bool) -> None:
+    """Count a GraphQL operation (if ``counting``), and note it (and its first error's code)
+    on the request."""
     outcome = "error" if error_codes else "ok"
-    GRAPHQL_OPERATIONS.labels(operation, outcome).inc()
+    if counting:
+        GRAPHQL_OPERATIONS.labels(operation, outcome).inc()
     record = current()
     record.operation = operation
     if error_codes:
@@ -139,8 +141,9 @@ def cloudevent(event_type: str | None, status: int) -> None:
 class RequestTelemetry:
     """Pure ASGI middleware: counts and logs each HTTP request once it is answered."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, counting: bool = True) -> None:
         self.app = app
+        self.counting = counting
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -173,8 +176,9 @@ class RequestTelemetry:
             seconds = time.perf_counter() - started
             route = _route_template(scope)
             method = scope["method"] if scope["method"] in _METHODS else "other"
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_SECONDS.labels(method, route).observe(seconds)
+            if self.counting:
+                HTTP_REQUESTS.labels(method, route, str(status)).inc()
+                HTTP_SECONDS.labels(method, route).observe(seconds)
             if record.error_code is None and problem_body is not None:
                 record.error_code = _problem_code(b"".join(problem_body))
             _log(scope, record, method, route, status, seconds)

@@ -59,7 +59,8 @@ def bootstrap(settings: Settings, *, prepare_schema: bool = True) -> Services:
             ),
             webhooks=Webhooks(database, key_of=lambda use_case_id: _key_of(app, use_case_id)),
         )
-        app.observe_command = metrics.observe_command
+        if settings.metrics != "off":
+            app.observe_command = metrics.observe_command
         app.announce_gate_refusal = lambda key, refusal, actor: announce_gate_blocked(
             database, key, refusal, actor
         )

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     a log collector), with each request's fields (``api.telemetry``) as keys of their own."""
     metrics: Literal["token", "off"] = "token"
     """``token``: ``GET /metrics`` (Prometheus text format) on the API's port, for admin and
-    auditor tokens; ``off``: not served."""
+    auditor tokens; ``off``: not served, and nothing counted for it."""
 
     @field_validator("database_url")
     @classmethod

@@ -101,7 +101,8 @@ class ThreadedGraphQLRouter(GraphQLRouter[Context, None]):
         except MissingQueryError as e:
             raise HTTPException(400, "No GraphQL query found in the request") from e
         operation = telemetry.operation_label(request_data.operation_name, request_data.query)
-        telemetry.graphql_operation(operation, [error_code(e) for e in result.errors or ()])
+        codes = [error_code(e) for e in result.errors or ()]
+        telemetry.graphql_operation(operation, codes, counting=request.app.state.counting)
         return result
 
 

@@ -196,6 +196,17 @@ def test_metrics_off_serves_no_page(
 ) -> None:
     settings = services.settings.model_copy(update={"metrics": "off"})
     url = serve(build_api(dataclasses.replace(services, settings=settings)))
+    before = scrape(api, api.tokens.auditor)
+    editor = {"Authorization": f"Bearer {api.tokens.editor}"}
+    probe = httpx.post(
+        f"{url}/graphql", json={"query": "query OffProbe { me { role } }"}, headers=editor
+    )
+    assert probe.json() == {"data": {"me": {"role": "EDITOR"}}}
+    after = scrape(api, api.tokens.auditor)
+    operations = "stagegate_graphql_operations_total"
+    assert delta(before, after, operations, operation="OffProbe", outcome="ok") == 0
+    requests = "stagegate_http_requests_total"
+    assert delta(before, after, requests, method="POST", route="/graphql", status="200") == 0
     response = httpx.get(
         f"{url}/metrics", headers={"Authorization": f"Bearer {api.tokens.auditor}"}
     )
