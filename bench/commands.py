@@ -28,7 +28,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -142,8 +144,44 @@ def command_rate(base: str, token: str, keys: list[list[str]], seconds: float) -
     return sum(counts) / (time.perf_counter() - started)
 
 
+COUNT_ONE_COMMAND = """
+import time
+from api import telemetry
+from infra import metrics
+n = 20_000
+started = time.perf_counter()
+for _ in range(n):
+    telemetry.HTTP_REQUESTS.labels("POST", "/graphql", "200").inc()
+    telemetry.HTTP_SECONDS.labels("POST", "/graphql").observe(0.004)
+    telemetry.GRAPHQL_OPERATIONS.labels(telemetry.operation_label("Score", None), "ok").inc()
+    metrics.observe_command("ScorePriority", None)
+print((time.perf_counter() - started) / n * 1e6)
+"""
+"""What one GraphQL command's request counts, timed in a process of its own."""
+
+
+def counting_cost() -> None:
+    """Microseconds that counting adds to one command's request, in one process and in the
+    multiprocess mode of several server processes (each count written to a file)."""
+    for mode in ("one process", "multiprocess files"):
+        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        with tempfile.TemporaryDirectory() as directory:
+            if mode == "multiprocess files":
+                env["PROMETHEUS_MULTIPROC_DIR"] = directory
+            result = subprocess.run(
+                [sys.executable, "-c", COUNT_ONE_COMMAND],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        print(f"counting one command's request, {mode}: {float(result.stdout):.1f} µs", flush=True)
+
+
 def metrics_overhead(server_url: str, rounds: int, seconds: float, port: int) -> None:
     """Sequential commands with metrics on and off, alternately (module doc)."""
+    counting_cost()
     rates: dict[str, list[float]] = {"token": [], "off": []}
     for _ in range(rounds):
         for mode in ("token", "off"):
