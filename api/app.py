@@ -46,9 +46,11 @@ class ApiConfig:
     """Largest request body read on any route (413 past it)."""
     body_timeout_seconds: float
     """Longest a request body may take to arrive (408 past it)."""
-    metrics: bool = False
-    """Count requests, operations and posted events, and serve them at ``/metrics`` to
-    tokens of the roles in ``METRICS_ROLES``."""
+    count: bool = False
+    """Count requests, GraphQL operations and posted events for the metrics page."""
+    metrics_route: bool = False
+    """Serve the metrics page at ``/metrics``, to tokens of the roles in ``METRICS_ROLES``
+    (rather than on a listen address of its own, or not at all)."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
     app.state.authenticate = backends.authenticate
     app.state.check_ready = backends.check_ready
     app.state.graphiql = config.graphiql
-    app.state.counting = config.metrics
+    app.state.counting = config.count
     """Whether requests, operations and posted events are counted for /metrics."""
     # Each middleware added wraps those added before it: the body guard runs inside the
     # correlation ids (so its refusals carry one), and CORS, added below, outside both.
@@ -100,7 +102,7 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
     )
     # Outside the body guard, so its refusals are counted and logged; inside the correlation
     # ids, so each log line has one (and an unexpected failure is seen as it passes through).
-    app.add_middleware(RequestTelemetry, counting=config.metrics)
+    app.add_middleware(RequestTelemetry, counting=config.count)
     app.add_middleware(CorrelationIds)
 
     @app.exception_handler(StarletteHTTPException)
@@ -141,7 +143,7 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
     app.include_router(graphql, prefix="/graphql", include_in_schema=False)
     app.include_router(health.router)
     app.include_router(events.router)
-    if config.metrics and backends.metrics is not None:
+    if config.metrics_route and backends.metrics is not None:
         _serve_metrics(app, backends.metrics)
     _document_event_schemas(app)
     return app

@@ -13,6 +13,10 @@ starting the workers), and a scrape, answered by whichever process, sums them al
 (``MultiProcessCollector``). Gauges of a process's own (its connection pool) are "livesum":
 summed over the processes alive, whose files a process removes as it exits
 (``mark_process_dead``).
+
+``STAGEGATE_METRICS=token`` serves the page at ``/metrics`` on the API's port (``api.app``);
+``address`` serves it, without a token, on a listen address of its own from a thread of the
+``serve`` process (with several workers, their parent, which reads their files like any).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -33,6 +37,7 @@ from prometheus_client import (
     Gauge,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -158,27 +163,50 @@ def projection_lags(read_models: ReadModelService) -> Iterator[ProjectionLag]:
         yield ProjectionLag(runner.name, behind, seconds)
 
 
-class Exposition:
-    """Renders ``/metrics``: what every process counted, and the database's figures now.
-
-    Blocking (files, SQL): call it on a worker thread."""
+class Everything(Collector):
+    """What a scrape answers: what every server process counted (this one's registry, or in
+    multiprocess mode every process's files), and the database's figures now."""
 
     def __init__(self, database: Database, read_models: ReadModelService, webhooks: Webhooks):
         self.database = database
-        self.database_figures = CollectorRegistry(auto_describe=False)
-        self.database_figures.register(DatabaseFigures(read_models, webhooks))
+        self.database_figures = DatabaseFigures(read_models, webhooks)
+
+    def collect(self) -> Iterable[Metric]:
+        sample_pool(self.database)
+        if multiprocess_mode():
+            # Read afresh at each scrape: processes come and go, and so do their files.
+            counted = multiprocess.MultiProcessCollector(None)  # type: ignore[no-untyped-call]
+            yield from counted.collect()  # type: ignore[no-untyped-call]
+        else:
+            yield from REGISTRY.collect()
+        yield from self.database_figures.collect()
+
+
+class Exposition:
+    """Renders ``/metrics`` (``Everything``). Blocking (files, SQL): call it on a worker
+    thread."""
 
     content_type = CONTENT_TYPE_LATEST
 
+    def __init__(self, database: Database, read_models: ReadModelService, webhooks: Webhooks):
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(Everything(database, read_models, webhooks))
+
     def render(self) -> bytes:
-        sample_pool(self.database)
-        if multiprocess_mode():
-            counted = CollectorRegistry()
-            multiprocess.MultiProcessCollector(counted)  # type: ignore[no-untyped-call]
-        else:
-            counted = REGISTRY
-        # Two registries, two sets of metric names: their texts concatenate into one page.
-        return generate_latest(counted) + generate_latest(self.database_figures)
+        return generate_latest(self.registry)
+
+    def serve_on(self, address: str) -> Callable[[], None]:
+        """Serve the page on ``host:port`` (any path, no token: for a listen address only
+        the monitoring network reaches), from a thread; returns what stops it."""
+        host, _, port = address.rpartition(":")
+        server, thread = start_http_server(int(port), host.strip("[]"), registry=self.registry)
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+        return stop
 
 
 class PoolSampler:
@@ -195,11 +223,13 @@ class PoolSampler:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(POOL_SAMPLE_SECONDS):
+        while True:
             try:
                 sample_pool(self.database)
             except Exception:
                 log.warning("the connection pool could not be sampled", exc_info=True)
+            if self._stop.wait(POOL_SAMPLE_SECONDS):
+                return
 
     def stop(self) -> None:
         self._stop.set()

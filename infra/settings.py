@@ -53,9 +53,15 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     """``text``: one human-readable line per record; ``json``: one JSON object per line (for
     a log collector), with each request's fields (``api.telemetry``) as keys of their own."""
-    metrics: Literal["token", "off"] = "token"
+    metrics: Literal["token", "address", "off"] = "token"
     """``token``: ``GET /metrics`` (Prometheus text format) on the API's port, for admin and
-    auditor tokens; ``off``: not served, and nothing counted for it."""
+    auditor tokens; ``address``: on ``metrics_address`` only, without a token (for a listen
+    address that only the monitoring network reaches); ``off``: not served, nothing counted."""
+    metrics_address: str = Field(
+        default="127.0.0.1:9464", pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$"
+    )
+    """``host:port`` where ``metrics=address`` serves the page (9464: Prometheus exporters'
+    customary port for an application's own metrics)."""
 
     @field_validator("database_url")
     @classmethod
@@ -78,6 +84,14 @@ class Settings(BaseSettings):
                     "environment variables instead (e.g. PGSSLMODE=require)"
                 )
             url.port  # noqa: B018 - raises ValueError for a port that is not a number
+        return value
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _port_in_range(cls, value: str) -> str:
+        port = int(value.rpartition(":")[2])
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port} is out of range (1-65535)")
         return value
 
     @model_validator(mode="after")

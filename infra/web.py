@@ -39,7 +39,8 @@ def build_api(services: Services) -> FastAPI:
         introspection=settings.introspection,
         max_body_bytes=settings.max_body_bytes,
         body_timeout_seconds=settings.body_timeout_seconds,
-        metrics=settings.metrics == "token",
+        count=settings.metrics != "off",
+        metrics_route=settings.metrics == "token",
     )
     backends = Backends(
         stagegate=services.app,

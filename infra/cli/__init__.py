@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import click
 
@@ -61,14 +61,21 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
             services.read_models.start()  # picks up writes made by other processes
     if settings.webhooks == "inline" and settings.workers == 1:
         services.webhooks.start()
+    # Each worker process of several builds its own services (infra.web.app_from_environment);
+    # this one keeps its own only to serve the metrics address, for them all.
+    keeps_services = settings.workers == 1 or settings.metrics == "address"
+    if not keeps_services:
+        services.close()
     with contextlib.ExitStack() as stack:
+        if keeps_services:
+            stack.callback(services.close)
         shared = (
             stack.enter_context(_metrics_shared_by_processes()) if settings.workers > 1 else None
         )
+        if settings.metrics == "address":
+            stack.callback(_serve_metrics_address(services, settings.metrics_address))
         _banner(settings, host, port, issued, shared)
         if settings.workers > 1:
-            # Each process builds its own services (infra.web.app_from_environment).
-            services.close()
             uvicorn.run(
                 "infra.web:app_from_environment",
                 factory=True,
@@ -79,12 +86,24 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
                 **uvicorn_logging(settings),
             )
             return
-    app = build_api(services)
-    settle_interpreter()
-    try:
+        app = build_api(services)
+        settle_interpreter()
         uvicorn.run(app, host=host, port=port, http=http, **uvicorn_logging(settings))
-    finally:
-        services.close()
+
+
+def _serve_metrics_address(services: Services, address: str) -> Callable[[], None]:
+    """The metrics page on its own listen address (``STAGEGATE_METRICS=address``), served from
+    a thread of this process (with several workers, the parent of them all: it sums their
+    files); returns what stops it."""
+    from infra.metrics import Exposition
+
+    page = Exposition(services.database, services.read_models, services.webhooks)
+    try:
+        return page.serve_on(address)
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot serve metrics on STAGEGATE_METRICS_ADDRESS={address}: {error}"
+        ) from None
 
 
 def _banner(
@@ -99,6 +118,8 @@ def _banner(
     click.echo(f"  Health    {base}/healthz  {base}/readyz")
     if settings.metrics == "token":
         click.echo(f"  Metrics   {base}/metrics (admin or auditor token)")
+    elif settings.metrics == "address":
+        click.echo(f"  Metrics   http://{settings.metrics_address}/metrics (no token)")
     if shared is not None:
         workers = settings.workers
         click.echo(f"  Processes {workers} (STAGEGATE_WORKERS), metrics summed in {shared}")

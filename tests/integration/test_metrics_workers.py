@@ -9,6 +9,7 @@ the sum. When the server stops, the directory is gone.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import sys
@@ -58,16 +59,24 @@ def _scraped(url: str, token: str, name: str, **labels: str) -> float:
     )
 
 
-@pytest.fixture
-def two_processes(postgres_settings: Settings, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """``stagegate serve`` with two worker processes: its URL and its metrics directory."""
+@contextlib.contextmanager
+def _serving(
+    settings: Settings, tmp_path: Path, workers: int, **env: str
+) -> Iterator[tuple[str, Path | None]]:
+    """``stagegate serve`` with ``workers`` processes and more ``STAGEGATE_*`` settings: its
+    URL, and the metrics directory it names (with several processes); stopped afterwards."""
     port = _free_port()
-    env = {**server_env(postgres_settings), "STAGEGATE_WORKERS": "2"}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    environment = {
+        **server_env(settings),
+        "STAGEGATE_WORKERS": str(workers),
+        **{f"STAGEGATE_{name}": value for name, value in env.items()},
+    }
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    directory: Path | None = None
     with (tmp_path / "stderr.log").open("wb") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "infra.cli", "serve", "--port", str(port)],
-            env=env,
+            env=environment,
             stdout=subprocess.PIPE,
             stderr=stderr,
         )
@@ -80,16 +89,26 @@ def two_processes(postgres_settings: Settings, tmp_path: Path) -> Iterator[tuple
         found = re.search(r"metrics summed in (\S+)", banner)
         url = f"http://127.0.0.1:{port}"
         try:
-            assert found, banner
-            directory = Path(found.group(1))
+            if workers > 1:
+                assert found, banner
+                directory = Path(found.group(1))
             _wait_ready(url, process)
             yield url, directory
         finally:
             process.terminate()
             process.wait(timeout=30)
     log = (tmp_path / "stderr.log").read_text()
-    assert log.count("Started server process") == 2, log
-    assert not directory.exists(), f"{directory} was left behind"
+    assert log.count("Started server process") == workers, log
+    if directory is not None:
+        assert not directory.exists(), f"{directory} was left behind"
+
+
+@pytest.fixture
+def two_processes(postgres_settings: Settings, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """``stagegate serve`` with two worker processes: its URL and its metrics directory."""
+    with _serving(postgres_settings, tmp_path, 2) as (url, directory):
+        assert directory is not None
+        yield url, directory
 
 
 def test_a_scrape_sums_the_counts_of_both_processes(
@@ -136,3 +155,43 @@ def test_a_scrape_sums_the_counts_of_both_processes(
         )
         accepted = {"command": "RaiseQualityAlert", "outcome": "accepted"}
         assert _scraped(url, auditor, "stagegate_commands_total", **accepted) == alerts
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_metrics_on_an_address_of_their_own(
+    postgres_settings: Settings, tmp_path: Path, workers: int
+) -> None:
+    """``STAGEGATE_METRICS=address``: the page on its own port, without a token, and not on
+    the API's; with two processes, served by their parent, which sums both."""
+    metrics_port = _free_port()
+    address = f"127.0.0.1:{metrics_port}"
+    editor = issue_token(postgres_settings, "eddie.editor@example.com", Role.EDITOR)
+    admin = issue_token(postgres_settings, "ada.admin@example.com", Role.ADMIN)
+    served = _serving(
+        postgres_settings, tmp_path, workers, METRICS="address", METRICS_ADDRESS=address
+    )
+    with served as (url, _):
+        on_api = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {admin}"})
+        assert on_api.status_code == 404
+
+        probes = 30
+        for _ in range(probes):
+            with httpx.Client() as fresh:
+                body = fresh.post(
+                    f"{url}/graphql",
+                    json={"query": PROBE},
+                    headers={"Authorization": f"Bearer {editor}"},
+                ).json()
+            assert body == {"data": {"me": {"role": "EDITOR"}}}, body
+
+        page = httpx.get(f"http://{address}/metrics")
+        assert page.status_code == 200
+        families = {family.name: family for family in text_string_to_metric_families(page.text)}
+        operations = families["stagegate_graphql_operations"]
+        probed = [s.value for s in operations.samples if s.labels.get("operation") == "Probe"]
+        assert probed == [probes]
+        lag = families["stagegate_projection_lag_events"]
+        assert {s.labels["projection"]: s.value for s in lag.samples} == {
+            "summaries": 0,
+            "history": 0,
+        }
