@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -57,9 +58,7 @@ class Settings(BaseSettings):
     """``token``: ``GET /metrics`` (Prometheus text format) on the API's port, for admin and
     auditor tokens; ``address``: on ``metrics_address`` only, without a token (for a listen
     address that only the monitoring network reaches); ``off``: not served, nothing counted."""
-    metrics_address: str = Field(
-        default="127.0.0.1:9464", pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$"
-    )
+    metrics_address: str = "127.0.0.1:9464"
     """``host:port`` where ``metrics=address`` serves the page (9464: Prometheus exporters'
     customary port for an application's own metrics)."""
 
@@ -88,9 +87,11 @@ class Settings(BaseSettings):
 
     @field_validator("metrics_address")
     @classmethod
-    def _port_in_range(cls, value: str) -> str:
-        port = int(value.rpartition(":")[2])
-        if not 1 <= port <= 65535:
+    def _host_and_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not re.fullmatch(r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+", host) or not port.isdigit():
+            raise ValueError(f"'{value}' is not host:port, e.g. 127.0.0.1:9464 or [::1]:9464")
+        if not 1 <= int(port) <= 65535:
             raise ValueError(f"port {port} is out of range (1-65535)")
         return value
 

@@ -202,8 +202,19 @@ def test_serve_writes_every_line_as_json(tmp_path: Path) -> None:
     )
 
 
-def test_a_bad_log_format_is_refused_naming_the_setting(tmp_path: Path) -> None:
-    env = {**_clean_env(), "STAGEGATE_LOG_FORMAT": "xml"}
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        ("STAGEGATE_LOG_FORMAT", "xml", "'text' or 'json'"),
+        ("STAGEGATE_METRICS", "prometheus", "'token', 'address' or 'off'"),
+        ("STAGEGATE_METRICS_ADDRESS", "9464", "not host:port"),
+        ("STAGEGATE_METRICS_ADDRESS", "127.0.0.1:99999", "out of range"),
+    ],
+)
+def test_a_bad_setting_is_refused_naming_it(
+    tmp_path: Path, name: str, value: str, why: str
+) -> None:
+    env = {**_clean_env(), name: value}
     result = subprocess.run(
         [*STAGEGATE, "serve", "--port", str(_free_port())],
         cwd=tmp_path,
@@ -214,5 +225,5 @@ def test_a_bad_log_format_is_refused_naming_the_setting(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode != 0
-    assert "STAGEGATE_LOG_FORMAT" in result.stderr, result.stderr
-    assert "'text' or 'json'" in result.stderr, result.stderr
+    assert f"{name}:" in result.stderr, result.stderr
+    assert why in result.stderr, result.stderr
