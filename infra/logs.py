@@ -43,8 +43,9 @@ def _redacted(value: Any) -> Any:
 
 def json_formatter() -> logging.Formatter:
     return RedactedJsonFormatter(
-        "%(asctime)s %(levelname)s %(name)s %(message)s",
-        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        "%(levelname)s %(name)s %(message)s",
+        rename_fields={"levelname": "level", "name": "logger"},
+        timestamp="time",  # ISO 8601 in UTC, not the local clock's asctime
     )
 
 
