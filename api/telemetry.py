@@ -169,7 +169,7 @@ class RequestTelemetry:
         try:
             await self.app(scope, receive, observing_send)
         except Exception:
-            status, record.error_code = 500, "internal-error"
+            status, record.outcome, record.error_code = 500, "error", "internal-error"
             raise
         finally:
             _CURRENT.reset(reset)

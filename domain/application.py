@@ -204,12 +204,14 @@ class Stagegate(Application[UUID]):
         try:
             use_case = self._execute(command, ctx)
         except BaseException as error:
-            self._observe(type(command).__name__, error)
+            self.observe_outcome(type(command).__name__, error)
             raise
-        self._observe(type(command).__name__, None)
+        self.observe_outcome(type(command).__name__, None)
         return use_case
 
-    def _observe(self, command_type: str, outcome: BaseException | None) -> None:
+    def observe_outcome(self, command_type: str, outcome: BaseException | None) -> None:
+        """Tell ``observe_command`` how a command ended: for a caller that gives up on one
+        after the application's own attempts (they are not told: a retry may follow)."""
         if self.observe_command is not None:
             self.observe_command(command_type, outcome)
 
@@ -251,10 +253,11 @@ class Stagegate(Application[UUID]):
             raise
         except BaseException as error:
             for command_type in command_types:
-                self._observe(command_type, error)
+                self.observe_outcome(command_type, error)
             raise
         for command_type, outcome in zip(command_types, outcomes, strict=True):
-            self._observe(command_type, outcome if isinstance(outcome, DomainError) else None)
+            refusal = outcome if isinstance(outcome, DomainError) else None
+            self.observe_outcome(command_type, refusal)
         return outcomes
 
     def _execute_batch(
@@ -319,9 +322,9 @@ class Stagegate(Application[UUID]):
             with store_errors_as_unavailable():
                 policy = self._set_policy(command, ctx)
         except BaseException as error:
-            self._observe(type(command).__name__, error)
+            self.observe_outcome(type(command).__name__, error)
             raise
-        self._observe(type(command).__name__, None)
+        self.observe_outcome(type(command).__name__, None)
         return policy
 
     def _set_policy(self, command: SetPolicy, ctx: CommandContext) -> PolicyInForce:
