@@ -227,3 +227,33 @@ def test_a_bad_setting_is_refused_naming_it(
     assert result.returncode != 0
     assert f"{name}:" in result.stderr, result.stderr
     assert why in result.stderr, result.stderr
+
+
+def test_in_text_mode_a_request_is_one_line_with_the_same_fields(api: Api) -> None:
+    stream = io.StringIO()
+    handler = handler_for("text", stream)
+    requests_log = logging.getLogger("api.requests")
+    level = requests_log.level
+    requests_log.addHandler(handler)
+    requests_log.setLevel(logging.INFO)
+    try:
+        response = api.post_graphql(
+            "query Who { me { role } }",
+            token=api.tokens.viewer,
+            headers={"X-Correlation-ID": "text-mode-1"},
+        )
+        assert response.status_code == 200
+    finally:
+        requests_log.removeHandler(handler)
+        requests_log.setLevel(level)
+    [line] = [line for line in stream.getvalue().splitlines() if "text-mode-1" in line]
+    assert line.startswith("INFO api.requests: request correlation_id=text-mode-1 "), line
+    for field in (
+        "actor=vic.viewer@example.com",
+        "role=viewer",
+        "operation=Who",
+        "outcome=ok",
+        "status=200",
+        "duration_ms=",
+    ):
+        assert f" {field}" in line, (field, line)
