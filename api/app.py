@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import health
-from api.auth import Authenticator
+from api.auth import Authenticator, CurrentPrincipal
 from api.correlation import HEADER as CORRELATION_HEADER
 from api.correlation import CorrelationIds
 from api.events import router as events
@@ -25,7 +26,9 @@ from api.graphql.webhooks import WebhookAdmin
 from api.limits import BodyGuard
 from api.problems import problem, problem_response
 from api.redaction import install_redaction
+from api.telemetry import RequestTelemetry
 from domain.application import Stagegate
+from domain.values import Role
 from projections.readmodels import ReadModels
 
 
@@ -43,6 +46,11 @@ class ApiConfig:
     """Largest request body read on any route (413 past it)."""
     body_timeout_seconds: float
     """Longest a request body may take to arrive (408 past it)."""
+    count: bool = False
+    """Count requests, GraphQL operations and posted events for the metrics page."""
+    metrics_route: bool = False
+    """Serve the metrics page at ``/metrics``, to tokens of the roles in ``METRICS_ROLES``
+    (rather than on a listen address of its own, or not at all)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,20 @@ class Backends:
     verify_integrity: IntegrityVerifier
     authenticate: Authenticator
     check_ready: Callable[[], None]
+    metrics: MetricsPage | None = None
+
+
+class MetricsPage(Protocol):
+    """Renders the Prometheus text page (blocking: files and SQL)."""
+
+    content_type: str
+
+    def render(self) -> bytes: ...
+
+
+METRICS_ROLES = frozenset({Role.ADMIN, Role.AUDITOR})
+"""Who may scrape /metrics: operators' tokens, and auditors (who read everything and write
+nothing), so a Prometheus can be given a token that writes nothing."""
 
 
 NOT_TRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -82,11 +104,16 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
     app.state.authenticate = backends.authenticate
     app.state.check_ready = backends.check_ready
     app.state.graphiql = config.graphiql
+    app.state.counting = config.count
+    """Whether requests, operations and posted events are counted for /metrics."""
     # Each middleware added wraps those added before it: the body guard runs inside the
     # correlation ids (so its refusals carry one), and CORS, added below, outside both.
     app.add_middleware(
         BodyGuard, max_bytes=config.max_body_bytes, timeout_seconds=config.body_timeout_seconds
     )
+    # Outside the body guard, so its refusals are counted and logged; inside the correlation
+    # ids, so each log line has one (and an unexpected failure is seen as it passes through).
+    app.add_middleware(RequestTelemetry, counting=config.count)
     app.add_middleware(CorrelationIds)
 
     @app.exception_handler(StarletteHTTPException)
@@ -127,8 +154,27 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
     app.include_router(graphql, prefix="/graphql", include_in_schema=False)
     app.include_router(health.router)
     app.include_router(events.router)
+    if config.metrics_route and backends.metrics is not None:
+        _serve_metrics(app, backends.metrics)
     _document_event_schemas(app)
     return app
+
+
+def _serve_metrics(app: FastAPI, page: MetricsPage) -> None:
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(principal: CurrentPrincipal) -> Response:
+        if principal.actor.role not in METRICS_ROLES:
+            allowed = " or ".join(sorted(role.value for role in METRICS_ROLES))
+            return problem_response(
+                problem(
+                    "forbidden",
+                    "Forbidden",
+                    403,
+                    f"Role {principal.actor.role.value} cannot read /metrics; it needs {allowed}.",
+                )
+            )
+        body = await run_in_threadpool(page.render)
+        return Response(body, media_type=page.content_type)
 
 
 def _document_event_schemas(app: FastAPI) -> None:

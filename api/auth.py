@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api import telemetry
 from domain.metadata import Actor
 
 
@@ -56,6 +57,8 @@ def authenticate_request(request: Request, credentials: BearerCredentials) -> Pr
         ) from None
     if principal is None:
         raise Unauthenticated("The bearer token is unknown, revoked or malformed.")
+    record = telemetry.current()
+    record.actor, record.role = principal.actor.id, principal.actor.role.value
     return principal
 
 

@@ -14,17 +14,29 @@ On PostgreSQL, in one run (rates here move ±30 % from day to day, so only the r
 
 Prints each rate and its ratio to the raw one. With ``sqlite``, only the sequential client on
 the embedded default (a file in a temporary folder).
+
+    python bench/commands.py URL --metrics-overhead [--rounds 3] [--seconds 15]
+
+What counting for ``/metrics`` costs (issue 10): the sequential client against a server with
+``STAGEGATE_METRICS=token`` and one with ``off`` (nothing counted), alternately, ``--rounds``
+times each on a fresh database, in one run; prints every rate, the median of each, and their
+ratio. A scrape is made after each ``token`` round, to check that the commands were counted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,12 +144,110 @@ def command_rate(base: str, token: str, keys: list[list[str]], seconds: float) -
     return sum(counts) / (time.perf_counter() - started)
 
 
+COUNT_ONE_COMMAND = """
+import time
+from api import telemetry
+from infra import metrics
+n = 20_000
+started = time.perf_counter()
+for _ in range(n):
+    telemetry.HTTP_REQUESTS.labels("POST", "/graphql", "200").inc()
+    telemetry.HTTP_SECONDS.labels("POST", "/graphql").observe(0.004)
+    telemetry.GRAPHQL_OPERATIONS.labels(telemetry.operation_label("Score", None), "ok").inc()
+    metrics.observe_command("ScorePriority", None)
+print((time.perf_counter() - started) / n * 1e6)
+"""
+"""What one GraphQL command's request counts, timed in a process of its own."""
+
+
+def counting_cost() -> None:
+    """Microseconds that counting adds to one command's request, in one process and in the
+    multiprocess mode of several server processes (each count written to a file)."""
+    for mode in ("one process", "multiprocess files"):
+        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        with tempfile.TemporaryDirectory() as directory:
+            if mode == "multiprocess files":
+                env["PROMETHEUS_MULTIPROC_DIR"] = directory
+            result = subprocess.run(
+                [sys.executable, "-c", COUNT_ONE_COMMAND],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        print(f"counting one command's request, {mode}: {float(result.stdout):.1f} µs", flush=True)
+
+
+def metrics_overhead(server_url: str, rounds: int, seconds: float, port: int) -> None:
+    """Sequential commands with metrics on and off, alternately (module doc)."""
+    counting_cost()
+    rates: dict[str, list[float]] = {"token": [], "off": []}
+    for _ in range(rounds):
+        for mode in ("token", "off"):
+            with _database(server_url) as url:
+                token, keys = prepare(url, 1)
+                with server(url, port, "inline", metrics=mode) as base:
+                    rate = command_rate(base, token, keys, seconds)
+                    counted = _commands_counted(base, url) if mode == "token" else None
+            rates[mode].append(rate)
+            note = f" ({counted:,.0f} ScorePriority counted)" if counted is not None else ""
+            print(f"STAGEGATE_METRICS={mode:<5}: {rate:7,.0f} commands/s{note}", flush=True)
+    on, off = statistics.median(rates["token"]), statistics.median(rates["off"])
+    print(
+        f"median of {rounds}: metrics on {on:,.0f}/s, off {off:,.0f}/s;"
+        f" on/off = {on / off:.3f} (overhead {100 * (1 - on / off):+.1f} %)"
+    )
+
+
+@contextlib.contextmanager
+def _database(server_url: str) -> Iterator[str]:
+    if server_url != "sqlite":
+        with throwaway_database(server_url, False) as url:
+            yield url
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        yield f"sqlite:///{folder}/stagegate.db"
+
+
+def _commands_counted(base: str, url: str) -> float:
+    """ScorePriority commands accepted, as a scrape of /metrics reports them."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from domain.values import Role
+    from infra.bootstrap import bootstrap
+    from infra.settings import Settings
+
+    services = bootstrap(Settings(database_url=url))
+    try:
+        auditor = services.tokens.issue("bench.auditor@example.com", Role.AUDITOR).secret_token
+    finally:
+        services.close()
+    page = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {auditor}"}).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(page)
+        for sample in family.samples
+        if sample.name == "stagegate_commands_total"
+        and sample.labels == {"command": "ScorePriority", "outcome": "accepted"}
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("url", help="a PostgreSQL server URL, or 'sqlite'")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--port", type=int, default=8780)
+    parser.add_argument(
+        "--metrics-overhead",
+        action="store_true",
+        help="the sequential client with STAGEGATE_METRICS=token and =off, alternately",
+    )
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.metrics_overhead:
+        metrics_overhead(args.url, args.rounds, args.seconds, args.port)
+        return
     if args.url == "sqlite":
         with tempfile.TemporaryDirectory() as folder:
             url = f"sqlite:///{folder}/stagegate.db"

@@ -69,19 +69,33 @@ def projection_worker(url: str, poll: float | None = None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def server(
-    url: str, port: int, projections: str, *, worker: bool = False, workers: int | None = None
+    url: str,
+    port: int,
+    projections: str,
+    *,
+    worker: bool = False,
+    workers: int | None = None,
+    **settings: str,
 ) -> Iterator[str]:
     """``stagegate serve`` on ``url``, its base URL once every process answers.
 
     ``projections`` is the server's STAGEGATE_PROJECTIONS (``inline``: it keeps the read
     models itself); with ``worker``, a ``stagegate projections run`` runs beside it.
-    ``workers`` is STAGEGATE_WORKERS (by default the environment's, else 1).
+    ``workers`` is STAGEGATE_WORKERS (by default the environment's, else 1); ``settings``
+    are further ``STAGEGATE_<NAME>`` values.
     """
     workers = workers or int(os.environ.get("STAGEGATE_WORKERS", "1"))
     base = f"http://127.0.0.1:{port}"
     with contextlib.ExitStack() as stack:
         proc = stack.enter_context(
-            stagegate(["serve"], url, port=str(port), projections=projections, workers=str(workers))
+            stagegate(
+                ["serve"],
+                url,
+                port=str(port),
+                projections=projections,
+                workers=str(workers),
+                **settings,
+            )
         )
         if worker:
             stack.enter_context(projection_worker(url))

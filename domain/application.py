@@ -59,6 +59,9 @@ class BatchItem:
     command: Callable[[UseCaseState], UseCaseCommand]
     """Builds the command from the use case as it stands (may raise a DomainError)."""
     ctx: CommandContext
+    command_type: str = "Unknown"
+    """The command's type name where the caller knows it before it is built (a refusal
+    raised before building, e.g. NotFound, is observed under it)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,11 @@ BatchOutcome = Accepted | DomainError
 GateRefusalAnnouncer = Callable[[str, GateBlocked, Actor], None]
 """Tells those who subscribed that a forward move was refused (key, refusal, who asked): no
 event records a refusal, so the application says so itself. Wired by the infrastructure."""
+CommandObserver = Callable[[str, BaseException | None], None]
+"""Told how each command ended, once, where its answer is final: the command's type name, and
+None (accepted) or what refused or failed it. A command retried (a lost race in a batch, a
+policy changed meanwhile) is told once, for its last attempt. Wired by the infrastructure
+(its metrics); it must not raise."""
 UNCONDITIONAL_ATTEMPTS = 3
 POLICY_ATTEMPTS = 5
 """Times a command is judged again because the policy changed before it committed."""
@@ -178,6 +186,7 @@ class Stagegate(Application[UUID]):
         super().__init__(env)
         self.use_case_source: UseCaseSource = LoadedUseCases(self)
         self.announce_gate_refusal: GateRefusalAnnouncer | None = None
+        self.observe_command: CommandObserver | None = None
         self.policies: PolicySource = StoredPolicy(self)
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
@@ -192,6 +201,21 @@ class Stagegate(Application[UUID]):
 
     def execute(self, command: Command, ctx: CommandContext) -> UseCase:
         """Run one command for one caller; raises a DomainError and writes nothing on refusal."""
+        try:
+            use_case = self._execute(command, ctx)
+        except BaseException as error:
+            self.observe_outcome(type(command).__name__, error)
+            raise
+        self.observe_outcome(type(command).__name__, None)
+        return use_case
+
+    def observe_outcome(self, command_type: str, outcome: BaseException | None) -> None:
+        """Tell ``observe_command`` how a command ended: for a caller that gives up on one
+        after the application's own attempts (they are not told: a retry may follow)."""
+        if self.observe_command is not None:
+            self.observe_command(command_type, outcome)
+
+    def _execute(self, command: Command, ctx: CommandContext) -> UseCase:
         authorize(command, ctx)
         try:
             with store_errors_as_unavailable():
@@ -219,34 +243,52 @@ class Stagegate(Application[UUID]):
 
         Items for the same use case apply in order to the same aggregate. Raises
         VersionConflict (nothing written) if any aggregate lost a race meanwhile; the caller
-        then handles the items one by one.
+        then handles the items one by one (and those attempts are what is observed).
         """
-        with store_errors_as_unavailable():
-            return self._execute_batch(items)
+        command_types = [item.command_type for item in items]
+        try:
+            with store_errors_as_unavailable():
+                outcomes = self._execute_batch(items, command_types)
+        except VersionConflict:
+            raise
+        except BaseException as error:
+            for command_type in command_types:
+                self.observe_outcome(command_type, error)
+            raise
+        for command_type, outcome in zip(command_types, outcomes, strict=True):
+            refusal = outcome if isinstance(outcome, DomainError) else None
+            self.observe_outcome(command_type, refusal)
+        return outcomes
 
-    def _execute_batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
+    def _execute_batch(
+        self, items: Sequence[BatchItem], command_types: list[str]
+    ) -> list[BatchOutcome]:
         for attempt in range(1, POLICY_ATTEMPTS + 1):
             try:
-                return self._judge_and_save_batch(items)
+                return self._judge_and_save_batch(items, command_types)
             except PolicyChanged:
                 self.policies.forget()
                 if attempt == POLICY_ATTEMPTS:
                     raise self._policy_kept_changing() from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _judge_and_save_batch(self, items: Sequence[BatchItem]) -> list[BatchOutcome]:
+    def _judge_and_save_batch(
+        self, items: Sequence[BatchItem], command_types: list[str]
+    ) -> list[BatchOutcome]:
+        """``command_types`` gets each item's command type name as soon as it is built."""
         policy = self.policies.for_judging()
         source = self.use_case_source
         found = source.check_out([item.key for item in items])
         loaded: dict[str, UseCase] = {}
         outcomes: list[BatchOutcome] = []
         refused: set[str] = set()
-        for item in items:
+        for index, item in enumerate(items):
             try:
                 use_case = loaded.get(item.key) or found.get(item.key)
                 if use_case is None:
                     raise NotFound(item.key)
                 command = item.command(use_case.state)
+                command_types[index] = type(command).__name__
                 authorize(command, item.ctx)
                 _check_expectations(command, use_case)
                 meta = item.ctx.meta(reason=command.reason_text, corrects=command.corrects)
@@ -275,9 +317,15 @@ class Stagegate(Application[UUID]):
         return outcomes
 
     def set_policy(self, command: SetPolicy, ctx: CommandContext) -> PolicyInForce:
-        authorize(command, ctx)
-        with store_errors_as_unavailable():
-            return self._set_policy(command, ctx)
+        try:
+            authorize(command, ctx)
+            with store_errors_as_unavailable():
+                policy = self._set_policy(command, ctx)
+        except BaseException as error:
+            self.observe_outcome(type(command).__name__, error)
+            raise
+        self.observe_outcome(type(command).__name__, None)
+        return policy
 
     def _set_policy(self, command: SetPolicy, ctx: CommandContext) -> PolicyInForce:
         changes = command.changes()

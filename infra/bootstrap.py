@@ -12,7 +12,7 @@ from eventsourcing.application import AggregateNotFoundError
 from domain.application import Stagegate
 from domain.usecase import UseCase
 from domain.values import Role
-from infra import schema
+from infra import metrics, schema
 from infra.caches import CachedPolicy, CachedUseCases
 from infra.database import Database, database_of
 from infra.outbox import announce_gate_blocked
@@ -59,6 +59,8 @@ def bootstrap(settings: Settings, *, prepare_schema: bool = True) -> Services:
             ),
             webhooks=Webhooks(database, key_of=lambda use_case_id: _key_of(app, use_case_id)),
         )
+        if settings.metrics != "off":
+            app.observe_command = metrics.observe_command
         app.announce_gate_refusal = lambda key, refusal, actor: announce_gate_blocked(
             database, key, refusal, actor
         )

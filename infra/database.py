@@ -439,6 +439,18 @@ class Database:
         )
         return bool(rows)
 
+    def pool_usage(self) -> dict[str, int]:
+        """The connection pool's figures now (psycopg_pool's ``get_stats``: ``pool_size``,
+        ``pool_available``, ``pool_max``, ``requests_waiting``); empty on SQLite, which has no
+        pool (one file, one connection per thread)."""
+        if not isinstance(self.datastore, PostgresDatastore):
+            return {}
+        stats = self.datastore.pool.get_stats()
+        return {
+            name: int(stats.get(name, 0))
+            for name in ("pool_size", "pool_available", "pool_max", "requests_waiting")
+        }
+
     def ping(self) -> None:
         """Raise unless the database answers a query."""
         with self.transaction() as curs:

@@ -49,7 +49,9 @@ class _Waiting:
         def build(_state: UseCaseState) -> UseCaseCommand:
             return command
 
-        return BatchItem(key=command.key, command=build, ctx=self.ctx)
+        return BatchItem(
+            key=command.key, command=build, ctx=self.ctx, command_type=type(command).__name__
+        )
 
     def settle(
         self, outcome: BatchOutcome | None = None, error: BaseException | None = None

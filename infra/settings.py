@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -50,6 +51,16 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     """How long a connection may take to send a request's head in full (closed past it)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
+    """``text``: one human-readable line per record; ``json``: one JSON object per line (for
+    a log collector), with each request's fields (``api.telemetry``) as keys of their own."""
+    metrics: Literal["token", "address", "off"] = "token"
+    """``token``: ``GET /metrics`` (Prometheus text format) on the API's port, for admin and
+    auditor tokens; ``address``: on ``metrics_address`` only, without a token (for a listen
+    address that only the monitoring network reaches); ``off``: not served, nothing counted."""
+    metrics_address: str = "127.0.0.1:9464"
+    """``host:port`` where ``metrics=address`` serves the page (9464: Prometheus exporters'
+    customary port for an application's own metrics)."""
 
     @field_validator("database_url")
     @classmethod
@@ -72,6 +83,16 @@ class Settings(BaseSettings):
                     "environment variables instead (e.g. PGSSLMODE=require)"
                 )
             url.port  # noqa: B018 - raises ValueError for a port that is not a number
+        return value
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not re.fullmatch(r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+", host) or not port.isdigit():
+            raise ValueError(f"'{value}' is not host:port, e.g. 127.0.0.1:9464 or [::1]:9464")
+        if not 1 <= int(port) <= 65535:
+            raise ValueError(f"port {port} is out of range (1-65535)")
         return value
 
     @model_validator(mode="after")

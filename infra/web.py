@@ -15,6 +15,8 @@ from infra.audit import verify_chain
 from infra.bootstrap import Services, bootstrap
 from infra.deliveries import DeliveryLog, DeliveryRecord
 from infra.group_commit import GroupCommit
+from infra.logs import configure_logging
+from infra.metrics import Exposition, PoolSampler, multiprocess_mode, process_exiting
 
 
 def build_api(services: Services) -> FastAPI:
@@ -38,6 +40,8 @@ def build_api(services: Services) -> FastAPI:
         introspection=settings.introspection,
         max_body_bytes=settings.max_body_bytes,
         body_timeout_seconds=settings.body_timeout_seconds,
+        count=settings.metrics != "off",
+        metrics_route=settings.metrics == "token",
     )
     backends = Backends(
         stagegate=services.app,
@@ -57,6 +61,7 @@ def build_api(services: Services) -> FastAPI:
         verify_integrity=lambda use_case_id: verify_chain(services.app, use_case_id),
         authenticate=authenticate,
         check_ready=services.database.ping,
+        metrics=Exposition(services.database, services.read_models, services.webhooks),
     )
     return create_app(backends, config)
 
@@ -66,14 +71,21 @@ def app_from_environment() -> FastAPI:
     (``STAGEGATE_WORKERS``): each has its own services, background threads and pools."""
     from infra.settings import Settings
 
+    settings = Settings()
+    configure_logging(settings)  # a process of its own: the parent's handlers are not here
     tracing.configure()  # before the first connection: SQL is traced on those made after
-    services = bootstrap(Settings())
+    services = bootstrap(settings)
     if services.settings.projections == "inline":
         services.read_models.start()
     if services.settings.webhooks == "inline":
         services.webhooks.start()
     app = build_api(services)
     app.router.add_event_handler("shutdown", services.close)
+    if multiprocess_mode():
+        pool_sampler = PoolSampler(services.database)
+        pool_sampler.start()
+        app.router.add_event_handler("shutdown", pool_sampler.stop)
+        app.router.add_event_handler("shutdown", process_exiting)
     settle_interpreter()
     return app
 

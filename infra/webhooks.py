@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from domain.notifications import camel_cased
+from infra import metrics
 from infra.database import Cursor, Database
 from infra.outbox import OUTBOX_TABLE
 from infra.readmodels.schema import POSITIONS
@@ -197,6 +198,13 @@ class Webhooks:
             for r in rows
         ]
 
+    def pending_count(self) -> int:
+        """Deliveries not yet delivered: the queue's depth."""
+        with self.db.transaction() as curs:
+            curs.execute(f"SELECT COUNT(*) AS n FROM {self.deliveries} WHERE status = 'pending'")
+            row = curs.fetchone()
+        return int(row["n"]) if row else 0
+
     # --- fan-out ---------------------------------------------------------------------------
 
     def fan_out(self, limit: int = 500) -> int:
@@ -292,6 +300,7 @@ class Webhooks:
         except httpx.HTTPError as failure:
             error = f"{type(failure).__name__}: {failure}"[:500]
         delivered = status_code is not None and 200 <= status_code < 300
+        metrics.count_webhook_attempt(delivered)
         attempts = int(claim["attempts"]) + 1
         if not delivered and error is None:
             error = f"receiver answered {status_code}"

@@ -187,7 +187,9 @@ class Ingestion:
             except e.StoreUnavailable as error:
                 return error
             return result
-        return e.VersionConflict(item.key, None, None)
+        conflict = e.VersionConflict(item.key, None, None)
+        self.stagegate.observe_outcome(item.command_type, conflict)  # its attempts were not
+        return conflict
 
     def _item(self, event: PostedEvent, actor: Actor, correlation_id: str) -> BatchItem:
         ctx = CommandContext(

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
 
+from api import telemetry
 from api.auth import CurrentPrincipal, Principal
 from api.events import kinds
 from api.events.envelope import PostedEvent, Rejected, read_event
@@ -209,6 +210,10 @@ async def post_events(request: Request, principal: CurrentPrincipal) -> Response
     outcomes = await run_in_threadpool(
         ingestion.ingest, events, principal.actor, request.state.correlation_id
     )
+    if request.app.state.counting:
+        for event, outcome in zip(events, outcomes, strict=True):
+            posted = event.type if isinstance(event, PostedEvent) else None
+            telemetry.cloudevent(posted, outcome.status)
     if batch:
         return JSONResponse({"results": [_result(o) for o in outcomes]})
     [outcome] = outcomes

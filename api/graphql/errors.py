@@ -5,11 +5,13 @@ Every member implements ``Error`` so a portal can ask ``... on Error { message }
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import strawberry
 from graphql import GraphQLError
 
+from api import telemetry
 from api.graphql.derive import graphql_enum
 from domain import errors as domain
 from domain.gates import RequirementCode as DomainRequirementCode
@@ -77,12 +79,19 @@ class RuleViolated(Error):
 ErrorMember = GateBlocked | VersionConflict | ValidationFailed | NotFound | Forbidden | RuleViolated
 
 
+_SNAKE = re.compile(r"(?<=[a-z])(?=[A-Z])")
+"""Where a CamelCase name becomes SNAKE_CASE (GateBlocked: GATE_BLOCKED)."""
+
+
 def error_member(error: domain.DomainError) -> ErrorMember:
     """Translate a domain error into its GraphQL union member (the one place this happens).
 
     A store that did not take the write is not the caller's doing and has no member: it is
     raised as a GraphQL error with ``extensions.code = "UNAVAILABLE"``, safe to retry.
     """
+    if not isinstance(error, domain.StoreUnavailable):
+        # The answer is data (a union member); the request's log line says it was refused.
+        telemetry.refused(_SNAKE.sub("_", type(error).__name__).upper())
     if isinstance(error, domain.StoreUnavailable):
         # written: false (nothing was written, retry) or "unknown" (read before retrying).
         written = "unknown" if error.written is None else error.written

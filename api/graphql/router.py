@@ -14,6 +14,7 @@ from http import HTTPStatus
 from typing import Any
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,7 +27,9 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET
 
+from api import telemetry
 from api.graphql.context import Context
+from api.graphql.reporting import is_unexpected
 from api.limits import Refused, loads_json
 from api.problems import problem, problem_response
 
@@ -81,7 +84,7 @@ class ThreadedGraphQLRouter(GraphQLRouter[Context, None]):
         if not self.allow_queries_via_get and request_adapter.method == "GET":
             allowed_operation_types = allowed_operation_types - {OperationType.QUERY}
         try:
-            return await run_in_threadpool(
+            result = await run_in_threadpool(
                 self.schema.execute_sync,
                 request_data.query,
                 root_value=root_value,
@@ -97,3 +100,20 @@ class ThreadedGraphQLRouter(GraphQLRouter[Context, None]):
             raise HTTPException(400, e.as_http_error_reason(request_adapter.method)) from e
         except MissingQueryError as e:
             raise HTTPException(400, "No GraphQL query found in the request") from e
+        operation = telemetry.operation_label(request_data.operation_name, request_data.query)
+        codes = [error_code(e) for e in result.errors or ()]
+        telemetry.graphql_operation(operation, codes, counting=request.app.state.counting)
+        return result
+
+
+def error_code(error: GraphQLError) -> str:
+    """A stable code for a GraphQL error, for logs: its ``extensions.code`` where it has one
+    (COST_LIMIT, UNAVAILABLE), else what kind of refusal or failure it is."""
+    code = (error.extensions or {}).get("code")
+    if isinstance(code, str):
+        return code
+    if is_unexpected(error):
+        return "INTERNAL"
+    if isinstance(error.original_error, PermissionError):
+        return "FORBIDDEN"
+    return "INVALID_REQUEST"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
+import tempfile
+from collections.abc import Callable, Iterator
 
 import click
 
@@ -16,6 +20,8 @@ from infra.cli.common import (
     where,
     writing_to_database,
 )
+from infra.settings import Settings
+from infra.tokens import IssuedToken
 
 
 @click.group()
@@ -31,17 +37,14 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
     """Run the API server (GraphQL at /graphql)."""
     import uvicorn
 
-    from api.redaction import install_redaction
     from infra.http_protocol import http_protocol
+    from infra.logs import configure_logging, uvicorn_logging
     from infra.web import build_api, settle_interpreter
 
     settings = settings_from_environment()
     host = host or settings.host
     port = port or settings.port
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
-    )
-    install_redaction()  # on the handler just configured too, whichever path serves below
+    configure_logging(settings)  # redacted, whichever path serves below
     http = http_protocol(settings.header_timeout_seconds)
     # Configuration, not SQL dialect: which store was configured decides how many may serve.
     if settings.workers > 1 and not settings.is_postgres:
@@ -69,6 +72,54 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
             services.read_models.start()  # picks up writes made by other processes
     if settings.webhooks == "inline" and settings.workers == 1:
         services.webhooks.start()
+    # Each worker process of several builds its own services (infra.web.app_from_environment);
+    # this one keeps its own only to serve the metrics address, for them all.
+    keeps_services = settings.workers == 1 or settings.metrics == "address"
+    if not keeps_services:
+        services.close()
+    with contextlib.ExitStack() as stack:
+        if keeps_services:
+            stack.callback(services.close)
+        shared = (
+            stack.enter_context(_metrics_shared_by_processes()) if settings.workers > 1 else None
+        )
+        if settings.metrics == "address":
+            stack.callback(_serve_metrics_address(services, settings.metrics_address))
+        _banner(settings, host, port, issued, shared)
+        if settings.workers > 1:
+            uvicorn.run(
+                "infra.web:app_from_environment",
+                factory=True,
+                workers=settings.workers,
+                host=host,
+                port=port,
+                http=http,
+                **uvicorn_logging(settings),
+            )
+            return
+        app = build_api(services)
+        settle_interpreter()
+        uvicorn.run(app, host=host, port=port, http=http, **uvicorn_logging(settings))
+
+
+def _serve_metrics_address(services: Services, address: str) -> Callable[[], None]:
+    """The metrics page on its own listen address (``STAGEGATE_METRICS=address``), served from
+    a thread of this process (with several workers, the parent of them all: it sums their
+    files); returns what stops it."""
+    from infra.metrics import Exposition
+
+    page = Exposition(services.database, services.read_models, services.webhooks)
+    try:
+        return page.serve_on(address)
+    except OSError as error:
+        raise click.ClickException(
+            f"cannot serve metrics on STAGEGATE_METRICS_ADDRESS={address}: {error}"
+        ) from None
+
+
+def _banner(
+    settings: Settings, host: str, port: int, issued: IssuedToken | None, shared: str | None
+) -> None:
     base = f"http://{host}:{port}"
     click.echo(f"stagegate on {where(settings)} ({settings.environment} mode)")
     click.echo(
@@ -76,8 +127,13 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
         + (" (GraphiQL in a browser)" if settings.environment == "development" else "")
     )
     click.echo(f"  Health    {base}/healthz  {base}/readyz")
-    if settings.workers > 1:
-        click.echo(f"  Processes {settings.workers} (STAGEGATE_WORKERS)")
+    if settings.metrics == "token":
+        click.echo(f"  Metrics   {base}/metrics (admin or auditor token)")
+    elif settings.metrics == "address":
+        click.echo(f"  Metrics   http://{settings.metrics_address}/metrics (no token)")
+    if shared is not None:
+        workers = settings.workers
+        click.echo(f"  Processes {workers} (STAGEGATE_WORKERS), metrics summed in {shared}")
     if issued is not None:
         click.echo("\nFirst start: an admin token was created. It is shown only this once:\n")
         click.echo(f"  {issued.secret_token}\n")
@@ -86,25 +142,26 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
         "create more with 'stagegate token create --actor ID --role ROLE'."
     )
     sys.stdout.flush()
-    if settings.workers > 1:
-        # Each process builds its own services (infra.web.app_from_environment).
-        services.close()
-        uvicorn.run(
-            "infra.web:app_from_environment",
-            factory=True,
-            workers=settings.workers,
-            host=host,
-            port=port,
-            log_level=settings.log_level,
-            http=http,
-        )
+
+
+@contextlib.contextmanager
+def _metrics_shared_by_processes() -> Iterator[str]:
+    """A directory for the worker processes' metric files (prometheus-client's multiprocess
+    mode), set in the environment they inherit (before they import the library, as it needs)
+    and removed when they are all gone. One an operator set (``PROMETHEUS_MULTIPROC_DIR``) is
+    used as it is, and left in place."""
+    from infra.metrics import MULTIPROCESS_DIRECTORY
+
+    given = os.environ.get(MULTIPROCESS_DIRECTORY)
+    if given:
+        yield given
         return
-    app = build_api(services)
-    settle_interpreter()
-    try:
-        uvicorn.run(app, host=host, port=port, log_level=settings.log_level, http=http)
-    finally:
-        services.close()
+    with tempfile.TemporaryDirectory(prefix="stagegate-metrics-") as directory:
+        os.environ[MULTIPROCESS_DIRECTORY] = directory
+        try:
+            yield directory
+        finally:
+            del os.environ[MULTIPROCESS_DIRECTORY]
 
 
 @main.command()

@@ -16,7 +16,7 @@ from infra.readmodels.inline import CatchUpNeeded, InlineReadModels
 from infra.readmodels.queries import SqlQueries
 from infra.readmodels.runner import FaultHook, ProjectionRunner
 from infra.readmodels.summaries import SummaryProjection
-from projections.history import HistoryEntry
+from projections.history import HistoryEntry, UnreadableEvent, history_entry
 from projections.readmodels import (
     BacklogEntry,
     Page,
@@ -62,7 +62,12 @@ class ReadModelService:
         self.mode = mode
         self.clock = clock
         events_table = db.table(app.recorder.events_table_name)  # type: ignore[attr-defined]
-        self._max_notification = f"SELECT MAX({db.log_position_column}) AS n FROM {events_table}"
+        number = db.log_position_column
+        self._max_notification = f"SELECT MAX({number}) AS n FROM {events_table}"
+        self._first_after = (
+            f"SELECT {number} AS n, originator_id, originator_version, topic, state"
+            f" FROM {events_table} WHERE {number} > %s ORDER BY {number} LIMIT 1"
+        )
         self._mapper = app.mapper
         snapshots = app.snapshots
         self._snapshots_table = (
@@ -125,6 +130,25 @@ class ReadModelService:
             curs.execute(self._max_notification)
             row = curs.fetchone()
         return int(row["n"]) if row and row["n"] is not None else 0
+
+    def recorded_at_after(self, position: int) -> datetime | None:
+        """When the first event after log position ``position`` was recorded (None if there is
+        none, or it cannot be read): how old the oldest event a projection still owes is."""
+        with self.db.transaction() as curs:
+            curs.execute(self._first_after, (position,))
+            row = curs.fetchone()
+        if row is None:
+            return None
+        try:
+            return history_entry(
+                int(row["n"]),
+                str(row["originator_id"]),
+                int(row["originator_version"]),
+                str(row["topic"]),
+                bytes(row["state"]),
+            ).recorded_at
+        except UnreadableEvent:
+            return None
 
     def rebuild(self) -> int:
         """Empty every read model and project the whole log again.
