@@ -69,12 +69,30 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
         self, stored_events: Sequence[StoredEvent], plan: AppendPlan, **kwargs: Any
     ) -> Sequence[int] | None:
         try:
-            notification_ids: Sequence[int] | None = super().insert_events(
-                stored_events, append_plan=plan, **kwargs
-            )
+            return self._append(stored_events, append_plan=plan, **kwargs)
         except _Undone as undone:
             raise undone.error from None
-        return notification_ids
+
+    def _append(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """The library's ``insert_events`` (without database functions, which stagegate does
+        not use), but a failure rolls the transaction back. The library catches it inside the
+        transaction and raises it after, so the transaction ends in a COMMIT the server turns
+        into a rollback: psycopg then keeps the statements it meant to prepare in the failed
+        pipeline as prepared, and that connection's next append failed with 'prepared
+        statement "_pg3_N" does not exist' (CloudEvents racing for one use case, under load).
+        A rollback clears psycopg's record of them."""
+        with (
+            self.datastore.get_connection() as conn,
+            conn.pipeline() as pipeline,
+            conn.transaction(),
+        ):
+            with conn.cursor() as curs:
+                self._insert_events(curs, stored_events, **kwargs)
+            with conn.cursor() as curs:
+                self._insert_stored_events(curs, stored_events, **kwargs)
+                # A uniqueness violation is raised here, as an IntegrityError.
+                pipeline.sync()
+                return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
 
     def _ask_hashes(self, curs: Any, wanted: list[tuple[str, int]]) -> None:
         # One lookup by primary key per aggregate, whatever the statistics say.
