@@ -80,6 +80,15 @@ def _load_release_v2(settings: Settings) -> None:
             db.executescript((FIXTURES / "sqlite.sql").read_text())
 
 
+def _sqlite_tables(db: sqlite3.Connection) -> list[str]:
+    return [
+        name
+        for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+
+
 def _tables(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, sorted: what "nothing lost" is checked against."""
     if settings.is_postgres:
@@ -99,15 +108,9 @@ def _tables(settings: Settings) -> dict[str, list[tuple[Any, ...]]]:
                 for name in names
             }
     with contextlib.closing(sqlite3.connect(settings.sqlite_path)) as db:
-        names = [
-            name
-            for (name,) in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            )
-        ]
         return {
             name: sorted(db.execute(f'SELECT * FROM "{name}"').fetchall(), key=repr)
-            for name in names
+            for name in _sqlite_tables(db)
         }
 
 
@@ -146,12 +149,7 @@ def _shape(settings: Settings) -> dict[str, Any]:
                 ),
             }
     with contextlib.closing(sqlite3.connect(settings.sqlite_path)) as db:
-        tables = [
-            name
-            for (name,) in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            )
-        ]
+        tables = _sqlite_tables(db)
         return {
             "columns": {t: db.execute(f'PRAGMA table_info("{t}")').fetchall() for t in tables},
             "indexes": {
