@@ -59,6 +59,10 @@ class ReportingSchema(strawberry.Schema):
                 )
             else:
                 refused.append(error)
+                if isinstance(error.original_error, PermissionError):
+                    # A field this caller may not read: a stable code beside the message, so
+                    # a portal can hide that field and show the rest of the answer.
+                    error.extensions = {**(error.extensions or {}), "code": "FORBIDDEN"}
         if refused:
             log.warning(
                 "GraphQL refused %d: %s (correlation id %s)",

@@ -262,6 +262,8 @@ class UseCase:
         description="Audit entries, oldest first: `first`/`after` page forward from the "
         "start, `last`/`before` give the newest entries. At most "
         f"{BUDGET[Costly.HISTORY]} pages per request (past that, errors with code COST_LIMIT)."
+        " Null, with an error of code FORBIDDEN at its path, for a viewer: the use case's other"
+        " fields are still answered."
     )
     def history(
         self,
@@ -270,7 +272,7 @@ class UseCase:
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-    ) -> HistoryConnection:
+    ) -> HistoryConnection | None:
         if last is not None and (first is not None or after is not None):
             raise GraphQLError("give first/after or last/before, not both")
         newest = last is not None or before is not None
@@ -290,7 +292,8 @@ class UseCase:
 
     @strawberry.field(
         description="The use case as it stood at a version, or at an instant (`at`), with its "
-        "gate judged under the policy in force then. Null before it existed. At most "
+        "gate judged under the policy in force then. Null before it existed, and for a viewer "
+        "(with an error of code FORBIDDEN at its path). At most "
         f"{BUDGET[Costly.AS_OF]} per request (past that, errors with code COST_LIMIT)."
     )
     def as_of(
@@ -329,8 +332,9 @@ class UseCase:
     @strawberry.field(
         description="Recompute and check the history's hash chain now. At most "
         f"{BUDGET[Costly.INTEGRITY]} per request (past that, errors with code COST_LIMIT)."
+        " Null, with an error of code FORBIDDEN at its path, for a viewer."
     )
-    def integrity(self, info: strawberry.Info[Context, None]) -> Integrity:
+    def integrity(self, info: strawberry.Info[Context, None]) -> Integrity | None:
         context = info.context
         context.authorize_history()
         context.cost.charge(Costly.INTEGRITY)

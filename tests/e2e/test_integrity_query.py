@@ -50,5 +50,10 @@ def test_a_tampered_history_names_the_first_bad_version(services: Services, api:
 def test_viewers_cannot_ask(services: Services, api: Api) -> None:
     journey = Journey(services.app).register()
     body = api.gql(QUERY, {"key": journey.key}, api.tokens.viewer)
-    assert body["data"]["useCase"] is None
-    assert "viewer" in body["errors"][0]["message"]
+    # The refused field alone is null: the use case's other fields are answered.
+    assert body["data"]["useCase"]["integrity"] is None
+    assert body["data"]["useCase"]["version"] == 1
+    [error] = body["errors"]
+    assert error["path"] == ["useCase", "integrity"]
+    assert error["extensions"]["code"] == "FORBIDDEN"
+    assert "viewer" in error["message"]
