@@ -127,6 +127,9 @@ class ReadModels(Protocol):
         """A use case's audit entries, oldest first; with ``newest``, the ``first`` newest
         entries before the ``after`` cursor (still oldest first within the page)."""
 
+    def history_entry(self, aggregate_id: str, version: int) -> HistoryEntry | None:
+        """One audit entry of a use case, by version (None: there is none)."""
+
     def version_at(self, aggregate_id: str, at: datetime) -> int | None:
         """The use case's version as it stood at ``at`` (None: it did not exist yet)."""
 

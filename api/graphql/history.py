@@ -9,6 +9,7 @@ import strawberry
 from graphql import GraphQLError
 
 from api.graphql.derive import graphql_enum
+from api.graphql.node import AUDIT_ENTRY, Node, global_id
 from domain.values import Channel as DomainChannel
 from projections.history import HistoryEntry
 from projections.readmodels import Page
@@ -48,7 +49,8 @@ class PageInfo:
 
 
 @strawberry.type(description="One event of a use case's history, as an auditor reads it.")
-class AuditEntry:
+class AuditEntry(Node):
+    use_case_id: strawberry.Private[str]
     version: int
     type: str = strawberry.field(description="The event, e.g. StageAdvanced.")
     recorded_at: datetime = strawberry.field(description="The server's clock.")
@@ -65,9 +67,14 @@ class AuditEntry:
     corrects: int | None = strawberry.field(description="Version this event corrects.")
     payload: str = strawberry.field(description="The event as stored (canonical JSON).")
 
+    @strawberry.field(description="Global id (Relay): `node(id)` finds this entry again.")
+    def id(self) -> strawberry.ID:
+        return global_id(AUDIT_ENTRY, self.use_case_id, self.version)
+
     @classmethod
     def from_entry(cls, entry: HistoryEntry) -> AuditEntry:
         return cls(
+            use_case_id=entry.aggregate_id,
             version=entry.version,
             type=entry.event_type,
             recorded_at=entry.recorded_at,

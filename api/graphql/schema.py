@@ -10,9 +10,11 @@ import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
+from uuid import UUID
 
 import strawberry
-from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
+from eventsourcing.application import AggregateNotFoundError
+from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -34,6 +36,8 @@ from api.graphql.errors import (
     VersionConflict,
     error_member,
 )
+from api.graphql.history import AuditEntry
+from api.graphql.node import AUDIT_ENTRY, USE_CASE, Node, parse_global_id
 from api.graphql.readside import ReadQueries
 from api.graphql.reporting import ReportingSchema, is_unexpected
 from api.graphql.tracing import OperationSpans
@@ -42,6 +46,7 @@ from api.graphql.webhooks import WebhookMutations, WebhookQueries
 from domain.commands import USE_CASE_COMMANDS, Command, RegisterUseCase, SetPolicy
 from domain.errors import DomainError
 from domain.errors import NotFound as DomainNotFound
+from domain.usecase import UseCase as DomainUseCase
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,16 @@ PolicyResult = Annotated[
 ]
 
 
+def _use_case_by_id(context: Context, value: str) -> DomainUseCase | None:
+    try:
+        found: object = context.stagegate.repository.get(UUID(value))
+    except (ValueError, AggregateNotFoundError):
+        return None
+    if not isinstance(found, DomainUseCase):
+        return None  # another aggregate's id (the policy's) under a UseCase type name
+    return context.stagegate.use_case(found.state.key, to_read=True)
+
+
 @strawberry.type
 class Query(ReadQueries, WebhookQueries):
     @strawberry.field(description="A use case by its key; null if there is none.")
@@ -72,6 +87,23 @@ class Query(ReadQueries, WebhookQueries):
         except DomainNotFound:
             return None
         return UseCase(view=UseCaseView(use_case, context.policy()))
+
+    @strawberry.field(
+        description="An object by its global id (Relay), as its `id` field gave it; null if "
+        "there is none. An audit entry is null for a viewer, with a FORBIDDEN error."
+    )
+    def node(self, info: strawberry.Info[Context, None], id: strawberry.ID) -> Node | None:
+        context = info.context
+        context.authorize_read()
+        type_name, parts = parse_global_id(id)
+        if type_name == USE_CASE and len(parts) == 1:
+            found = _use_case_by_id(context, parts[0])
+            return None if found is None else UseCase(view=UseCaseView(found, context.policy()))
+        if type_name == AUDIT_ENTRY and len(parts) == 2 and parts[1].isdigit():
+            context.authorize_history()
+            entry = context.read_models.history_entry(parts[0], int(parts[1]))
+            return None if entry is None else AuditEntry.from_entry(entry)
+        raise GraphQLError(f"{id!r} is not the id of a UseCase or an AuditEntry")
 
     @strawberry.field(description="The policy in force: the thresholds the gates judge by.")
     def policy(self, info: strawberry.Info[Context, None]) -> Policy:

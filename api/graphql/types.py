@@ -15,6 +15,7 @@ from api.graphql.derive import graphql_enum, in_key_order, output_type
 from api.graphql.errors import Requirement, Stage
 from api.graphql.history import HistoryConnection, check_page_size, history_connection
 from api.graphql.integrity import Integrity
+from api.graphql.node import USE_CASE, Node, global_id
 from domain import values as v
 from domain.gates import gate_status
 from domain.policy import PolicyInForce
@@ -113,12 +114,16 @@ class UseCaseView:
 
 
 @strawberry.type(description="An AI use case and everything recorded about it.")
-class UseCase:
+class UseCase(Node):
     view: strawberry.Private[UseCaseView]
 
     @property
     def _state(self) -> UseCaseState:
         return self.view.use_case.state
+
+    @strawberry.field(description="Global id (Relay): `node(id)` finds this use case again.")
+    def id(self) -> strawberry.ID:
+        return global_id(USE_CASE, self.view.use_case.id)
 
     @strawberry.field
     def key(self) -> str:

@@ -189,6 +189,14 @@ class SqlQueries:
             has_previous_page=after_version > 0,
         )
 
+    def history_entry(self, aggregate_id: str, version: int) -> HistoryEntry | None:
+        rows = self._select(
+            f"SELECT * FROM {self.history_table} WHERE aggregate_id = %s AND version = %s",
+            [aggregate_id, version],
+        )
+        entries = self._entries(rows)
+        return entries[0] if entries else None
+
     def _entries(self, rows: list[dict[str, Any]]) -> list[HistoryEntry]:
         read = self.db.read_ts
         return [

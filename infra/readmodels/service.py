@@ -280,6 +280,9 @@ class ReadModelService:
     ) -> Page[HistoryEntry]:
         return self.queries.history(aggregate_id, first, after, newest)
 
+    def history_entry(self, aggregate_id: str, version: int) -> HistoryEntry | None:
+        return self.queries.history_entry(aggregate_id, version)
+
     def version_at(self, aggregate_id: str, at: datetime) -> int | None:
         return self.queries.version_at(aggregate_id, at)
 
