@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import health
+from api import exports, health
 from api.auth import Authenticator, CurrentPrincipal
 from api.correlation import HEADER as CORRELATION_HEADER
 from api.correlation import CorrelationIds
@@ -66,6 +66,8 @@ class Backends:
     verify_integrity: IntegrityVerifier
     authenticate: Authenticator
     check_ready: Callable[[], None]
+    export_history: Callable[[str], Iterator[str]]
+    """A use case's history as the lines of ``stagegate audit export`` (NotFound if none)."""
     metrics: MetricsPage | None = None
 
 
@@ -154,6 +156,7 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
     app.include_router(graphql, prefix="/graphql", include_in_schema=False)
     app.include_router(health.router)
     app.include_router(events.router)
+    app.include_router(exports.router)
     if config.metrics_route and backends.metrics is not None:
         _serve_metrics(app, backends.metrics)
     _document_event_schemas(app)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 from uuid import UUID
@@ -417,7 +417,14 @@ def _decoded(state: bytes) -> dict[str, Any]:
 
 
 def export_history(app: Stagegate, key: str, out: IO[str]) -> None:
-    """Write one use case's history as JSON Lines, oldest first, then a line with its head.
+    """Write one use case's history as JSON Lines (``history_lines``)."""
+    for line in history_lines(app, key):
+        out.write(line)
+
+
+def history_lines(app: Stagegate, key: str) -> Iterator[str]:
+    """One use case's history as JSON Lines, oldest first, then a line with its head; raises
+    NotFound (when the first line is asked for) if there is no such use case.
 
     Each event line carries what ``infra.chain.event_hash`` covers, so the export verifies
     offline (``docs/verify_export.py``). The stored state is canonical JSON, so ``payload``
@@ -432,16 +439,14 @@ def export_history(app: Stagegate, key: str, out: IO[str]) -> None:
     head_hash: str | None = None
     for event in events:
         prev_hash, head_hash = hashes.get(event.originator_version, (None, None))
-        out.write(_line(_event_record(key, originator_id, event, prev_hash, head_hash)))
-    out.write(
-        _line(
-            {
-                "key": key,
-                "originatorId": str(originator_id),
-                "headVersion": events[-1].originator_version,
-                "headHash": head_hash,
-            }
-        )
+        yield _line(_event_record(key, originator_id, event, prev_hash, head_hash))
+    yield _line(
+        {
+            "key": key,
+            "originatorId": str(originator_id),
+            "headVersion": events[-1].originator_version,
+            "headHash": head_hash,
+        }
     )
 
 

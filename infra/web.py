@@ -11,7 +11,7 @@ from api.app import ApiConfig, Backends, create_app
 from api.auth import Principal
 from api.events.ingest import Ingestion
 from infra import tracing
-from infra.audit import verify_chain
+from infra.audit import history_lines, verify_chain
 from infra.bootstrap import Services, bootstrap
 from infra.deliveries import DeliveryLog, DeliveryRecord
 from infra.group_commit import GroupCommit
@@ -59,6 +59,7 @@ def build_api(services: Services) -> FastAPI:
         ),
         webhooks=services.webhooks,
         verify_integrity=lambda use_case_id: verify_chain(services.app, use_case_id),
+        export_history=lambda key: history_lines(services.app, key),
         authenticate=authenticate,
         check_ready=services.database.ping,
         metrics=Exposition(services.database, services.read_models, services.webhooks),
