@@ -521,6 +521,20 @@ def _procurement_classifier(d: DemoLoader) -> str:
     _score(d, key, 4, 5, 4)
     _to_pilot(d, key)
     _to_acceptance(d, key, PRIYA, RAJ)
+    # What the use case must not make worse: the hours buyers spend correcting its lines.
+    d.as_(AVA, Role.EDITOR)(
+        c.CaptureBaseline,
+        key=key,
+        baseline={
+            "metric": "manual_rework_hours",
+            "unit": "hours per week",
+            "value": 40,
+            "direction": "lower_is_better",
+            "measured_at": days_ago(150),
+            "method": "Time sheets of the procurement team, four weeks.",
+            "kind": "guardrail",
+        },
+    )
     _to_deployment(
         d,
         key,
@@ -579,6 +593,15 @@ def _procurement_classifier(d: DemoLoader) -> str:
         key=key,
         metric="misclassified_share",
         value=0.05,
+        measured_at=days_ago(5),
+    )
+    # Better classified, but buyers now rework more: 15 % worse, past the 5 % the policy
+    # tolerates for a guardrail, so the value is not proven (IMPROVEMENT_SHOWN).
+    ed(
+        c.RecordMeasurement,
+        key=key,
+        metric="manual_rework_hours",
+        value=46,
         measured_at=days_ago(5),
     )
     ed(c.RecordAdoption, key=key, active_users=14, target_users=18, measured_at=days_ago(5))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from api.graphql.errors import Requirement, Stage
 from api.graphql.history import HistoryConnection, check_page_size, history_connection
 from api.graphql.integrity import Integrity
 from api.graphql.node import USE_CASE, Node, global_id
+from domain import improvement
 from domain import values as v
 from domain.gates import gate_status
 from domain.policy import PolicyInForce
@@ -111,6 +113,39 @@ class UseCaseView:
 
     use_case: DomainUseCase
     policy: PolicyInForce
+
+
+@strawberry.type(
+    description="A baseline metric against its latest after-state in the measurement window, "
+    "judged as IMPROVEMENT_SHOWN judges it under the policy of the use case's view."
+)
+class MetricImprovement:
+    baseline: Baseline
+    after_state: Measurement | None = strawberry.field(
+        description="The latest after-state measured inside the window; null if none."
+    )
+    change: float | None = strawberry.field(
+        description="After-state minus baseline, signed so that positive is better."
+    )
+    relative_change: float | None = strawberry.field(
+        description="`change` over the baseline's magnitude (0.1: 10 % better); null without "
+        "an after-state, and from a baseline of 0."
+    )
+    counts: bool = strawberry.field(
+        description="Whether it meets the policy: an outcome improved by at least "
+        "minImprovement, a guardrail no worse than guardrailTolerance."
+    )
+
+    @classmethod
+    def of(cls, judged: improvement.MetricImprovement) -> MetricImprovement:
+        relative = judged.relative_change
+        return cls(
+            baseline=judged.baseline,
+            after_state=judged.after,
+            change=judged.change,
+            relative_change=relative if relative is not None and math.isfinite(relative) else None,
+            counts=judged.counts,
+        )
 
 
 @strawberry.type(description="An AI use case and everything recorded about it.")
@@ -238,6 +273,14 @@ class UseCase(Node):
     )
     def latest_measurements(self) -> list[Measurement]:
         return in_key_order(self._state.latest_measurements)
+
+    @strawberry.field(
+        description="Each baseline metric against its latest after-state, by metric name: the "
+        "value proven or not (IMPROVEMENT_SHOWN)."
+    )
+    def improvements(self) -> list[MetricImprovement]:
+        judged = improvement.improvements(self._state, self.view.policy.values)
+        return [MetricImprovement.of(m) for m in judged]
 
     @strawberry.field(description="The adoption measured latest.")
     def latest_adoption(self) -> Adoption | None:
