@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import exports, health
-from api.auth import Authenticator, CurrentPrincipal
+from api.auth import Authenticator, CurrentPrincipal, refused_unless
 from api.correlation import HEADER as CORRELATION_HEADER
 from api.correlation import CorrelationIds
 from api.events import router as events
@@ -166,16 +166,9 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
 def _serve_metrics(app: FastAPI, page: MetricsPage) -> None:
     @app.get("/metrics", include_in_schema=False)
     async def metrics(principal: CurrentPrincipal) -> Response:
-        if principal.actor.role not in METRICS_ROLES:
-            allowed = " or ".join(sorted(role.value for role in METRICS_ROLES))
-            return problem_response(
-                problem(
-                    "forbidden",
-                    "Forbidden",
-                    403,
-                    f"Role {principal.actor.role.value} cannot read /metrics; it needs {allowed}.",
-                )
-            )
+        refused = refused_unless(principal, METRICS_ROLES, "read /metrics")
+        if refused is not None:
+            return refused
         body = await run_in_threadpool(page.render)
         return Response(body, media_type=page.content_type)
 

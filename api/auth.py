@@ -7,11 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api import telemetry
+from api.problems import problem, problem_response
 from domain.metadata import Actor
+from domain.values import Role
 
 
 @dataclass(frozen=True)
@@ -63,3 +65,19 @@ def authenticate_request(request: Request, credentials: BearerCredentials) -> Pr
 
 
 CurrentPrincipal = Annotated[Principal, Depends(authenticate_request)]
+
+
+def refused_unless(principal: Principal, roles: frozenset[Role], doing: str) -> Response | None:
+    """A 403 problem naming the caller's role, what it tried and the roles that may; None when
+    the caller holds one of ``roles``."""
+    if principal.actor.role in roles:
+        return None
+    allowed = " or ".join(sorted(role.value for role in roles))
+    return problem_response(
+        problem(
+            "forbidden",
+            "Forbidden",
+            403,
+            f"Role {principal.actor.role.value} cannot {doing}; it needs {allowed}.",
+        )
+    )

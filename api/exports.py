@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import CurrentPrincipal, Principal
+from api.auth import CurrentPrincipal, refused_unless
 from api.problems import problem, problem_response
 from domain.errors import NotFound
 from domain.values import Role
@@ -34,20 +34,6 @@ PAGE = 200
 router = APIRouter(tags=["exports"])
 
 
-def _refused(principal: Principal, what: str) -> Response | None:
-    if principal.actor.role in EXPORT_ROLES:
-        return None
-    allowed = " or ".join(sorted(role.value for role in EXPORT_ROLES))
-    return problem_response(
-        problem(
-            "forbidden",
-            "Forbidden",
-            403,
-            f"Role {principal.actor.role.value} cannot export {what}; it needs {allowed}.",
-        )
-    )
-
-
 @router.get(
     "/v1/use-cases/{key}/history",
     summary="A use case's history as JSON Lines (auditors, admins)",
@@ -55,7 +41,7 @@ def _refused(principal: Principal, what: str) -> Response | None:
     responses={200: {"content": {"application/jsonl": {}}}, 403: {}, 404: {}},
 )
 async def export_history(key: str, request: Request, principal: CurrentPrincipal) -> Response:
-    refused = _refused(principal, "history")
+    refused = refused_unless(principal, EXPORT_ROLES, "export history")
     if refused is not None:
         return refused
     lines: Callable[[str], Iterator[str]] = request.app.state.backends.export_history
@@ -94,7 +80,7 @@ def _started(lines: Iterator[str]) -> Iterator[str]:
 async def export_inventory(
     request: Request, principal: CurrentPrincipal, format: Literal["json", "csv"] = "json"
 ) -> Response:
-    refused = _refused(principal, "the inventory")
+    refused = refused_unless(principal, EXPORT_ROLES, "export the inventory")
     if refused is not None:
         return refused
     backends = request.app.state.backends
