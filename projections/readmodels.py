@@ -65,6 +65,17 @@ class StageFigures:
 
 
 @dataclass(frozen=True)
+class FunnelStep:
+    """Of the use cases that ever entered ``pilot``, those that reached ``stage``."""
+
+    stage: Stage
+    reached: int
+    median_days_in_stage: float | None
+    """The median time the stage took, over every completed stay in it (left for another
+    stage); None while nobody has left it."""
+
+
+@dataclass(frozen=True)
 class ValueAgainstCost:
     currency: str
     estimated_annual_value: Decimal
@@ -82,6 +93,8 @@ class Portfolio:
     """Use cases with a production deployment, not retired."""
     deployed_with_measured_value: int
     value_against_cost: list[ValueAgainstCost] = field(default_factory=list)
+    funnel: list[FunnelStep] = field(default_factory=list)
+    """Pilot to production and on: pilot, acceptance, deployment, measurement, scale."""
 
     @property
     def measured_value_share(self) -> float | None:

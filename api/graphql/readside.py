@@ -109,6 +109,19 @@ class ValueAgainstCost:
     )
 
 
+@strawberry.type(
+    description="Of the use cases that ever entered pilot, how many reached this stage, and "
+    "how long the stage took."
+)
+class FunnelStep:
+    stage: Stage
+    reached: int
+    median_days_in_stage: float | None = strawberry.field(
+        description="Median days of every completed stay in the stage; null while nobody has "
+        "left it."
+    )
+
+
 @strawberry.type(description="The portfolio at a glance.")
 class Portfolio:
     stages: list[StageFigures]
@@ -122,6 +135,9 @@ class Portfolio:
         description="Share of deployed use cases whose after-state counts as measured."
     )
     value_against_cost: list[ValueAgainstCost]
+    funnel: list[FunnelStep] = strawberry.field(
+        description="Pilot to production: pilot, acceptance, deployment, measurement, scale."
+    )
 
 
 def use_case_node(record: UseCaseRecord, context: Context) -> UseCase:
@@ -206,5 +222,13 @@ class ReadQueries:
                     annual_inference_cost=v.annual_inference_cost,
                 )
                 for v in figures.value_against_cost
+            ],
+            funnel=[
+                FunnelStep(
+                    stage=step.stage,
+                    reached=step.reached,
+                    median_days_in_stage=step.median_days_in_stage,
+                )
+                for step in figures.funnel
             ],
         )

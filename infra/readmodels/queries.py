@@ -15,6 +15,7 @@ from infra.readmodels.schema import COSTS, HISTORY, PERIODS, SUMMARIES, UNMET
 from projections.history import HistoryEntry
 from projections.readmodels import (
     BacklogEntry,
+    FunnelStep,
     Page,
     Portfolio,
     StageFigures,
@@ -280,7 +281,45 @@ class SqlQueries:
             deployed=int(deployed["n"]),
             deployed_with_measured_value=int(deployed["measured"] or 0),
             value_against_cost=self._value_against_cost(now),
+            funnel=self._funnel(),
         )
+
+    FUNNEL = (Stage.PILOT, Stage.ACCEPTANCE, Stage.DEPLOYMENT, Stage.MEASUREMENT, Stage.SCALE)
+
+    def _funnel(self) -> list[FunnelStep]:
+        periods = self.periods_table
+        reached = {
+            str(r["stage"]): int(r["n"])
+            for r in self._select(
+                f"SELECT stage, COUNT(DISTINCT use_case_id) AS n FROM {periods}"
+                f" WHERE use_case_id IN (SELECT use_case_id FROM {periods} WHERE stage = 'pilot')"
+                " GROUP BY stage",
+                [],
+            )
+        }
+        # The median in plain SQL, the same on both stores: the middle row, or the mean of
+        # the two middle rows, of each stage's completed stays ordered by length.
+        days = self.db.days_between("entered_at", "left_at")
+        medians = {
+            str(r["stage"]): float(r["days"])
+            for r in self._select(
+                f"WITH stays AS (SELECT stage, {days} AS days,"
+                " ROW_NUMBER() OVER (PARTITION BY stage ORDER BY"
+                f" {days}) AS n, COUNT(*) OVER (PARTITION BY stage) AS c"
+                f" FROM {periods} WHERE left_at IS NOT NULL)"
+                " SELECT stage, AVG(days) AS days FROM stays"
+                " WHERE n IN ((c + 1) / 2, (c + 2) / 2) GROUP BY stage",
+                [],
+            )
+        }
+        return [
+            FunnelStep(
+                stage=stage,
+                reached=reached.get(stage.value, 0),
+                median_days_in_stage=medians.get(stage.value),
+            )
+            for stage in self.FUNNEL
+        ]
 
     def _value_against_cost(self, now: datetime) -> list[ValueAgainstCost]:
         money = self.db.summable_money("amount")

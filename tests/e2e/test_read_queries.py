@@ -15,6 +15,7 @@ from the system under test.
 from __future__ import annotations
 
 import base64
+import statistics
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -147,6 +148,7 @@ query Portfolio($days: Int) {
     stages { stage count averageDaysInStage }
     stuckPilots stuckAfterDays deployed deployedWithMeasuredValue measuredValueShare
     valueAgainstCost { currency estimatedAnnualValue annualInferenceCost }
+    funnel { stage reached medianDaysInStage }
   }
 }
 """
@@ -714,6 +716,32 @@ def test_portfolio_figures_on_a_known_portfolio(
         "USD": (Decimal("50000"), Decimal("200.50")),
     }
     assert [v["currency"] for v in portfolio["valueAgainstCost"]] == ["EUR", "USD"]
+
+
+def test_the_funnel_counts_pilots_onward_with_the_median_stay_of_each_stage(
+    api: Api, services: Services, money_portfolio: dict[str, TrackedJourney]
+) -> None:
+    funnel = data_of(api.gql(PORTFOLIO, {"days": None}))["portfolio"]["funnel"]
+
+    onward = ["pilot", "acceptance", "deployment", "measurement", "scale"]
+    piloted = [j for j in money_portfolio.values() if "pilot" in {s for s, _ in j.entries}]
+    completed: dict[str, list[float]] = {stage: [] for stage in onward}
+    for j in money_portfolio.values():
+        for (stage, entered), (_, left) in zip(j.entries, j.entries[1:], strict=False):
+            if stage in completed:
+                completed[stage].append((left - entered) / timedelta(days=1))
+    assert [step["stage"] for step in funnel] == [stage.upper() for stage in onward]
+    for step in funnel:
+        stage = step["stage"].lower()
+        assert step["reached"] == sum(stage in {s for s, _ in j.entries} for j in piloted)
+        stays = completed[stage]
+        if stays:
+            assert step["medianDaysInStage"] == pytest.approx(statistics.median(stays), abs=2e-3)
+        else:
+            assert step["medianDaysInStage"] is None
+    # The known portfolio: nine entered pilot (three still there, acceptance-c and d1-d5);
+    # six reached acceptance, five deployment, four measurement (d4 then retired), one scale.
+    assert [step["reached"] for step in funnel] == [9, 6, 5, 4, 1]
 
 
 def test_portfolio_stuck_pilots_follow_the_argument_and_the_policy(
