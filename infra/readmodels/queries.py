@@ -288,29 +288,25 @@ class SqlQueries:
 
     def _funnel(self) -> list[FunnelStep]:
         periods = self.periods_table
+        onward = ", ".join(f"'{stage.value}'" for stage in self.FUNNEL)
+        # Forward moves go one stage at a time from proposed, and nothing is sent back to
+        # proposed: a use case with a stay in any of these stages entered pilot.
         reached = {
             str(r["stage"]): int(r["n"])
             for r in self._select(
-                f"SELECT stage, COUNT(DISTINCT use_case_id) AS n FROM {periods}"
-                f" WHERE use_case_id IN (SELECT use_case_id FROM {periods} WHERE stage = 'pilot')"
-                " GROUP BY stage",
+                f"SELECT stage, COUNT(*) AS n FROM (SELECT DISTINCT stage, use_case_id"
+                f" FROM {periods} WHERE stage IN ({onward})) d GROUP BY stage",
                 [],
             )
         }
-        # The median in plain SQL, the same on both stores: the middle row, or the mean of
-        # the two middle rows, of each stage's completed stays ordered by length.
         days = self.db.days_between("entered_at", "left_at")
         medians = {
-            str(r["stage"]): float(r["days"])
+            str(r["stage"]): float(r["median"])
             for r in self._select(
-                f"WITH stays AS (SELECT stage, {days} AS days,"
-                " ROW_NUMBER() OVER (PARTITION BY stage ORDER BY"
-                f" {days}) AS n, COUNT(*) OVER (PARTITION BY stage) AS c"
-                f" FROM {periods} WHERE left_at IS NOT NULL)"
-                " SELECT stage, AVG(days) AS days FROM stays"
-                " WHERE n IN ((c + 1) / 2, (c + 2) / 2) GROUP BY stage",
+                self.db.median_by_group(f"{periods} WHERE left_at IS NOT NULL", "stage", days),
                 [],
             )
+            if r["median"] is not None
         }
         return [
             FunnelStep(
