@@ -148,8 +148,11 @@ class Ingestion:
             unavailable = error
             results = [error] * len(items)
         finally:
-            for span, result in zip(spans, [*results, *[None] * len(spans)], strict=False):
-                span.set_attribute("stagegate.outcome", _outcome_name(result))
+            for n, span in enumerate(spans):
+                # No result past the last one: an unexpected error failed the request.
+                span.set_attribute(
+                    "stagegate.outcome", _outcome_name(results[n] if n < len(results) else None)
+                )
                 span.end()
         if unavailable is not None:
             for i in posted:

@@ -67,6 +67,8 @@ class Status:
     """The revisions an upgrade would run, oldest first."""
     empty: bool
     """No stagegate table exists yet: an upgrade creates the schema and stamps the head."""
+    newer: bool = False
+    """The revision recorded is one this release does not know (a newer release's)."""
 
     @property
     def is_current(self) -> bool:
@@ -89,8 +91,8 @@ def script_directory() -> ScriptDirectory:
     return ScriptDirectory(str(_SCRIPTS))
 
 
-def head() -> str:
-    revision = script_directory().get_current_head()
+def head(scripts: ScriptDirectory | None = None) -> str:
+    revision = (scripts or script_directory()).get_current_head()
     assert revision is not None, "infra/migrations/versions holds no migration"
     return revision
 
@@ -102,22 +104,21 @@ def status(services: Services) -> Status:
     legacy = _legacy_version(database) if current is None else None
     events_table = services.app.recorder.events_table_name  # type: ignore[attr-defined]
     empty = current is None and legacy is None and not database.table_exists(events_table)
-    scripts = script_directory()
-    if current is None and not empty:
-        pending = [s.revision for s in scripts.walk_revisions("base", "heads")]
-    elif current is None:
-        pending = []
-    elif current not in _known_revisions():
-        pending = []  # a newer release's revision: nothing this one could run
+    scripts = script_directory()  # read once: its files are parsed each time it is made
+    known = [s.revision for s in scripts.walk_revisions("base", "heads")]  # newest first
+    if current is None:
+        pending = [] if empty else known
+    elif current in known:
+        pending = known[: known.index(current)]
     else:
-        pending = [s.revision for s in scripts.walk_revisions(current, "heads")]
-        pending = [r for r in pending if r != current]
+        pending = []  # a newer release's revision: nothing this one could run
     return Status(
         current=current,
         legacy_version=legacy,
-        head=head(),
+        head=head(scripts),
         pending=tuple(reversed(pending)),
         empty=empty,
+        newer=current is not None and current not in known,
     )
 
 
@@ -126,7 +127,7 @@ def upgrade(services: Services) -> Status:
     pending migrations. Call under ``infra.persistence.schema_lock``. Returns the status
     before."""
     before = status(services)
-    if before.current is not None and before.current not in _known_revisions():
+    if before.newer:
         raise SchemaNotReady(
             f"the database schema is at revision {before.current}, which this release does not"
             f" know (its newest is {before.head}): run the release that made it"
@@ -165,10 +166,6 @@ def new_migration(message: str) -> Path:
 def _next_revision_id() -> str:
     """Revisions are numbered: ``0003`` follows ``0002``, so their order reads at a glance."""
     return f"{int(head()) + 1:04d}"
-
-
-def _known_revisions() -> set[str]:
-    return {s.revision for s in script_directory().walk_revisions("base", "heads")}
 
 
 def _recorded_revision(database: Database) -> str | None:
