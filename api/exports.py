@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import CurrentPrincipal, refused_unless
 from api.problems import problem, problem_response
+from domain import clock
 from domain.errors import NotFound
 from domain.values import Role
 from projections.inventory import CSV_COLUMNS, csv_row, inventory_row
@@ -85,13 +86,14 @@ async def export_inventory(
         return refused
     backends = request.app.state.backends
     policy = await run_in_threadpool(backends.stagegate.policy)
+    at = clock.now()  # every row's gate judged at the same instant
 
     def rows() -> Iterator[dict[str, object]]:
         after = None
         while True:
             page = backends.read_models.use_cases(UseCaseFilter(), PAGE, after)
             for record in page.items:
-                yield inventory_row(record, policy)
+                yield inventory_row(record, policy, at)
             if not page.has_next_page:
                 return
             after = page.cursors[-1]

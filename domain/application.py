@@ -28,6 +28,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment, EnvType
 from pydantic import ValidationError
 
+from domain import clock
 from domain.commands import Command, RegisterUseCase, SetPolicy, UseCaseCommand
 from domain.errors import (
     DomainError,
@@ -519,7 +520,7 @@ class Stagegate(Application[UUID]):
         return PolicyInForce(version=policy.version, values=policy.values)
 
     def gate(self, use_case: UseCase) -> GateStatus:
-        return gate_status(use_case.state, self.policy())
+        return gate_status(use_case.state, self.policy(), clock.now())
 
     def _load_policy(self) -> Policy | None:
         try:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
+from domain.costs import budget_of, within_budget_problem
 from domain.improvement import improvements
 from domain.policy import PolicyInForce, PolicyValues
 from domain.state import UseCaseState
@@ -33,6 +34,7 @@ class RequirementCode(StrEnum):
     DEPLOYED = "DEPLOYED"
     AFTER_STATE_MEASURED = "AFTER_STATE_MEASURED"
     IMPROVEMENT_SHOWN = "IMPROVEMENT_SHOWN"
+    COST_WITHIN_BUDGET = "COST_WITHIN_BUDGET"
     ADOPTION = "ADOPTION"
     VALUE_STATEMENT = "VALUE_STATEMENT"
     SCALE_CRITERIA_MET = "SCALE_CRITERIA_MET"
@@ -61,11 +63,13 @@ class GateStatus:
         return self.next is not None and not self.unmet
 
 
-Check = Callable[[UseCaseState, PolicyValues], str | None]
-"""Returns None when the requirement holds, else the sentence explaining why not."""
+Check = Callable[[UseCaseState, PolicyValues, datetime], str | None]
+"""Returns None when the requirement holds at the instant given, else the sentence explaining
+why not. Only ``COST_WITHIN_BUDGET`` depends on the instant (which month is the last complete
+one); every other requirement is a function of the state and the policy alone."""
 
 
-def _priority_scored(s: UseCaseState, p: PolicyValues) -> str | None:
+def _priority_scored(s: UseCaseState, p: PolicyValues, _at: datetime) -> str | None:
     if s.priority is None:
         return (
             "Score business leverage, implementation feasibility and organisational "
@@ -80,13 +84,13 @@ def _priority_scored(s: UseCaseState, p: PolicyValues) -> str | None:
 
 
 def _owner(role: OwnerRole, what: str) -> Check:
-    def check(s: UseCaseState, _: PolicyValues) -> str | None:
+    def check(s: UseCaseState, _: PolicyValues, _at: datetime) -> str | None:
         return None if s.owner(role) else f"Name a {role.value} owner: {what}."
 
     return check
 
 
-def _owners_distinct(s: UseCaseState, _: PolicyValues) -> str | None:
+def _owners_distinct(s: UseCaseState, _: PolicyValues, _at: datetime) -> str | None:
     business, technical = s.owner(OwnerRole.BUSINESS), s.owner(OwnerRole.TECHNICAL)
     if business and technical and business.same_person(technical):
         return (
@@ -96,7 +100,7 @@ def _owners_distinct(s: UseCaseState, _: PolicyValues) -> str | None:
     return None
 
 
-def _workflow_specified(s: UseCaseState, _: PolicyValues) -> str | None:
+def _workflow_specified(s: UseCaseState, _: PolicyValues, _at: datetime) -> str | None:
     if s.workflow is None:
         return (
             "Specify the changed workflow: ordered steps, who performs each, "
@@ -107,7 +111,7 @@ def _workflow_specified(s: UseCaseState, _: PolicyValues) -> str | None:
     return None
 
 
-def _escalation_outside_ai_team(s: UseCaseState, _: PolicyValues) -> str | None:
+def _escalation_outside_ai_team(s: UseCaseState, _: PolicyValues, _at: datetime) -> str | None:
     path = s.workflow.escalation_path if s.workflow else ()
     if not path:
         return "Define an escalation path whose first responder is outside the AI team."
@@ -126,7 +130,7 @@ def _escalation_outside_ai_team(s: UseCaseState, _: PolicyValues) -> str | None:
     return None
 
 
-def _acceptance_criteria(s: UseCaseState, _: PolicyValues) -> str | None:
+def _acceptance_criteria(s: UseCaseState, _: PolicyValues, _at: datetime) -> str | None:
     missing = []
     if not s.acceptance_criteria:
         missing.append("at least one acceptance criterion (metric, comparator, threshold)")
@@ -135,13 +139,13 @@ def _acceptance_criteria(s: UseCaseState, _: PolicyValues) -> str | None:
     return f"Define {' and '.join(missing)}." if missing else None
 
 
-def _baseline(s: UseCaseState, _: PolicyValues) -> str | None:
+def _baseline(s: UseCaseState, _: PolicyValues, _at: datetime) -> str | None:
     if s.baselines:
         return None
     return "Capture a baseline (before-state) for at least one business metric."
 
 
-def _evaluation_passed(s: UseCaseState, _: PolicyValues) -> str | None:
+def _evaluation_passed(s: UseCaseState, _: PolicyValues, _at: datetime) -> str | None:
     if s.candidate_version is None:
         return "Register a candidate version and record a passing evaluation of it."
     if not s.acceptance_criteria:
@@ -154,7 +158,7 @@ def _evaluation_passed(s: UseCaseState, _: PolicyValues) -> str | None:
     return None
 
 
-def _acceptance_signed_off(s: UseCaseState, _: PolicyValues) -> str | None:
+def _acceptance_signed_off(s: UseCaseState, _: PolicyValues, _at: datetime) -> str | None:
     if s.sign_off_is_valid():
         return None
     if s.approver is None:
@@ -176,14 +180,14 @@ def _acceptance_signed_off(s: UseCaseState, _: PolicyValues) -> str | None:
     )
 
 
-def _platform_ready(s: UseCaseState, _: PolicyValues) -> str | None:
+def _platform_ready(s: UseCaseState, _: PolicyValues, _at: datetime) -> str | None:
     missing = [item.value for item in ReadinessItem if item not in s.readiness]
     if missing:
         return f"Confirm platform readiness, with evidence, for: {', '.join(missing)}."
     return None
 
 
-def _deployed(s: UseCaseState, _: PolicyValues) -> str | None:
+def _deployed(s: UseCaseState, _: PolicyValues, _at: datetime) -> str | None:
     if s.production_version is None:
         return "Record a production deployment of the signed-off version."
     if s.production_version not in s.approved_versions():
@@ -196,7 +200,7 @@ def _deployed(s: UseCaseState, _: PolicyValues) -> str | None:
     return None
 
 
-def _after_state_measured(s: UseCaseState, p: PolicyValues) -> str | None:
+def _after_state_measured(s: UseCaseState, p: PolicyValues, _at: datetime) -> str | None:
     if not s.baselines:
         return "No baseline metrics were captured, so there is no after-state to measure."
     if s.first_production_deployment_at is None:
@@ -212,7 +216,7 @@ def _after_state_measured(s: UseCaseState, p: PolicyValues) -> str | None:
     return None
 
 
-def _improvement_shown(s: UseCaseState, p: PolicyValues) -> str | None:
+def _improvement_shown(s: UseCaseState, p: PolicyValues, _at: datetime) -> str | None:
     if not s.baselines:
         return "No baseline metrics were captured, so no improvement can be shown."
     short = [m for m in improvements(s, p) if not m.counts]
@@ -221,7 +225,11 @@ def _improvement_shown(s: UseCaseState, p: PolicyValues) -> str | None:
     return None
 
 
-def _adoption(s: UseCaseState, p: PolicyValues) -> str | None:
+def _cost_within_budget(s: UseCaseState, _: PolicyValues, at: datetime) -> str | None:
+    return within_budget_problem(s.monthly_costs, budget_of(s.readiness), at)
+
+
+def _adoption(s: UseCaseState, p: PolicyValues, _at: datetime) -> str | None:
     latest = s.latest_adoption
     if latest is None:
         return f"Record adoption (active / target users); at least {p.min_adoption:.0%} needed."
@@ -233,7 +241,7 @@ def _adoption(s: UseCaseState, p: PolicyValues) -> str | None:
     return None
 
 
-def _value_statement(s: UseCaseState, _: PolicyValues) -> str | None:
+def _value_statement(s: UseCaseState, _: PolicyValues, _at: datetime) -> str | None:
     business = s.owner(OwnerRole.BUSINESS)
     statement = s.value_statement
     if statement is None:
@@ -246,7 +254,7 @@ def _value_statement(s: UseCaseState, _: PolicyValues) -> str | None:
     return None
 
 
-def _scale_criteria_met(s: UseCaseState, _: PolicyValues) -> str | None:
+def _scale_criteria_met(s: UseCaseState, _: PolicyValues, _at: datetime) -> str | None:
     if not s.scale_criteria:
         return "Define scale-readiness criteria (volume, geography or user population)."
     unconfirmed = [d.value for d in s.scale_criteria if d not in s.scale_confirmations]
@@ -255,7 +263,7 @@ def _scale_criteria_met(s: UseCaseState, _: PolicyValues) -> str | None:
     return None
 
 
-def _no_open_quality_alert(s: UseCaseState, _: PolicyValues) -> str | None:
+def _no_open_quality_alert(s: UseCaseState, _: PolicyValues, _at: datetime) -> str | None:
     if s.open_quality_alerts:
         ids = ", ".join(s.open_quality_alerts)
         return f"Resolve the open output-quality alerts: {ids}."
@@ -293,6 +301,7 @@ GATES: dict[Stage, tuple[tuple[RequirementCode, Check], ...]] = {
     Stage.SCALE: (
         (R.AFTER_STATE_MEASURED, _after_state_measured),
         (R.IMPROVEMENT_SHOWN, _improvement_shown),
+        (R.COST_WITHIN_BUDGET, _cost_within_budget),
         (R.ADOPTION, _adoption),
         (R.VALUE_STATEMENT, _value_statement),
         (R.SCALE_CRITERIA_MET, _scale_criteria_met),
@@ -307,25 +316,29 @@ _CHECKS: dict[RequirementCode, Check] = {
 }
 
 
-def requirement_holds(code: RequirementCode, state: UseCaseState, policy: PolicyValues) -> bool:
-    """Whether one requirement holds now, whatever stage the use case is in."""
-    return _CHECKS[code](state, policy) is None
+def requirement_holds(
+    code: RequirementCode, state: UseCaseState, policy: PolicyValues, at: datetime
+) -> bool:
+    """Whether one requirement holds at ``at``, whatever stage the use case is in."""
+    return _CHECKS[code](state, policy, at) is None
 
 
 def unmet_requirements(
-    state: UseCaseState, target: Stage, policy: PolicyValues
+    state: UseCaseState, target: Stage, policy: PolicyValues, at: datetime
 ) -> list[Requirement]:
-    """Every requirement of the gate into ``target`` that ``state`` does not meet."""
+    """Every requirement of the gate into ``target`` that ``state`` does not meet at ``at``
+    (the instant a command is judged, or the one ``asOf`` asks about)."""
     unmet = []
     for code, check in GATES.get(target, ()):
-        message = check(state, policy)
+        message = check(state, policy, at)
         if message is not None:
             unmet.append(Requirement(code=code, message=message))
     return unmet
 
 
-def gate_status(state: UseCaseState, policy: PolicyInForce) -> GateStatus:
-    """What blocks the use case's next forward move now (nothing to judge past ``scale``)."""
+def gate_status(state: UseCaseState, policy: PolicyInForce, at: datetime) -> GateStatus:
+    """What blocks the use case's next forward move at ``at`` (nothing to judge past
+    ``scale``)."""
     target = state.stage.next
-    unmet = [] if target is None else unmet_requirements(state, target, policy.values)
+    unmet = [] if target is None else unmet_requirements(state, target, policy.values, at)
     return GateStatus(stage=state.stage, next=target, unmet=unmet, policy_version=policy.version)

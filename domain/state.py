@@ -9,6 +9,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from domain.costs import MonthlyCosts
 from domain.values import (
     Adoption,
     Baseline,
@@ -79,6 +80,8 @@ class UseCaseState(BaseModel):
     """Per metric, the after-state measured latest (ties: the one recorded last)."""
     latest_adoption: Adoption | None = None
     """The adoption measured latest (ties: the one recorded last)."""
+    monthly_costs: MonthlyCosts = Field(default_factory=dict)
+    """Inference cost reported per calendar month and currency (``domain.costs``)."""
     value_statement: ValueStatement | None = None
     scale_criteria: dict[ScaleDimension, ScaleCriterion] = Field(default_factory=dict)
     scale_confirmations: dict[ScaleDimension, ScaleConfirmation] = Field(default_factory=dict)

@@ -256,6 +256,26 @@ def _deploy(d: DemoLoader, key: str, version: str, when: datetime) -> None:
 # --- the portfolio ---------------------------------------------------------------------------
 
 
+def _monthly_costs(d: DemoLoader, issue: Callable[..., Any], key: str, amounts: list[str]) -> None:
+    """The inference cost of the last ``len(amounts)`` complete calendar months before the
+    loader's clock, oldest first, each reported for the whole month in EUR."""
+    end = d.now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    months: list[tuple[datetime, datetime]] = []
+    for _ in amounts:
+        start = (end - timedelta(days=1)).replace(day=1)
+        months.insert(0, (start, end))
+        end = start
+    for (start, end), amount in zip(months, amounts, strict=True):
+        issue(
+            c.RecordInferenceCost,
+            key=key,
+            period_start=start,
+            period_end=end,
+            amount=amount,
+            currency="EUR",
+        )
+
+
 def _invoice_triage(d: DemoLoader) -> str:
     key = "invoice-triage"
     _register(
@@ -294,14 +314,8 @@ def _invoice_triage(d: DemoLoader) -> str:
         method="Same time study, 400 invoices.",
     )
     ed(c.RecordAdoption, key=key, active_users=39, target_users=50, measured_at=days_ago(7))
-    ed(
-        c.RecordInferenceCost,
-        key=key,
-        period_start=days_ago(37),
-        period_end=days_ago(7),
-        amount="2875.40",
-        currency="EUR",
-    )
+    # The billing export, month by month: within the 4,000 EUR budget (COST_WITHIN_BUDGET).
+    _monthly_costs(d, ed, key, ["2610.75", "2875.40", "2790.10"])
     d.as_(MARIA, Role.EDITOR)(
         c.StateValue,
         key=key,
@@ -364,6 +378,8 @@ def _claims_summarisation(d: DemoLoader) -> str:
         description="Hallucinated policy numbers in 3% of summaries since Monday.",
         raised_at=days_ago(1),
     )
+    # Summaries of long claim files cost more than planned: the last month is over budget.
+    _monthly_costs(d, ed, key, ["3120.00", "5240.00"])
     d.expect_refusal(ed, c.AdvanceStage, key=key, to="scale")
     return key
 
@@ -605,6 +621,7 @@ def _procurement_classifier(d: DemoLoader) -> str:
         measured_at=days_ago(5),
     )
     ed(c.RecordAdoption, key=key, active_users=14, target_users=18, measured_at=days_ago(5))
+    _monthly_costs(d, ed, key, ["410.00", "395.20"])
     return key
 
 

@@ -20,6 +20,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
+from domain import clock
 from domain.policy import PolicyInForce
 from domain.usecase import UseCase
 from domain.usecase import events as e
@@ -78,7 +79,7 @@ def project_history(
 def project_summary(
     view: SummaryView, aggregate_id: UUID | str, aggregate: Any, policy: PolicyInForce
 ) -> None:
-    """A use case's summary as it stands, judged by ``policy``."""
+    """A use case's summary as it stands, judged by ``policy`` now (when it is written)."""
     if not isinstance(aggregate, UseCase):
         raise TypeError(f"no summary for a {type(aggregate).__name__}")
     view.write_summary(
@@ -89,6 +90,7 @@ def project_summary(
             aggregate.created_on,
             aggregate.modified_on,
             policy,
+            clock.now(),
         )
     )
 

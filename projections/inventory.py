@@ -8,6 +8,7 @@ baseline metric's measured improvement, the stated value and the monthly inferen
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from domain.gates import gate_status
@@ -17,10 +18,11 @@ from domain.values import OwnerRole, ReadinessItem
 from projections.readmodels import UseCaseRecord
 
 
-def inventory_row(record: UseCaseRecord, policy: PolicyInForce) -> dict[str, Any]:
-    """One use case as a JSON object (camelCase, nested where a value has parts)."""
+def inventory_row(record: UseCaseRecord, policy: PolicyInForce, at: datetime) -> dict[str, Any]:
+    """One use case as a JSON object (camelCase, nested where a value has parts), its gate
+    judged by ``policy`` at ``at``."""
     state = record.state
-    gate = gate_status(state, policy)
+    gate = gate_status(state, policy, at)
     evaluation = state.evaluations[-1] if state.evaluations else None
     budget = state.readiness.get(ReadinessItem.COST_TRACKING)
     value = state.value_statement

@@ -28,6 +28,22 @@ class UseCaseRecord:
 
 
 @dataclass(frozen=True)
+class AdoptionReading:
+    """One adoption measurement of a use case, as its history holds it."""
+
+    version: int
+    """The use case's version the reading was recorded at."""
+    active_users: int
+    target_users: int
+    measured_at: datetime
+    recorded_at: datetime
+
+    @property
+    def rate(self) -> float:
+        return self.active_users / self.target_users
+
+
+@dataclass(frozen=True)
 class BacklogEntry:
     rank: int
     """1 is the first to invest in."""
@@ -76,11 +92,21 @@ class FunnelStep:
 
 
 @dataclass(frozen=True)
+class ValueAndCost:
+    estimated_annual_value: Decimal
+    annual_inference_cost: Decimal
+
+
+@dataclass(frozen=True)
 class ValueAgainstCost:
     currency: str
     estimated_annual_value: Decimal
     annual_inference_cost: Decimal
     """Inference cost reported for periods ending in the last 365 days."""
+    proven: ValueAndCost
+    """Of the use cases whose value is proven (``IMPROVEMENT_SHOWN`` holds)."""
+    unproven: ValueAndCost
+    """Of the others: their stated value is a statement, not a measurement."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +165,21 @@ class ReadModels(Protocol):
     ) -> Page[HistoryEntry]:
         """A use case's audit entries, oldest first; with ``newest``, the ``first`` newest
         entries before the ``after`` cursor (still oldest first within the page)."""
+
+    def adoption_series(
+        self,
+        use_case_ids: list[str],
+        size: int,
+        after: str | None,
+        newest: bool = False,
+        until_version: int | None = None,
+    ) -> dict[str, Page[AdoptionReading]]:
+        """Each use case's adoption readings in the order they were measured (ties: recorded):
+        the first ``size`` after cursor ``after`` or, with ``newest``, the ``size`` latest.
+        One query for all the use cases (a page of them asks at once); a cursor belongs to one
+        use case, so with ``after`` give one; ``until_version`` (one use case too): only the
+        readings recorded up to that version."""
+        ...
 
     def history_entry(self, aggregate_id: str, version: int) -> HistoryEntry | None:
         """One audit entry of a use case, by version (None: there is none)."""

@@ -45,6 +45,11 @@ class UseCaseSummary:
     first_production_deployment_at: datetime | None
     value_measured: bool
     """Every baseline metric has an after-state that counts under the policy window."""
+    value_proven: bool
+    """``IMPROVEMENT_SHOWN`` holds: the value is proven, not only measured."""
+    judged_at: datetime
+    """When the gate was judged: ``COST_WITHIN_BUDGET`` depends on the month, so a summary
+    judged in an earlier month is judged again (``SummaryProjection.rejudge_judged_before``)."""
     adoption_rate: float | None
     estimated_annual_value: Decimal | None
     value_currency: str | None
@@ -58,8 +63,10 @@ def summarize(
     registered_at: datetime,
     updated_at: datetime,
     policy: PolicyInForce,
+    at: datetime,
 ) -> UseCaseSummary:
-    gate = gate_status(state, policy)
+    """The summary of ``state``, its gate judged by ``policy`` at ``at``."""
+    gate = gate_status(state, policy, at)
     owners = state.owners
     priority = state.priority
     scores = (
@@ -92,7 +99,11 @@ def summarize(
         policy_version=policy.version,
         production_version=state.production_version,
         first_production_deployment_at=state.first_production_deployment_at,
-        value_measured=_value_measured(state, policy),
+        value_measured=requirement_holds(
+            RequirementCode.AFTER_STATE_MEASURED, state, policy.values, at
+        ),
+        value_proven=requirement_holds(RequirementCode.IMPROVEMENT_SHOWN, state, policy.values, at),
+        judged_at=at,
         adoption_rate=state.latest_adoption.rate if state.latest_adoption else None,
         estimated_annual_value=statement.estimated_annual_value if statement else None,
         value_currency=statement.currency if statement else None,
@@ -106,7 +117,3 @@ def summarize(
 
 def _id(person: object) -> str | None:
     return getattr(person, "id", None)
-
-
-def _value_measured(state: UseCaseState, policy: PolicyInForce) -> bool:
-    return requirement_holds(RequirementCode.AFTER_STATE_MEASURED, state, policy.values)

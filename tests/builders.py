@@ -15,7 +15,8 @@ from typing import Any
 from domain import commands as c
 from domain.application import Stagegate
 from domain.clock import clock_set_to
-from domain.gates import GATES, RequirementCode
+from domain.costs import budget_of
+from domain.gates import GATES, GateStatus, RequirementCode, requirement_holds
 from domain.improvement import improvements
 from domain.metadata import Actor, CommandContext
 from domain.usecase import UseCase
@@ -41,6 +42,18 @@ NOW = datetime.now(UTC)
 
 def days_ago(days: float) -> datetime:
     return NOW - timedelta(days=days)
+
+
+def next_month(at: datetime) -> datetime:
+    """The start of the calendar month (UTC) after the one ``at`` is in."""
+    start = at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return (start + timedelta(days=32)).replace(day=1)
+
+
+def last_month(at: datetime) -> tuple[datetime, datetime]:
+    """The start and end of the last complete calendar month (UTC) before ``at``."""
+    end = at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return (end - timedelta(days=1)).replace(day=1), end
 
 
 def ctx(actor: Actor = EDITOR, channel: Channel = Channel.GRAPHQL) -> CommandContext:
@@ -118,6 +131,13 @@ class Journey:
             currency="EUR",
         )
 
+    def last_month(self) -> tuple[datetime, datetime]:
+        """The last complete calendar month (UTC) before the journey's next command."""
+        return last_month(self.now)
+
+    def month_starts_within(self, span: timedelta) -> bool:
+        return next_month(self.now) - self.now < span
+
     def wait(self, days: float) -> None:
         """Let time pass on the journey's clock."""
         self.now += timedelta(days=days)
@@ -129,6 +149,11 @@ class Journey:
     @property
     def use_case(self) -> UseCase:
         return self.app.use_case(self.key)
+
+    def gate(self) -> GateStatus:
+        """What blocks the use case now, on the journey's clock."""
+        with clock_set_to(lambda: self.now):
+            return self.app.gate(self.use_case)
 
     def advance(self, to: Stage | None = None) -> UseCase:
         return self.issue(c.AdvanceStage, to=to.value if to else None)
@@ -225,6 +250,34 @@ class Journey:
                     self.issue(
                         c.RecordMeasurement, metric=judged.metric, value=5.0, measured_at=self.now
                     )
+        elif code is R.COST_WITHIN_BUDGET:
+            policy = self.app.policy().values
+            if requirement_holds(code, state, policy, self.now + timedelta(minutes=1)):
+                return
+            if budget_of(state.readiness) is None:
+                self.issue(
+                    c.ConfirmReadiness,
+                    item="cost_tracking",
+                    evidence="billing export",
+                    monthly_budget="1000",
+                    currency="EUR",
+                )
+            # Far from a month's turn, so that the commands after this one are judged in
+            # the same month; a month already reported (over budget, or in part) is left.
+            last_month = f"{self.last_month()[0]:%Y-%m}"
+            if (
+                self.month_starts_within(timedelta(hours=1))
+                or last_month in self.use_case.state.monthly_costs
+            ):
+                self.now = next_month(self.now) + timedelta(hours=1)
+            start, end = self.last_month()
+            self.issue(
+                c.RecordInferenceCost,
+                period_start=start,
+                period_end=end,
+                amount="300",
+                currency="EUR",
+            )
         elif code is R.ADOPTION:
             self.issue(c.RecordAdoption, active_users=40, target_users=50, measured_at=self.now)
         elif code is R.VALUE_STATEMENT:

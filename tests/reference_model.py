@@ -17,7 +17,7 @@ raised...) as the caller gave them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 PROPOSED, PILOT, ACCEPTANCE = "proposed", "pilot", "acceptance"
 DEPLOYMENT, MEASUREMENT, SCALE, RETIRED = "deployment", "measurement", "scale", "retired"
@@ -60,6 +60,7 @@ GATES: dict[str, tuple[str, ...]] = {
     SCALE: (
         "AFTER_STATE_MEASURED",
         "IMPROVEMENT_SHOWN",
+        "COST_WITHIN_BUDGET",
         "ADOPTION",
         "VALUE_STATEMENT",
         "SCALE_CRITERIA_MET",
@@ -205,6 +206,10 @@ class UseCaseModel:
     evaluations: list[Evaluation] = field(default_factory=list)
     sign_off: SignOff | None = None
     readiness: set[str] = field(default_factory=set)
+    budget: tuple[float, str] | None = None
+    """The monthly budget (amount, currency) stated when cost tracking was last confirmed."""
+    costs: list[tuple[datetime, datetime, float, str]] = field(default_factory=list)
+    """(period start, period end, amount, currency) of every cost reported."""
 
     production: str | None = None
     previously_in_production: list[str] = field(default_factory=list)
@@ -268,7 +273,8 @@ class UseCaseModel:
             and version == self.sign_off.version
         )
 
-    def requirement_holds(self, code: str) -> bool:
+    def requirement_holds(self, code: str, at: datetime) -> bool:
+        """Whether ``code`` holds when judged at server time ``at``."""
         technical, business = self.owner("technical"), self.owner("business")
         if code == "PRIORITY_SCORED":
             score = self.lowest_priority_score
@@ -324,7 +330,7 @@ class UseCaseModel:
             # Every baseline here is an outcome of BASELINE_VALUE, lower is better, and the
             # policy's minimum improvement is its default: strictly better. Reading: "latest"
             # by business time; of equal times, the one recorded last.
-            if not self.requirement_holds("AFTER_STATE_MEASURED"):
+            if not self.requirement_holds("AFTER_STATE_MEASURED", at):
                 return False
             for metric in self.baselines:
                 _, _, latest = max(
@@ -335,6 +341,8 @@ class UseCaseModel:
                 if not latest < BASELINE_VALUE:
                     return False
             return True
+        if code == "COST_WITHIN_BUDGET":
+            return self.cost_within_budget(at)
         if code == "ADOPTION":
             if not self.adoption:
                 return False
@@ -350,12 +358,44 @@ class UseCaseModel:
             return not any(a.open for a in self.alerts.values())
         raise AssertionError(f"unknown requirement {code}")
 
-    def unmet(self, target: str | None = None) -> frozenset[str]:
-        """Every requirement of the gate into ``target`` (default: the next stage) not met."""
+    def cost_within_budget(self, at: datetime) -> bool:
+        """SPEC: the cost reported for the last complete calendar month is within the monthly
+        budget (same currency); no cost reported for that month does not meet it. Reading:
+        the month is UTC's; a report counts for the share of its period inside the month, and
+        the month counts as reported when its reports leave less than a day of it uncovered
+        (a report for half the month is not the month's cost)."""
+        if self.budget is None:
+            return False
+        limit, currency = self.budget
+        month_end = at.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        month_start = (month_end - timedelta(days=1)).replace(day=1)
+        inside = [
+            (max(start, month_start), min(end, month_end), amount * 1.0, start, end)
+            for start, end, amount, c in self.costs
+            if c == currency and start < month_end and end > month_start
+        ]
+        if not inside:
+            return False
+        covered, reach = timedelta(), month_start
+        for start, end, *_ in sorted(inside):
+            if end > reach:
+                covered += end - max(start, reach)
+                reach = end
+        if month_end - month_start - covered >= timedelta(days=1):
+            return False
+        spent = sum(
+            amount * ((end - start) / (whole_end - whole_start))
+            for start, end, amount, whole_start, whole_end in inside
+        )
+        return spent <= limit
+
+    def unmet(self, at: datetime, target: str | None = None) -> frozenset[str]:
+        """Every requirement of the gate into ``target`` (default: the next stage) not met at
+        server time ``at``."""
         target = target or self.next_stage
         if target is None:
             return frozenset()
-        return frozenset(c for c in GATES[target] if not self.requirement_holds(c))
+        return frozenset(c for c in GATES[target] if not self.requirement_holds(c, at))
 
     # --- commands -------------------------------------------------------------------------
     # Each returns what the spec expects; when that is acceptance, the model records the event.
@@ -484,10 +524,22 @@ class UseCaseModel:
             self.sign_off = SignOff(signed, self.candidate, caller.id)
         return expectation
 
-    def confirm_readiness(self, caller: Caller, item: str) -> Expectation:
+    def confirm_readiness(
+        self, caller: Caller, item: str, budget: tuple[float, str] | None = None
+    ) -> Expectation:
         expectation = self._decide(self._guards(caller))
         if expectation.accepted:
             self.readiness.add(item)
+            if item == "cost_tracking":
+                self.budget = budget
+        return expectation
+
+    def record_inference_cost(
+        self, caller: Caller, start: datetime, end: datetime, amount: float, currency: str
+    ) -> Expectation:
+        expectation = self._decide(self._guards(caller))
+        if expectation.accepted:
+            self.costs.append((start, end, amount, currency))
         return expectation
 
     def advance_stage(self, caller: Caller, to: str | None, at: datetime) -> Expectation:
@@ -501,8 +553,8 @@ class UseCaseModel:
                     refusals.add(rule("NOT_NEXT_STAGE"))
             elif to is not None and to != target:
                 refusals.add(rule("NOT_NEXT_STAGE"))  # one stage at a time
-            elif not refusals and self.unmet(target):
-                refusals.add(Refusal("gate", unmet=self.unmet(target)))
+            elif not refusals and self.unmet(at, target):
+                refusals.add(Refusal("gate", unmet=self.unmet(at, target)))
         expectation = self._decide(refusals)
         if expectation.accepted:
             assert target is not None

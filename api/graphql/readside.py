@@ -16,10 +16,13 @@ from api.graphql.context import Context
 from api.graphql.errors import RequirementCode, Stage
 from api.graphql.history import PageInfo, check_page_size
 from api.graphql.types import UseCase, UseCaseView
+from api.graphql.value import AdoptionSeries
+from domain import clock
 from domain.gates import RequirementCode as DomainRequirementCode
 from domain.usecase import UseCase as DomainUseCase
 from domain.values import Stage as DomainStage
 from projections.readmodels import UseCaseFilter, UseCaseRecord
+from projections.readmodels import ValueAndCost as DomainValueAndCost
 
 MAX_DAYS = 36_500
 """Longest span a day-count argument may name (a century): no date arithmetic overflows."""
@@ -98,6 +101,19 @@ class StageFigures:
     )
 
 
+@strawberry.type(description="Stated annual value and the inference cost of one group.")
+class ValueAndCost:
+    estimated_annual_value: Decimal
+    annual_inference_cost: Decimal
+
+    @classmethod
+    def of(cls, figures: DomainValueAndCost) -> ValueAndCost:
+        return cls(
+            estimated_annual_value=figures.estimated_annual_value,
+            annual_inference_cost=figures.annual_inference_cost,
+        )
+
+
 @strawberry.type
 class ValueAgainstCost:
     currency: str
@@ -106,6 +122,12 @@ class ValueAgainstCost:
     )
     annual_inference_cost: Decimal = strawberry.field(
         description="Inference cost reported for periods ending in the last 365 days."
+    )
+    proven: ValueAndCost = strawberry.field(
+        description="Of the use cases whose value is proven (IMPROVEMENT_SHOWN holds)."
+    )
+    unproven: ValueAndCost = strawberry.field(
+        description="Of the others: their value is stated, not yet shown by measurement."
     )
 
 
@@ -140,11 +162,15 @@ class Portfolio:
     )
 
 
-def use_case_node(record: UseCaseRecord, context: Context) -> UseCase:
+def use_case_node(
+    record: UseCaseRecord, context: Context, page: AdoptionSeries | None = None
+) -> UseCase:
+    """A use case of a list; ``page``: shared by the list's page, so that what the page's
+    use cases read beyond their summary is read for all of them at once."""
     aggregate = DomainUseCase.from_state(
         UUID(record.id), record.version, record.registered_at, record.updated_at, record.state
     )
-    return UseCase(view=UseCaseView(aggregate, context.policy()))
+    return UseCase(view=UseCaseView(aggregate, context.policy(), clock.now(), adoption_series=page))
 
 
 def _cursor_error(error: ValueError) -> GraphQLError:
@@ -169,8 +195,9 @@ class ReadQueries:
             page = context.read_models.use_cases(domain_filter, first, after)
         except ValueError as error:
             raise _cursor_error(error) from None
+        shared = AdoptionSeries(tuple(record.id for record in page.items))
         edges = [
-            UseCaseEdge(cursor=cursor, node=use_case_node(record, context))
+            UseCaseEdge(cursor=cursor, node=use_case_node(record, context, shared))
             for record, cursor in zip(page.items, page.cursors, strict=True)
         ]
         return UseCaseConnection(edges=edges, page_info=PageInfo.of(page), filter=domain_filter)
@@ -186,8 +213,11 @@ class ReadQueries:
             page = context.read_models.backlog(first, after)
         except ValueError as error:
             raise _cursor_error(error) from None
+        shared = AdoptionSeries(tuple(entry.record.id for entry in page.items))
         edges = [
-            BacklogEdge(cursor=cursor, rank=entry.rank, node=use_case_node(entry.record, context))
+            BacklogEdge(
+                cursor=cursor, rank=entry.rank, node=use_case_node(entry.record, context, shared)
+            )
             for entry, cursor in zip(page.items, page.cursors, strict=True)
         ]
         return BacklogConnection(edges=edges, page_info=PageInfo.of(page))
@@ -220,6 +250,8 @@ class ReadQueries:
                     currency=v.currency,
                     estimated_annual_value=v.estimated_annual_value,
                     annual_inference_cost=v.annual_inference_cost,
+                    proven=ValueAndCost.of(v.proven),
+                    unproven=ValueAndCost.of(v.unproven),
                 )
                 for v in figures.value_against_cost
             ],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -17,8 +17,19 @@ from api.graphql.errors import Requirement, Stage
 from api.graphql.history import HistoryConnection, check_page_size, history_connection
 from api.graphql.integrity import Integrity
 from api.graphql.node import USE_CASE, Node, global_id
-from domain import improvement
+from api.graphql.value import (
+    AdoptionConnection,
+    AdoptionSeries,
+    MonthlyBudget,
+    MonthlyCost,
+    ReturnOnInvestment,
+    adoption_connection,
+    cost_by_month,
+    return_on_investment,
+)
+from domain import clock, improvement
 from domain import values as v
+from domain.costs import budget_of
 from domain.gates import gate_status
 from domain.policy import PolicyInForce
 from domain.policy import PolicyValues as DomainPolicyValues
@@ -109,10 +120,14 @@ class Principal:
 
 @dataclass(frozen=True)
 class UseCaseView:
-    """A loaded use case with the policy its gate is judged by (no further I/O needed)."""
+    """A loaded use case with the policy its gate is judged by and the instant it is judged
+    at (no further I/O needed): now, or the instant ``asOf`` asks about."""
 
     use_case: DomainUseCase
     policy: PolicyInForce
+    at: datetime = field(default_factory=clock.now)
+    adoption_series: AdoptionSeries | None = None
+    """Shared by the use cases of one page of a list, to read their adoption at once."""
 
 
 @strawberry.type(
@@ -286,6 +301,40 @@ class UseCase(Node):
     def latest_adoption(self) -> Adoption | None:
         return self._state.latest_adoption
 
+    @strawberry.field(
+        description="Every adoption reading in the order measured (the trend): `first`/`after` "
+        "page forward from the oldest, `last` gives the newest. Read for a whole page of use "
+        "cases at once."
+    )
+    def adoption(
+        self,
+        info: strawberry.Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+    ) -> AdoptionConnection:
+        view = self.view
+        series = view.adoption_series or AdoptionSeries((str(view.use_case.id),))
+        return adoption_connection(info.context, series, str(view.use_case.id), first, after, last)
+
+    @strawberry.field(
+        description="Inference cost reported per calendar month and currency, oldest first, "
+        "against the monthly budget."
+    )
+    def cost_by_month(self) -> list[MonthlyCost]:
+        return cost_by_month(self._state)
+
+    @strawberry.field(description="Stated when cost tracking was confirmed; null before.")
+    def monthly_budget(self) -> MonthlyBudget | None:
+        return MonthlyBudget.of(budget_of(self._state.readiness))
+
+    @strawberry.field(
+        description="Stated annual value against annualised inference cost; `proven` false "
+        "while IMPROVEMENT_SHOWN is unmet. Null until an annual value is stated."
+    )
+    def return_on_investment(self) -> ReturnOnInvestment | None:
+        return return_on_investment(self._state, self.view.policy.values, self.view.at)
+
     @strawberry.field
     def value_statement(self) -> ValueStatement | None:
         return self._state.value_statement
@@ -375,7 +424,14 @@ class UseCase(Node):
         # Judged by the policy in force at the instant asked about or, for a version, when
         # that version was recorded.
         policy_version = context.read_models.policy_version_at(at or then.modified_on)
-        return UseCase(view=UseCaseView(then, context.stagegate.policy_at(policy_version)))
+        return UseCase(
+            view=UseCaseView(
+                then,
+                context.stagegate.policy_at(policy_version),
+                at or then.modified_on,
+                AdoptionSeries((str(then.id),), until_version=then.version),
+            )
+        )
 
     @strawberry.field(
         description="Recompute and check the history's hash chain now. At most "
@@ -390,7 +446,7 @@ class UseCase(Node):
 
     @strawberry.field(description="What blocks the next forward move now.")
     def gate(self) -> GateStatus:
-        status = gate_status(self._state, self.view.policy)
+        status = gate_status(self._state, self.view.policy, self.view.at)
         return GateStatus(
             stage=status.stage,
             next=status.next,

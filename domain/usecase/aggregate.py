@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Concatenate, ParamSpec, TypeVar
 from uuid import UUID, uuid5
 
+from domain import clock
 from domain.errors import Forbidden, GateBlocked, Rule, RuleViolated
 from domain.eventmodel import SavedState, StatefulAggregate, TypedStateSnapshot
 from domain.gates import GATES, unmet_requirements
@@ -296,7 +297,9 @@ class UseCase(StatefulAggregate[UseCaseState]):
                 f"From {stage.value} the only forward move is to {target.value}, "
                 f"not {to.value}; stages are passed one at a time.",
             )
-        unmet = unmet_requirements(self.state, target, policy.values)
+        # Judged at the server's time now, as the event is stamped (COST_WITHIN_BUDGET looks
+        # at the last complete month before it).
+        unmet = unmet_requirements(self.state, target, policy.values, clock.now())
         if unmet:
             raise GateBlocked(stage, target, unmet, policy.version)
         self.trigger_event(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
+from domain.costs import add_cost
 from domain.eventmodel import AggregateCreated, AggregateEvent
 from domain.gates import RequirementCode
 from domain.state import UseCaseState
@@ -233,7 +234,7 @@ class InferenceCostRecorded(UseCaseEvent):
     business_time_path: ClassVar[tuple[str, ...]] = ("cost", "period_end")
 
     def apply(self, aggregate: Any) -> None:
-        """Costs change no rule; they are summed by the read models."""
+        add_cost(aggregate.state.monthly_costs, self.cost)
 
 
 class ValueStated(UseCaseEvent):

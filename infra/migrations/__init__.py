@@ -122,10 +122,11 @@ def status(services: Services) -> Status:
     )
 
 
-def upgrade(services: Services) -> Status:
+def upgrade(services: Services, to: str = "head") -> Status:
     """Bring the schema to this release's: create it on an empty database, else run the
-    pending migrations. Call under ``infra.persistence.schema_lock``. Returns the status
-    before."""
+    pending migrations (up to revision ``to``: tests stop at an earlier one, to stand where
+    an earlier release left a database). Call under ``infra.persistence.schema_lock``.
+    Returns the status before."""
     before = status(services)
     if before.newer:
         raise SchemaNotReady(
@@ -149,7 +150,10 @@ def upgrade(services: Services) -> Status:
             schema.create_tables(services)
             command.stamp(config, "head")
         else:
-            command.upgrade(config, "head")
+            command.upgrade(config, to)
+    if not before.empty:
+        # A migration may have emptied a read model whose rows it could not bring forward.
+        services.read_models.rebuild_emptied()
     return before
 
 
@@ -193,9 +197,11 @@ def _alembic(services: Services) -> Iterator[Config]:
             config = Config()
             config.set_main_option("script_location", str(_SCRIPTS))
             config.attributes["connection"] = connection
+            snapshots = services.app.snapshots
             config.attributes["target"] = Target(
                 services.database,
                 services.app.recorder.events_table_name,  # type: ignore[attr-defined]
+                None if snapshots is None else snapshots.recorder.events_table_name,  # type: ignore[attr-defined]
             )
             config.attributes["version_table_schema"] = services.database.namespace
             yield config
@@ -212,6 +218,8 @@ class Target:
     the statements themselves go through ``op.execute``, in the migration's transaction."""
     events_table: str
     """The log's table name (unqualified)."""
+    snapshots_table: str | None
+    """The snapshots' table name (unqualified), where snapshots are taken."""
 
 
 def migrating() -> Target:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,7 @@ from infra.database import Database
 from infra.readmodels.schema import COSTS, HISTORY, PERIODS, SUMMARIES, UNMET
 from projections.history import HistoryEntry
 from projections.readmodels import (
+    AdoptionReading,
     BacklogEntry,
     FunnelStep,
     Page,
@@ -22,9 +24,12 @@ from projections.readmodels import (
     UseCaseFilter,
     UseCaseRecord,
     ValueAgainstCost,
+    ValueAndCost,
 )
 
 _DONE = ("scale", "retired")
+_ADOPTION = "AdoptionRecorded"
+"""The history's event type of an adoption reading."""
 _RECORD_COLUMNS = "s.id, s.key, s.version, s.registered_at, s.updated_at, s.state_json"
 # Strongest on all three dimensions first: the weakest score decides, then readiness (the
 # hardest to change and the most predictive), then the total; unscored use cases come last.
@@ -190,6 +195,79 @@ class SqlQueries:
             has_previous_page=after_version > 0,
         )
 
+    def adoption_series(
+        self,
+        use_case_ids: list[str],
+        size: int,
+        after: str | None,
+        newest: bool = False,
+        until_version: int | None = None,
+    ) -> dict[str, Page[AdoptionReading]]:
+        """See ``ReadModels.adoption_series``: the history's adoption events, numbered per use
+        case in the order they were measured, in one query for every use case asked about."""
+        if not use_case_ids:
+            return {}
+        if after is not None and len(use_case_ids) != 1:
+            raise ValueError("an adoption cursor belongs to one use case")
+        after_version = decode_number_cursor(after) if after else None
+        order = "DESC" if newest else "ASC"
+        cursor_join, past, params = "", "", []
+        if after_version is not None:
+            # Past the cursor's reading, in measuring order (ties: recorded order).
+            cursor_join = (
+                f" JOIN {self.history_table} c ON c.aggregate_id = h.aggregate_id"
+                " AND c.version = %s"
+            )
+            params.append(after_version)
+            beyond = "<" if newest else ">"
+            past = (
+                f" AND (h.business_time {beyond} c.business_time OR (h.business_time ="
+                f" c.business_time AND h.version {beyond} c.version))"
+            )
+        if until_version is not None:  # the use case as it stood at a version (asOf)
+            past += " AND h.version <= %s"
+        ids = ", ".join(["%s"] * len(use_case_ids))
+        rows = self._select(
+            "SELECT aggregate_id, version, recorded_at, payload FROM ("
+            " SELECT h.aggregate_id, h.version, h.recorded_at, h.payload, ROW_NUMBER() OVER"
+            f" (PARTITION BY h.aggregate_id ORDER BY h.business_time {order}, h.version"
+            f" {order}) AS n FROM {self.history_table} h{cursor_join}"
+            f" WHERE h.event_type = %s AND h.aggregate_id IN ({ids}){past}"
+            ") ranked WHERE n <= %s ORDER BY aggregate_id, n",
+            [
+                *params,
+                _ADOPTION,
+                *use_case_ids,
+                *([until_version] if until_version is not None else []),
+                size + 1,
+            ],
+        )
+        by_use_case: dict[str, list[AdoptionReading]] = {i: [] for i in use_case_ids}
+        for row in rows:
+            adoption = json.loads(row["payload"])["adoption"]
+            by_use_case[str(row["aggregate_id"])].append(
+                AdoptionReading(
+                    version=int(row["version"]),
+                    active_users=int(adoption["active_users"]),
+                    target_users=int(adoption["target_users"]),
+                    measured_at=datetime.fromisoformat(adoption["measured_at"]),
+                    recorded_at=self.db.read_required_ts(row["recorded_at"]),
+                )
+            )
+        pages = {}
+        for use_case_id, readings in by_use_case.items():
+            more = len(readings) > size
+            readings = readings[:size]
+            if newest:
+                readings.reverse()
+            pages[use_case_id] = Page(
+                items=readings,
+                cursors=[encode_cursor(r.version) for r in readings],
+                has_next_page=after_version is not None if newest else more,
+                has_previous_page=more if newest else after_version is not None,
+            )
+        return pages
+
     def history_entry(self, aggregate_id: str, version: int) -> HistoryEntry | None:
         rows = self._select(
             f"SELECT * FROM {self.history_table} WHERE aggregate_id = %s AND version = %s",
@@ -321,31 +399,49 @@ class SqlQueries:
         money = self.db.summable_money("amount")
         value = self.db.summable_money("estimated_annual_value")
         values = {
-            str(r["currency"]): _decimal(r["total"])
+            (str(r["currency"]), bool(r["proven"])): _decimal(r["total"])
             for r in self._select(
-                f"SELECT value_currency AS currency, SUM({value}) AS total"
-                f" FROM {self.summaries_table}"
-                " WHERE value_currency IS NOT NULL AND stage <> 'retired' GROUP BY value_currency",
+                f"SELECT value_currency AS currency, value_proven AS proven,"
+                f" SUM({value}) AS total FROM {self.summaries_table}"
+                " WHERE value_currency IS NOT NULL AND stage <> 'retired'"
+                " GROUP BY value_currency, value_proven",
                 [],
             )
         }
         costs = {
-            str(r["currency"]): _decimal(r["total"])
+            (str(r["currency"]), bool(r["proven"])): _decimal(r["total"])
             for r in self._select(
-                f"SELECT c.currency, SUM({money}) AS total FROM {self.costs_table} c"
-                f" JOIN {self.summaries_table} s ON s.id = c.use_case_id"
-                " WHERE c.period_end > %s AND s.stage <> 'retired' GROUP BY c.currency",
+                f"SELECT c.currency, s.value_proven AS proven, SUM({money}) AS total"
+                f" FROM {self.costs_table} c JOIN {self.summaries_table} s ON s.id = c.use_case_id"
+                " WHERE c.period_end > %s AND s.stage <> 'retired'"
+                " GROUP BY c.currency, s.value_proven",
                 [self.db.ts(now - timedelta(days=365))],
             )
         }
-        return [
-            ValueAgainstCost(
-                currency=currency,
-                estimated_annual_value=values.get(currency, Decimal(0)),
-                annual_inference_cost=costs.get(currency, Decimal(0)),
+        zero = Decimal(0)
+
+        def part(currency: str, proven: bool) -> ValueAndCost:
+            return ValueAndCost(
+                estimated_annual_value=values.get((currency, proven), zero),
+                annual_inference_cost=costs.get((currency, proven), zero),
             )
-            for currency in sorted(values.keys() | costs.keys())
-        ]
+
+        currencies = sorted({currency for currency, _ in values.keys() | costs.keys()})
+        found = []
+        for currency in currencies:
+            proven, unproven = part(currency, True), part(currency, False)
+            found.append(
+                ValueAgainstCost(
+                    currency=currency,
+                    estimated_annual_value=proven.estimated_annual_value
+                    + unproven.estimated_annual_value,
+                    annual_inference_cost=proven.annual_inference_cost
+                    + unproven.annual_inference_cost,
+                    proven=proven,
+                    unproven=unproven,
+                )
+            )
+        return found
 
     def _select(self, sql: str, params: list[Any]) -> list[dict[str, Any]]:
         return self.db.select(sql, params)

@@ -148,6 +148,21 @@ class ProjectionRunner:
             if done == 0:
                 return total
 
+    def maintain(self, work: Callable[[Cursor, int], int]) -> int:
+        """Run ``work(curs, position)`` in a transaction that holds this projection's position
+        (so no event is projected meanwhile, by this process or another); returns its count."""
+        with self._lock:
+            try:
+                with self.db.transaction() as curs:
+                    self._lock_and_read_position(curs)
+                    row = curs.fetchone()
+                    position = int(row["position"]) if row else 0
+                    self.projection.begin(position)
+                    return work(curs, position)
+            except BaseException:
+                self.projection.forget()
+                raise
+
     def rebuild_at_once(self, rebuild: Callable[[Cursor, int], None]) -> int:
         """Project the whole log in one transaction with ``rebuild(curs, head)`` (which writes
         every row as of ``head`` into emptied tables); returns how many events it covered.

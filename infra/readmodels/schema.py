@@ -40,6 +40,7 @@ def create_tables(db: Database) -> None:
         " priority_floor INTEGER, priority_total INTEGER,"
         f" gate_next TEXT, policy_version {bigint} NOT NULL, production_version TEXT,"
         f" first_production_deployment_at {ts}, value_measured {boolean} NOT NULL,"
+        f" value_proven {boolean} NOT NULL, judged_at {ts} NOT NULL,"
         f" adoption_rate {real}, estimated_annual_value {money}, value_currency TEXT,"
         " state_json TEXT NOT NULL)",
         f"CREATE INDEX IF NOT EXISTS stagegate_summaries_stage ON {t(SUMMARIES)} (stage, key)",

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
+from domain import clock as domain_clock
 from domain.application import Stagegate
+from domain.costs import month_of, month_start
 from infra.database import Database
 from infra.readmodels import faults, schema
 from infra.readmodels.history import HistoryProjection
@@ -18,6 +20,7 @@ from infra.readmodels.runner import FaultHook, ProjectionRunner
 from infra.readmodels.summaries import SummaryProjection
 from projections.history import HistoryEntry, UnreadableEvent, history_entry
 from projections.readmodels import (
+    AdoptionReading,
     BacklogEntry,
     Page,
     Portfolio,
@@ -92,6 +95,8 @@ class ReadModelService:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._worker: threading.Thread | None = None
+        self._judged_month: str | None = None
+        """The month in which this process last judged stale summaries again."""
 
     def create_tables(self) -> None:
         schema.create_tables(self.db)
@@ -185,6 +190,24 @@ class ReadModelService:
         self.analyze()
         return counts["summaries"] + counts["history"]
 
+    def rebuild_emptied(self) -> int:
+        """Rebuild each projection that stands at the start of a log that is not empty (a
+        migration emptied it), as ``rebuild`` would; returns how many events were projected."""
+        if self.last_notification_id() == 0:
+            return 0
+        done = 0
+        for runner in self.runners:
+            if runner.position() != 0:
+                continue
+            log.info("rebuilding the %s read model from the log", runner.name)
+            if runner.name == "summaries" and self.db.rebuilds_beside:
+                done += self.rebuild_summaries()
+            else:
+                done += runner.catch_up(REBUILD_TRANSACTION)
+        if done:
+            self.analyze()
+        return done
+
     def analyze(self) -> None:
         """Fresh planner statistics for the read-model tables (PostgreSQL), as after any bulk
         load: where autovacuum is off or has not run yet, a rebuilt table without them is
@@ -259,20 +282,44 @@ class ReadModelService:
             self._worker.join(timeout=10)
             self._worker = None
 
+    def judge_again_if_the_month_turned(self, *, recheck: bool = False) -> int:
+        """Before the summaries answer: if this process has not yet checked them in this
+        calendar month, judge again those judged in an earlier one (the gate into ``scale``
+        looks at the last complete month's cost, which a new month changes without an
+        event; ``SummaryProjection.rejudge_judged_before``). One query a month per process
+        when there is nothing to do; returns how many were judged again. ``recheck``: look
+        even if this process did this month (for a clock moved in-process: the demo, tests)."""
+        month = month_of(domain_clock.now())
+        if month == self._judged_month and not recheck:
+            return 0
+        runner = self._runner("summaries")
+        projection = runner.projection
+        assert isinstance(projection, SummaryProjection)
+        start = month_start(month)
+        judged = runner.maintain(
+            lambda curs, position: projection.rejudge_judged_before(curs, position, start)
+        )
+        self._judged_month = month
+        return judged
+
     # --- the questions ---------------------------------------------------------------------
 
     def use_cases(
         self, filter: UseCaseFilter, first: int, after: str | None
     ) -> Page[UseCaseRecord]:
+        self.judge_again_if_the_month_turned()
         return self.queries.use_cases(filter, first, after, self.clock())
 
     def count_use_cases(self, filter: UseCaseFilter) -> int:
+        self.judge_again_if_the_month_turned()
         return self.queries.count_use_cases(filter, self.clock())
 
     def backlog(self, first: int, after: str | None) -> Page[BacklogEntry]:
+        self.judge_again_if_the_month_turned()
         return self.queries.backlog(first, after)
 
     def portfolio(self, stuck_after_days: int) -> Portfolio:
+        self.judge_again_if_the_month_turned()
         return self.queries.portfolio(self.clock(), stuck_after_days)
 
     def history(
@@ -282,6 +329,16 @@ class ReadModelService:
 
     def history_entry(self, aggregate_id: str, version: int) -> HistoryEntry | None:
         return self.queries.history_entry(aggregate_id, version)
+
+    def adoption_series(
+        self,
+        use_case_ids: list[str],
+        size: int,
+        after: str | None,
+        newest: bool = False,
+        until_version: int | None = None,
+    ) -> dict[str, Page[AdoptionReading]]:
+        return self.queries.adoption_series(use_case_ids, size, after, newest, until_version)
 
     def version_at(self, aggregate_id: str, at: datetime) -> int | None:
         return self.queries.version_at(aggregate_id, at)

@@ -43,7 +43,13 @@ REBUILD_CHUNK = 1_000
 REBUILD_PAGE = 10_000
 """Stage and cost events read per query when rebuilding."""
 _COLUMNS = [f.name for f in fields(UseCaseSummary) if f.name != "unmet_codes"]
-_TIMESTAMPS = {"stage_since", "registered_at", "updated_at", "first_production_deployment_at"}
+_TIMESTAMPS = {
+    "stage_since",
+    "registered_at",
+    "updated_at",
+    "first_production_deployment_at",
+    "judged_at",
+}
 
 
 class SummaryProjection:
@@ -306,22 +312,27 @@ class SummaryProjection:
         loaded = []
         for start in range(0, len(values), 500):
             chunk = values[start : start + 500]
-            curs.execute(
-                f"SELECT id, version, registered_at, updated_at, state_json FROM"
-                f" {self._summaries} WHERE {column} IN ({', '.join(['%s'] * len(chunk))})",
-                chunk,
+            loaded.extend(
+                self._load_where(curs, f"{column} IN ({', '.join(['%s'] * len(chunk))})", chunk)
             )
-            for row in curs.fetchall():
-                loaded.append(
-                    UseCase.from_state(
-                        UUID(row["id"]),
-                        int(row["version"]),
-                        self.db.read_required_ts(row["registered_at"]),
-                        self.db.read_required_ts(row["updated_at"]),
-                        UseCaseState.model_validate_json(row["state_json"]),
-                    )
-                )
         return loaded
+
+    def _load_where(self, curs: Cursor, condition: str, params: list[Any]) -> list[UseCase]:
+        curs.execute(
+            f"SELECT id, version, registered_at, updated_at, state_json FROM"
+            f" {self._summaries} WHERE {condition}",
+            params,
+        )
+        return [
+            UseCase.from_state(
+                UUID(row["id"]),
+                int(row["version"]),
+                self.db.read_required_ts(row["registered_at"]),
+                self.db.read_required_ts(row["updated_at"]),
+                UseCaseState.model_validate_json(row["state_json"]),
+            )
+            for row in curs.fetchall()
+        ]
 
     def _policy_at(self, curs: Cursor, position: int) -> PolicyInForce:
         curs.execute(self._policy_events, (position,))
@@ -335,6 +346,21 @@ class SummaryProjection:
         return PolicyInForce.model_validate(
             {"version": int(row["originator_version"]), "values": values}
         )
+
+    def rejudge_judged_before(self, curs: Cursor, position: int, before: datetime) -> int:
+        """Judge again, now, every summary of a use case in ``measurement`` judged before
+        ``before`` (the start of this month): its gate into ``scale`` asks for the cost of
+        the last complete month, which a new month changes without any event. Other stages'
+        gates do not depend on the time. Returns how many were judged again."""
+        if self._policy is None:
+            self._policy = self._policy_at(curs, position)
+        stale = self._load_where(
+            curs, "stage = %s AND judged_at < %s", [Stage.MEASUREMENT.value, self.db.ts(before)]
+        )
+        for aggregate in stale:
+            self._dirty.setdefault(str(aggregate.id), aggregate)
+        self.finish(curs, position)
+        return len(stale)
 
     # --- writing ---------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from tests.builders import (
     PRIORITY,
     READINESS_ITEMS,
     TECH,
+    last_month,
     unique_key,
 )
 from tests.e2e.conftest import Api
@@ -219,6 +220,7 @@ def _from_deployment_to_scale(api: Api, journey: GraphQLJourney) -> None:
         [
             "AFTER_STATE_MEASURED",
             "IMPROVEMENT_SHOWN",
+            "COST_WITHIN_BUDGET",
             "ADOPTION",
             "VALUE_STATEMENT",
             "SCALE_CRITERIA_MET",
@@ -227,6 +229,14 @@ def _from_deployment_to_scale(api: Api, journey: GraphQLJourney) -> None:
     )
     journey.accept("recordMeasurement", metric=BASELINE_METRIC, value=5.0, measuredAt=days_ago(10))
     journey.accept("recordAdoption", activeUsers=40, targetUsers=50, measuredAt=days_ago(5))
+    month_start, month_end = last_month(datetime.now(UTC))
+    journey.accept(
+        "recordInferenceCost",
+        periodStart=month_start.isoformat(),
+        periodEnd=month_end.isoformat(),
+        amount="640.00",
+        currency="EUR",
+    )
     journey.accept(
         "stateValue",
         token=t.business_owner,

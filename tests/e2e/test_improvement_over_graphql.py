@@ -4,6 +4,7 @@ each metric's improvement on the use case, and the gate's refusal naming the met
 from __future__ import annotations
 
 from domain import commands as c
+from domain.clock import clock_set_to
 from domain.values import Stage
 from infra.bootstrap import Services
 from tests.builders import Journey
@@ -45,7 +46,8 @@ def test_a_guardrail_worse_than_tolerated_blocks_scaling_and_says_why(
         c.RecordMeasurement, metric="complaints_per_week", value=24, measured_at=journey.now
     )
 
-    use_case = api.use_case(journey.key, SELECTION)
+    with clock_set_to(lambda: journey.now):  # its gate judged on its own clock
+        use_case = api.use_case(journey.key, SELECTION)
 
     assert use_case is not None
     by_metric = {m["baseline"]["metric"]: m for m in use_case["improvements"]}

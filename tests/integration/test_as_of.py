@@ -419,12 +419,12 @@ def expected_view(snapshot: Snapshot, policy: PolicyInForce) -> dict[str, Any]:
         "scale_confirmed": sorted(model.scale_confirmed),
         "value_stated_by": model.value_stated_by,
         "gate_next": model.next_stage,
-        "unmet": sorted(model.unmet()),
+        "unmet": sorted(model.unmet(snapshot.recorded_at)),
     }
 
 
-def domain_view(state: UseCaseState, policy: PolicyInForce) -> dict[str, Any]:
-    gate = gate_status(state, policy)
+def domain_view(state: UseCaseState, policy: PolicyInForce, at: datetime) -> dict[str, Any]:
+    gate = gate_status(state, policy, at)
     statement = state.value_statement
     return {
         "stage": state.stage.value,
@@ -572,7 +572,7 @@ def test_as_of_every_version_equals_the_reference_model(
             )
             policy = policies.at(snapshot.recorded_at)
             expected = expected_view(snapshot, policy)
-            actual = domain_view(then.state, policy)
+            actual = domain_view(then.state, policy, then.modified_on)
             assert actual == expected, f"{driver.key} v{version}: {differences(actual, expected)}"
             if expected["unmet"] != expected_view(snapshot, app.policy())["unmet"]:
                 judged_by_an_older_policy += 1

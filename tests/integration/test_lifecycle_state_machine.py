@@ -73,6 +73,8 @@ from tests.builders import (
     VIEWER,
     ctx,
     days_ago,
+    last_month,
+    next_month,
     unique_key,
 )
 
@@ -320,12 +322,29 @@ class UseCaseLifecycle(RuleBasedStateMachine):
         fields: dict[str, Any] = {"item": item, "evidence": f"evidence for {item}"}
         if item == "cost_tracking":
             fields |= {"monthly_budget": "1000", "currency": "EUR"}
-        expected = self.model.confirm_readiness(caller(EDITOR), item)
+        budget = (1000.0, "EUR") if item == "cost_tracking" else None
+        expected = self.model.confirm_readiness(caller(EDITOR), item, budget)
         self._issue(c.ConfirmReadiness, fields, EDITOR, expected)
+
+    def report_cost(self, start: datetime, end: datetime, amount: int, currency: str) -> None:
+        expected = self.model.record_inference_cost(
+            caller(EDITOR), start, end, float(amount), currency
+        )
+        fields = {
+            "period_start": start,
+            "period_end": end,
+            "amount": str(amount),
+            "currency": currency,
+        }
+        self._issue(c.RecordInferenceCost, fields, EDITOR, expected)
+
+    def last_month(self) -> tuple[datetime, datetime]:
+        """The last complete calendar month (UTC) before the server clock."""
+        return last_month(self.now)
 
     def advance(self, actor: Actor, to: str | None) -> None:
         before = self.model.stage
-        unmet_before = self.model.unmet()
+        unmet_before = self.model.unmet(self.now)
         expected = self.model.advance_stage(caller(actor), to, self.now)
         result = self._issue(c.AdvanceStage, {"to": to}, actor, expected)
         if result is not None:
@@ -440,7 +459,7 @@ class UseCaseLifecycle(RuleBasedStateMachine):
                 self.candidate(next(f"v{n}" for n in range(1, 99) if f"v{n}" not in model.versions))
             self.evaluate(model.candidate or "v1", "excellent")
         elif code == "ACCEPTANCE_SIGNED_OFF":
-            if not model.requirement_holds("EVALUATION_PASSED"):
+            if not model.requirement_holds("EVALUATION_PASSED", self.now):
                 self.satisfy("EVALUATION_PASSED")
             if model.approver is None:
                 self.satisfy("ACCEPTANCE_CRITERIA")
@@ -470,10 +489,21 @@ class UseCaseLifecycle(RuleBasedStateMachine):
             for metric in sorted(model.baselines):
                 self.measure(metric, self.now)
         elif code == "IMPROVEMENT_SHOWN":
-            if not model.requirement_holds("AFTER_STATE_MEASURED"):
+            if not model.requirement_holds("AFTER_STATE_MEASURED", self.now):
                 self.satisfy("AFTER_STATE_MEASURED")
             for metric in sorted(model.baselines):
                 self.measure(metric, self.now)  # the latest, and better than the baseline
+        elif code == "COST_WITHIN_BUDGET":
+            if model.budget is None:
+                self.ready("cost_tracking")
+            if model.requirement_holds(code, self.now):
+                return
+            start, end = self.last_month()
+            reported = any(c_start < end and c_end > start for c_start, c_end, *_ in model.costs)
+            if reported:  # that month is spent (over budget, or in part): the next one
+                self.wait(next_month(self.now) + timedelta(minutes=1) - self.now)
+                start, end = self.last_month()
+            self.report_cost(start, end, 300, "EUR")
         elif code == "ADOPTION":
             self.adopt(50, 50, self.now)
         elif code == "VALUE_STATEMENT":
@@ -499,7 +529,7 @@ class UseCaseLifecycle(RuleBasedStateMachine):
         if target is None:
             return
         for code in m.GATES[target]:
-            if code in self.model.unmet(target) and self.model.stage != m.RETIRED:
+            if code in self.model.unmet(self.now, target) and self.model.stage != m.RETIRED:
                 self.satisfy(code)
         if self.model.next_stage == target:
             self.advance(EDITOR, None)
@@ -531,7 +561,7 @@ class UseCaseLifecycle(RuleBasedStateMachine):
         unmet = [
             code
             for code in m.GATES.get(self.model.next_stage or "", ())
-            if code in self.model.unmet()
+            if code in self.model.unmet(self.now)
         ]
         if unmet:
             self.satisfy(unmet[pick % len(unmet)])
@@ -598,6 +628,19 @@ class UseCaseLifecycle(RuleBasedStateMachine):
     )
     def advance_stage(self, actor: Actor, to: str | None) -> None:
         self.advance(actor, self.model.next_stage if to == "next" else to)
+
+    @rule(
+        amount=st.sampled_from([300, 300, 2500]),
+        span=st.sampled_from(["last month", "last month", "its first half", "up to now"]),
+        currency=st.sampled_from(["EUR", "EUR", "EUR", "USD"]),
+    )
+    def record_inference_cost(self, amount: int, span: str, currency: str) -> None:
+        start, end = self.last_month()
+        if span == "its first half":
+            end = start + (end - start) / 2
+        elif span == "up to now":  # from the middle of last month into this one
+            start, end = start + (end - start) / 2, self.now
+        self.report_cost(start, end, amount, currency)
 
     @rule(days=st.sampled_from([1, 7, 30, 61]))
     def time_passes(self, days: int) -> None:
@@ -812,12 +855,13 @@ class UseCaseLifecycle(RuleBasedStateMachine):
     def gate_status_names_the_models_unmet_requirements(self) -> None:
         if self.current is None:
             return
-        gate = self.app.gate(self.current)
+        with clock_set_to(lambda: self.now):
+            gate = self.app.gate(self.current)
         assert (gate.next.value if gate.next else None) == self.model.next_stage
         unmet = {r.code.value for r in gate.unmet}
-        assert unmet == self.model.unmet(), (
+        assert unmet == self.model.unmet(self.now), (
             f"in {self.model.stage} the gate reports unmet {sorted(unmet)}; the model expects "
-            f"{sorted(self.model.unmet())}"
+            f"{sorted(self.model.unmet(self.now))}"
         )
 
 

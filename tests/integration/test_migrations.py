@@ -14,8 +14,10 @@ import shutil
 import sqlite3
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -23,12 +25,14 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from domain import commands as c
+from domain.usecase import UseCase, UseCaseSnapshot
 from domain.usecase.events import BaselineCaptured
 from domain.values import BaselineKind
 from infra import migrations
 from infra.audit import verify_all
 from infra.bootstrap import Services, bootstrap
 from infra.migrations import LEGACY_VERSION_TABLE, REVISION_TABLE, SchemaNotReady
+from infra.readmodels.schema import SUMMARIES, UNMET
 from infra.settings import Settings
 from projections.readmodels import UseCaseFilter
 from tests.builders import ctx
@@ -195,10 +199,16 @@ def test_the_last_release_before_migrations_is_upgraded_with_nothing_lost(
         services = bootstrap(settings)  # a start as the owner migrates
         try:
             after = _tables(settings)
-            # Every row of every table is still there, unchanged; the version number gave
-            # way to the revision.
-            assert {t: rows for t, rows in after.items() if t != REVISION_TABLE} == {
-                t: rows for t, rows in before.items() if t != LEGACY_VERSION_TABLE
+            # Every row of every table is still there, unchanged, but for what is derived
+            # from a use case's state, which 0004 discards and rebuilds (its state gained
+            # the costs by month); the version number gave way to the revision.
+            [snapshots] = [t for t in before if t in ("stagegate_snapshots", "stored_snapshots")]
+            derived = {snapshots, SUMMARIES, UNMET, REVISION_TABLE, LEGACY_VERSION_TABLE}
+            assert before[SUMMARIES], "the fixture has nothing derived"
+            assert after[snapshots] == []
+            assert len(after[SUMMARIES]) == len(before[SUMMARIES])
+            assert {t: rows for t, rows in after.items() if t not in derived} == {
+                t: rows for t, rows in before.items() if t not in derived
             }
             assert after[REVISION_TABLE] == [(migrations.head(),)]
 
@@ -249,6 +259,62 @@ def test_an_upgraded_database_has_the_shape_of_a_new_one(
 
 
 @pytest.mark.parametrize("store", STORES)
+def test_snapshots_without_the_costs_by_month_are_discarded_and_loading_sees_every_cost(
+    store: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A snapshot from before 0004 has no costs by month in its state, and loading trusts a
+    snapshot: a use case loaded from one would meet no cost at all. 0004 discards them (and the
+    summaries' copies of the state), so the costs come from the events again."""
+    with _empty_database(store, request, tmp_path) as url:
+        settings = _settings(url)
+        _load_release_v2(settings)
+        services = bootstrap(settings, prepare_schema=False)
+        try:
+            migrations.upgrade(services, to="0003")
+            app = services.app
+            assert app.snapshots is not None
+            costed = _use_case_with_costs(services)
+            expected = costed.state.monthly_costs
+            assert expected, "the fixture reported costs"
+            # What the release before wrote: a snapshot whose state holds no costs by month.
+            costed.state.monthly_costs = {}
+            app.snapshots.put([UseCaseSnapshot.take(costed)])
+        finally:
+            services.close()
+        services = bootstrap(settings, prepare_schema=False)  # nothing cached
+        try:
+            assert services.app.repository.get(costed.id).state.monthly_costs == {}
+            migrations.upgrade(services)
+        finally:
+            services.close()
+        services = bootstrap(settings)
+        try:
+            app = services.app
+            assert app.snapshots is not None
+            assert list(app.snapshots.get(costed.id)) == []
+            assert app.repository.get(costed.id).state.monthly_costs == expected
+            [summary] = [
+                r
+                for r in services.read_models.use_cases(UseCaseFilter(), 100, None).items
+                if r.id == str(costed.id)
+            ]
+            assert summary.state.monthly_costs == expected
+        finally:
+            services.close()
+
+
+def _use_case_with_costs(services: Services) -> UseCase:
+    app = services.app
+    # The query alone: the read models of revision 0003 have no judging time to look at.
+    queries = services.read_models.queries
+    for record in queries.use_cases(UseCaseFilter(), 100, None, datetime.now(UTC)).items:
+        use_case = app.repository.get(UUID(record.id))
+        if use_case.state.monthly_costs:
+            return use_case
+    raise AssertionError("no use case of the fixture reported a cost")
+
+
+@pytest.mark.parametrize("store", STORES)
 def test_db_status_and_a_second_upgrade_find_nothing_to_do(
     store: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -259,7 +325,7 @@ def test_db_status_and_a_second_upgrade_find_nothing_to_do(
         try:
             pending = migrations.status(services)
             assert (pending.current, pending.legacy_version) == (None, 2)
-            assert pending.pending == ("0002", "0003")
+            assert pending.pending == ("0002", "0003", "0004")
             assert not pending.is_current
 
             assert migrations.upgrade(services) == pending

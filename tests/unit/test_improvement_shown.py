@@ -44,7 +44,7 @@ def _measure(journey: Journey, metric: str, value: float) -> None:
 
 
 def _refusal(app: Stagegate, journey: Journey) -> str | None:
-    unmet = {r.code: r.message for r in app.gate(journey.use_case).unmet}
+    unmet = {r.code: r.message for r in journey.gate().unmet}
     assert set(unmet) <= {R.IMPROVEMENT_SHOWN}, unmet
     return unmet.get(R.IMPROVEMENT_SHOWN)
 
@@ -156,5 +156,5 @@ def test_the_gate_is_judged_by_the_policy_in_force_at_the_time(memory_app: Stage
     # the policy keeps its own thresholds.
     earlier = memory_app.policy_at(then.version)
     assert earlier.values.min_improvement == 0
-    assert gate_status(journey.use_case.state, earlier).unmet == []
+    assert gate_status(journey.use_case.state, earlier, journey.now).unmet == []
     assert memory_app.policy().values.min_improvement == 0.1

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from domain import clock
 from domain.application import Stagegate
 from domain.gates import gate_status
 from domain.policy import POLICY_ID
@@ -61,7 +62,7 @@ def test_every_append_projects_its_summary_history_periods_and_costs(
         "acceptance",
         use_case.version,
     )
-    gate = gate_status(use_case.state, app.policy())
+    gate = gate_status(use_case.state, app.policy(), clock.now())
     assert summary.unmet_codes == tuple(r.code.value for r in gate.unmet)
 
     entries = [entry for entry in view.history if entry.aggregate_id == str(use_case.id)]
