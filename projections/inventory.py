@@ -2,7 +2,8 @@
 
 Each row says where the use case stands and on what evidence: stage and dates, owners, the gate
 (next stage, unmet requirements, judged under the policy in force), the latest evaluation, each
-baseline metric's measured improvement, the stated value and the monthly inference budget.
+baseline metric's measured improvement, the stated value, the monthly inference budget and the
+cost: the last complete month's (the one ``COST_WITHIN_BUDGET`` judges) and the annualised.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import math
 from datetime import datetime
 from typing import Any
 
+from domain import costs
 from domain.gates import gate_status
 from domain.improvement import improvements
 from domain.policy import PolicyInForce
+from domain.state import UseCaseState
 from domain.values import OwnerRole, ReadinessItem
 from projections.readmodels import UseCaseRecord
 
@@ -82,6 +85,26 @@ def inventory_row(record: UseCaseRecord, policy: PolicyInForce, at: datetime) ->
         if budget is None or budget.monthly_budget is None
         else str(budget.monthly_budget),
         "budgetCurrency": None if budget is None else budget.currency,
+        **_cost(state, at),
+    }
+
+
+def _cost(state: UseCaseState, at: datetime) -> dict[str, Any]:
+    """The last complete month's cost in the budget's currency (the one COST_WITHIN_BUDGET
+    judges) and the annualised cost in the value's currency (the one the return is of)."""
+    budget = costs.budget_of(state.readiness)
+    month = costs.last_complete_month(at)
+    reported = None
+    if budget is not None:
+        reported = state.monthly_costs.get(month, {}).get(budget.currency)
+    value = state.value_statement
+    currency = value.currency if value is not None else None
+    annual = None if currency is None else costs.annualised_cost(state.monthly_costs, currency, at)
+    return {
+        "lastCompleteMonth": month,
+        "lastMonthCost": None if reported is None else str(reported.amount),
+        "lastMonthReportedInFull": None if reported is None else costs.reported_in_full(reported),
+        "annualisedInferenceCost": None if annual is None else str(annual.amount),
     }
 
 
@@ -110,6 +133,10 @@ CSV_COLUMNS = (
     "valueCurrency",
     "monthlyBudget",
     "budgetCurrency",
+    "lastCompleteMonth",
+    "lastMonthCost",
+    "lastMonthReportedInFull",
+    "annualisedInferenceCost",
 )
 
 

@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from domain.values import Role, Stage
 from infra.audit import export_history
 from infra.bootstrap import Services
 from projections.inventory import CSV_COLUMNS
-from tests.builders import Journey
+from tests.builders import Journey, ctx, last_month
 from tests.e2e.conftest import Api
 
 VERIFY = Path(__file__).resolve().parents[2] / "docs" / "verify_export.py"
@@ -86,6 +87,10 @@ def test_the_inventory_lists_every_use_case_with_its_gate_and_evidence(
     measured = Journey(services.app).register().reach(Stage.MEASUREMENT)
     formula = Journey(services.app)
     formula.issue(c.RegisterUseCase, title='=HYPERLINK("http://evil.example")')
+    priced = Journey(services.app).register().reach(Stage.MEASUREMENT)
+    start, end = last_month(datetime.now(UTC))
+    cost = {"key": priced.key, "periodStart": start, "periodEnd": end, "amount": "640.00"}
+    services.app.execute(c.RecordInferenceCost.parse({**cost, "currency": "EUR"}), ctx())
     admin = _admin(services)
 
     as_json = api.http.get(
@@ -102,6 +107,13 @@ def test_the_inventory_lists_every_use_case_with_its_gate_and_evidence(
     assert row["businessOwner"]
     assert row["latestEvaluation"]["passes"] is True
     assert (row["monthlyBudget"], row["budgetCurrency"]) == ("1000", "EUR")
+    assert row["lastCompleteMonth"] == f"{last_month(datetime.now(UTC))[0]:%Y-%m}"
+    assert row["lastMonthCost"] is None  # its journey reported none for this month
+    for_the_gate = rows[priced.key]
+    assert (for_the_gate["lastMonthCost"], for_the_gate["lastMonthReportedInFull"]) == (
+        "640.00",
+        True,
+    )
     [metric] = row["improvements"]
     assert (metric["kind"], metric["afterState"], metric["counts"]) == ("outcome", None, False)
     assert rows[proposed.key]["gate"]["unmet"] == ["PRIORITY_SCORED", "TECHNICAL_OWNER"]
