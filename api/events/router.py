@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
+from cloudevents.core.bindings.http import CE_PREFIX
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -124,8 +127,11 @@ _PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 @router.post(
     "/v1/events",
-    summary="Post lifecycle events (CloudEvents 1.0, structured mode, one or a batch)",
+    summary="Post lifecycle events (CloudEvents 1.0: structured or binary mode, one or a batch)",
     description=(
+        "Structured mode (`application/cloudevents+json`), a batch "
+        "(`application/cloudevents-batch+json`), or one event in binary mode (attributes as "
+        "`ce-` headers, data as `application/json`: the same event as its structured form). "
         "Each event's `type` is one of the stagegate types, its `subject` a use case key, its "
         "`time` the business time. `source` + `id` identify a delivery: a redelivery appends "
         "nothing and gets the first answer again; the same `source` + `id` with other content "
@@ -159,7 +165,10 @@ _PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
         404: {"description": "No use case has the event's subject as key.", "content": _PROBLEM},
         409: {"description": "Same source + id, other content.", "content": _PROBLEM},
         413: {"description": "Body or batch too large.", "content": _PROBLEM},
-        415: {"description": "Not a CloudEvents JSON content type.", "content": _PROBLEM},
+        415: {
+            "description": "Neither CloudEvents JSON nor binary mode with JSON data.",
+            "content": _PROBLEM,
+        },
         422: {
             "description": "Unknown type, invalid data, or refused by a gate or rule.",
             "content": _PROBLEM,
@@ -170,14 +179,26 @@ _PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 )
 async def post_events(request: Request, principal: CurrentPrincipal) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in (STRUCTURED, BATCH):
+    binary = BINARY_SPECVERSION in request.headers
+    if binary and content_type not in BINARY_DATA:
         return problem_response(
             problem(
                 "unsupported-media-type",
                 "Unsupported media type",
                 415,
-                f"Send {STRUCTURED} (one event) or {BATCH} (a JSON array of events), "
-                f"not '{content_type or 'no content type'}'.",
+                "In binary content mode the body is the event's data, a JSON object: send it "
+                f"as application/json, not '{content_type or 'no content type'}'.",
+            )
+        )
+    if not binary and content_type not in (STRUCTURED, BATCH):
+        return problem_response(
+            problem(
+                "unsupported-media-type",
+                "Unsupported media type",
+                415,
+                f"Send {STRUCTURED} (one event), {BATCH} (a JSON array of events), or one "
+                f"event in binary content mode (its attributes as ce-* headers, its data as "
+                f"application/json), not '{content_type or 'no content type'}'.",
             )
         )
     body = await request.body()  # no more than the body guard lets through
@@ -187,6 +208,8 @@ async def post_events(request: Request, principal: CurrentPrincipal) -> Response
         raw = await run_in_threadpool(loads_json, body)
     except Refused as refused:
         return problem_response(refused.document)
+    if binary:
+        raw = structured_from_binary(request.headers, content_type, raw)
     if principal.actor.role is not Role.INTEGRATION:
         return problem_response(
             problem(
@@ -220,6 +243,27 @@ async def post_events(request: Request, principal: CurrentPrincipal) -> Response
     if outcome.status >= 400:
         return problem_response(outcome.body)
     return JSONResponse(status_code=outcome.status, content=outcome.body)
+
+
+BINARY_SPECVERSION = "ce-specversion"
+"""The header that makes a request one event in binary content mode (CloudEvents HTTP binding,
+section 3.1)."""
+BINARY_DATA = ("application/json", "text/json")
+
+
+def structured_from_binary(headers: Mapping[str, str], content_type: str, data: Any) -> Any:
+    """The event a binary-mode request carries, as the structured-mode JSON object it equals:
+    every ``ce-`` header an attribute (percent-decoded, as the HTTP binding says), the content
+    type its ``datacontenttype``, the body its ``data``. Read as any structured event, it is
+    judged, deduplicated and fingerprinted alike: one delivery, whichever mode carries it."""
+    event: dict[str, Any] = {
+        name[len(CE_PREFIX) :]: unquote(value)
+        for name, value in headers.items()
+        if name.lower().startswith(CE_PREFIX) and len(name) > len(CE_PREFIX)
+    }
+    event["datacontenttype"] = content_type
+    event["data"] = data
+    return event
 
 
 def _read_events(items: list[Any], principal: Principal) -> list[PostedEvent | Rejected]:
