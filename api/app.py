@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api import exports, health
+from api import exports, health, registries
 from api.auth import Authenticator, CurrentPrincipal, refused_unless
 from api.correlation import HEADER as CORRELATION_HEADER
 from api.correlation import CorrelationIds
@@ -28,7 +28,7 @@ from api.problems import problem, problem_response
 from api.redaction import install_redaction
 from api.telemetry import RequestTelemetry
 from domain.application import Stagegate
-from domain.values import Role
+from domain.values import RegistrySystem, Role
 from projections.readmodels import ReadModels
 
 
@@ -69,6 +69,8 @@ class Backends:
     export_history: Callable[[str], Iterator[str]]
     """A use case's history as the lines of ``stagegate audit export`` (NotFound if none)."""
     metrics: MetricsPage | None = None
+    registry_secret: Callable[[RegistrySystem, str], str | None] = lambda _system, _name: None
+    """The secret a registry signs a model's webhooks with (None: none kept)."""
 
 
 class MetricsPage(Protocol):
@@ -157,6 +159,7 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
     app.include_router(health.router)
     app.include_router(events.router)
     app.include_router(exports.router)
+    app.include_router(registries.router)
     if config.metrics_route and backends.metrics is not None:
         _serve_metrics(app, backends.metrics)
     _document_event_schemas(app)

@@ -29,7 +29,13 @@ from eventsourcing.utils import Environment, EnvType
 from pydantic import ValidationError
 
 from domain import clock
-from domain.commands import Command, RegisterUseCase, SetPolicy, UseCaseCommand
+from domain.commands import (
+    Command,
+    LinkExternalModel,
+    RegisterUseCase,
+    SetPolicy,
+    UseCaseCommand,
+)
 from domain.errors import (
     DomainError,
     Forbidden,
@@ -47,7 +53,7 @@ from domain.metadata import Actor, CommandContext
 from domain.policy import POLICY_ID, Policy, PolicyInForce, PolicyValues
 from domain.state import UseCaseState
 from domain.usecase import UseCase, use_case_id
-from domain.values import Channel, Role
+from domain.values import Channel, RegistrySystem, Role
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +195,9 @@ class Stagegate(Application[UUID]):
         self.announce_gate_refusal: GateRefusalAnnouncer | None = None
         self.observe_command: CommandObserver | None = None
         self.policies: PolicySource = StoredPolicy(self)
+        self.linked_use_case: Callable[[RegistrySystem, str], str | None] | None = None
+        """The key of the use case an external model is linked to (the read models know);
+        None: links are not checked across use cases (the in-memory store of unit tests)."""
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         # Unlike the library default, ignore os.environ: settings arrive only through `env`.
@@ -292,6 +301,7 @@ class Stagegate(Application[UUID]):
                 command_types[index] = type(command).__name__
                 authorize(command, item.ctx)
                 _check_expectations(command, use_case)
+                self._check_link_is_free(command)
                 meta = item.ctx.meta(reason=command.reason_text, corrects=command.corrects)
                 command.execute(use_case, meta, policy)
             except DomainError as error:
@@ -387,6 +397,7 @@ class Stagegate(Application[UUID]):
             use_case = self.use_case(command.key)
             expected = command.expected_version
             _check_expectations(command, use_case)
+            self._check_link_is_free(command)
             meta = ctx.meta(reason=command.reason_text, corrects=command.corrects)
             policy = self.policies.for_judging()
             command.execute(use_case, meta, policy)
@@ -409,6 +420,21 @@ class Stagegate(Application[UUID]):
                 attempt -= 1
                 continue
             return use_case
+
+    def _check_link_is_free(self, command: UseCaseCommand) -> None:
+        """A model in an external registry is linked to one use case at most: its events
+        must name one. (Judged from the read models, written with each link; two links made
+        in the same instant could both pass, and an event for that model is then refused as
+        ambiguous, naming both.)"""
+        if not isinstance(command, LinkExternalModel) or self.linked_use_case is None:
+            return
+        holder = self.linked_use_case(command.system, command.name)
+        if holder is not None and holder != command.key:
+            raise RuleViolated(
+                Rule.MODEL_LINKED_ELSEWHERE,
+                f"The {command.system.value} model '{command.name}' is linked to use case "
+                f"'{holder}'; unlink it there first.",
+            )
 
     @staticmethod
     def _policy_kept_changing() -> VersionConflict:

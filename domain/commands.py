@@ -33,6 +33,7 @@ from domain.values import (
     Criterion,
     Currency,
     DimensionScore,
+    ExternalModel,
     FiniteFloat,
     InferenceCost,
     LongText,
@@ -44,6 +45,7 @@ from domain.values import (
     Person,
     PriorityScore,
     ReadinessItem,
+    RegistrySystem,
     Role,
     ScaleCriterion,
     ScaleDimension,
@@ -218,6 +220,10 @@ class CaptureBaseline(UseCaseCommand):
 
 
 class RegisterCandidateVersion(UseCaseCommand):
+    """A new candidate version (a registry's new model version arrives as one)."""
+
+    integration_may_post: ClassVar[bool] = True
+
     version: ModelVersion
 
     def execute(self, use_case: UseCase, meta: EventMeta, policy: PolicyInForce) -> None:
@@ -327,6 +333,27 @@ class RecordAdoption(UseCaseCommand):
 
     def execute(self, use_case: UseCase, meta: EventMeta, policy: PolicyInForce) -> None:
         use_case.record_adoption(self.active_users, self.target_users, self.measured_at, meta)
+
+
+class LinkExternalModel(UseCaseCommand):
+    """Link a model in an external registry to the use case: that registry's events about it
+    become the use case's (a model is linked to one use case at most)."""
+
+    system: RegistrySystem
+    name: ShortText
+
+    def execute(self, use_case: UseCase, meta: EventMeta, policy: PolicyInForce) -> None:
+        model = ExternalModel(system=self.system, name=self.name, linked_by=meta.actor_id)
+        use_case.link_external_model(model, meta)
+
+
+class UnlinkExternalModel(UseCaseCommand):
+    system: RegistrySystem
+    name: ShortText
+    reason: LongText
+
+    def execute(self, use_case: UseCase, meta: EventMeta, policy: PolicyInForce) -> None:
+        use_case.unlink_external_model(self.system, self.name, meta)
 
 
 class RecordInferenceCost(UseCaseCommand):
@@ -480,6 +507,8 @@ USE_CASE_COMMANDS: tuple[type[UseCaseCommand], ...] = (
     RecordMeasurement,
     RecordAdoption,
     RecordInferenceCost,
+    LinkExternalModel,
+    UnlinkExternalModel,
     StateValue,
     DefineScaleCriteria,
     ConfirmScaleCriterion,

@@ -18,6 +18,7 @@ from domain.values import (
     Criterion,
     Deployment,
     Evaluation,
+    ExternalModel,
     Measurement,
     ModelVersion,
     OwnerRole,
@@ -60,6 +61,8 @@ class UseCaseState(BaseModel):
     baselines: dict[str, Baseline] = Field(default_factory=dict)
     """Latest baseline per metric name."""
 
+    external_models: dict[str, ExternalModel] = Field(default_factory=dict)
+    """Models in external registries linked to the use case, by ``system:name``."""
     versions: dict[str, ModelVersion] = Field(default_factory=dict)
     """Every version ever registered (as candidate or through a change), by label."""
     candidate_version: str | None = None

@@ -222,6 +222,14 @@ class ReadinessItem(StrEnum):
     ROLLBACK_PLAN = "rollback_plan"
 
 
+class RegistrySystem(StrEnum):
+    """A model registry a use case's models may live in."""
+
+    MLFLOW = "mlflow"
+    SAGEMAKER = "sagemaker"
+    WANDB = "wandb"
+
+
 class ScaleDimension(StrEnum):
     VOLUME = "volume"
     GEOGRAPHY = "geography"
@@ -360,7 +368,8 @@ class ModelVersion(Value):
 
     label: ShortText
     model: ShortText
-    prompt: LongText
+    prompt: LongText | None = None
+    """Null for a classic model, which has no prompt (a version from a model registry)."""
     thresholds: NamedValues = ()
 
     def threshold_values(self) -> dict[str, float]:
@@ -449,6 +458,21 @@ class ValueStatement(Value):
     stated_by: str
     estimated_annual_value: Decimal | None = None
     currency: str | None = None
+
+
+class ExternalModel(Value):
+    """A model in an external registry, linked to a use case: its registry events about this
+    model are the use case's (MLflow: a registered model's name; SageMaker: a model package
+    group's name; W&B: an artifact collection, ``entity/project/collection``)."""
+
+    system: RegistrySystem
+    name: ShortText
+    linked_by: str
+
+    @property
+    def ref(self) -> str:
+        """How the use case's state keys it: ``system:name``."""
+        return f"{self.system.value}:{self.name}"
 
 
 class ScaleCriterion(Value):

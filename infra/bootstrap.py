@@ -18,6 +18,7 @@ from infra.database import Database, database_of
 from infra.outbox import announce_gate_blocked
 from infra.persistence import build_application, schema_lock
 from infra.readmodels.service import ReadModelService
+from infra.registries import RegistrySecrets
 from infra.settings import Settings
 from infra.tokens import IssuedToken, TokenStore
 from infra.webhooks import Webhooks
@@ -33,6 +34,7 @@ class Services:
     tokens: TokenStore
     read_models: ReadModelService
     webhooks: Webhooks
+    registry_secrets: RegistrySecrets
 
     def close(self) -> None:
         self.webhooks.stop()
@@ -58,6 +60,7 @@ def bootstrap(settings: Settings, *, prepare_schema: bool = True) -> Services:
                 rebuild_history_elsewhere=lambda: rebuild_history_in_a_process(settings),
             ),
             webhooks=Webhooks(database, key_of=lambda use_case_id: _key_of(app, use_case_id)),
+            registry_secrets=RegistrySecrets(database),
         )
         if settings.metrics != "off":
             app.observe_command = metrics.observe_command
@@ -67,6 +70,10 @@ def bootstrap(settings: Settings, *, prepare_schema: bool = True) -> Services:
         events_table = database.table(app.recorder.events_table_name)  # type: ignore[attr-defined]
         app.policies = CachedPolicy(app, database, events_table)
         app.use_case_source = CachedUseCases(app)
+        read_models = services.read_models
+        app.linked_use_case = lambda system, name: next(
+            iter(read_models.linked_use_cases(system.value, name)), None
+        )
         # Every append writes its read-model rows with its events from here on.
         app.recorder.appends.read_models = services.read_models.inline  # type: ignore[attr-defined]
         try:

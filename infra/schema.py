@@ -24,6 +24,7 @@ from psycopg import sql
 from infra import chain, deliveries, migrations, outbox
 from infra.migrations import REVISION_TABLE, SchemaNotReady
 from infra.readmodels import schema as readmodels
+from infra.registries import SECRETS as REGISTRY_SECRETS
 from infra.tokens import TOKENS_TABLE
 from infra.webhooks import DELIVERIES as WEBHOOK_DELIVERIES
 from infra.webhooks import SUBSCRIPTIONS as WEBHOOK_SUBSCRIPTIONS
@@ -71,6 +72,7 @@ def create_tables(services: Services) -> None:
     services.tokens.create_table()
     services.read_models.create_tables()
     services.webhooks.create_tables()
+    services.registry_secrets.create_table()
 
 
 def grant(services: Services, role: str) -> list[str]:
@@ -100,6 +102,7 @@ def grant(services: Services, role: str) -> list[str]:
         TOKENS_TABLE,
         WEBHOOK_SUBSCRIPTIONS,
         WEBHOOK_DELIVERIES,
+        REGISTRY_SECRETS,
     ]
     schema, grantee = sql.Identifier(datastore.schema), sql.Identifier(role)
 

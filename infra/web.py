@@ -58,6 +58,7 @@ def build_api(services: Services) -> FastAPI:
             after_writes=services.read_models.refresh,
         ),
         webhooks=services.webhooks,
+        registry_secret=services.registry_secrets.secret_of,
         verify_integrity=lambda use_case_id: verify_chain(services.app, use_case_id),
         export_history=lambda key: history_lines(services.app, key),
         authenticate=authenticate,

@@ -181,6 +181,11 @@ class ReadModels(Protocol):
         readings recorded up to that version."""
         ...
 
+    def linked_use_cases(self, system: str, name: str) -> list[str]:
+        """The keys of the use cases a model in an external registry (``system``, ``name``)
+        is linked to."""
+        ...
+
     def history_entry(self, aggregate_id: str, version: int) -> HistoryEntry | None:
         """One audit entry of a use case, by version (None: there is none)."""
 

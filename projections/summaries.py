@@ -40,6 +40,8 @@ class UseCaseSummary:
     priority_total: int | None
     gate_next: str | None
     unmet_codes: tuple[str, ...]
+    external_models: tuple[tuple[str, str], ...]
+    """(system, name) of each model in an external registry linked to the use case."""
     policy_version: int
     production_version: str | None
     first_production_deployment_at: datetime | None
@@ -96,6 +98,9 @@ def summarize(
         priority_total=sum(scores) if scores else None,
         gate_next=gate.next.value if gate.next else None,
         unmet_codes=tuple(r.code.value for r in gate.unmet),
+        external_models=tuple(
+            (m.system.value, m.name) for _, m in sorted(state.external_models.items())
+        ),
         policy_version=policy.version,
         production_version=state.production_version,
         first_production_deployment_at=state.first_production_deployment_at,

@@ -49,7 +49,9 @@ class EventData(Value):
         raise NotImplementedError
 
 
-def _build(command: type[c.UseCaseCommand], from_time: set[str], **fields: Any) -> c.UseCaseCommand:
+def build_command(
+    command: type[c.UseCaseCommand], from_time: set[str], **fields: Any
+) -> c.UseCaseCommand:
     """``command`` from these fields (None ones left to its defaults); a refusal names the
     event's fields: ``time`` for those in ``from_time`` (command field names), ``data.*``
     for the rest."""
@@ -97,7 +99,7 @@ class EvaluationCompleted(EventData):
     dataset: ShortText | None = None
 
     def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
-        return _build(
+        return build_command(
             c.RecordEvaluation,
             {"evaluated_at"},
             key=key,
@@ -121,7 +123,7 @@ class DeploymentCompleted(EventData):
     """``production`` (or prod, prd, live) is held to the production rules."""
 
     def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
-        return _build(
+        return build_command(
             c.RecordDeployment,
             {"deployed_at"},
             key=key,
@@ -143,7 +145,7 @@ class DeploymentRolledBack(EventData):
     """Optional check: the version the pipeline returned to."""
 
     def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
-        return _build(
+        return build_command(
             c.RollBack,
             {"rolled_back_at"},
             key=key,
@@ -180,7 +182,7 @@ class MetricMeasured(EventData):
 
     def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
         if state.reached_deployment:
-            return _build(
+            return build_command(
                 c.RecordMeasurement,
                 {"measured_at"},
                 key=key,
@@ -196,7 +198,7 @@ class MetricMeasured(EventData):
                 f"data.{missing[0]}",
                 "a measurement before deployment is a baseline, which needs " + ", ".join(missing),
             )
-        return _build(
+        return build_command(
             c.CaptureBaseline,
             {"measured_at"},
             key=key,
@@ -220,7 +222,7 @@ class AdoptionMeasured(EventData):
     target_users: int = Field(ge=1, le=100_000_000)
 
     def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
-        return _build(
+        return build_command(
             c.RecordAdoption,
             {"measured_at"},
             key=key,
@@ -250,7 +252,7 @@ class CostReported(EventData):
     currency: Currency
 
     def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
-        return _build(
+        return build_command(
             c.RecordInferenceCost,
             {"period_end"} if self.period_end is None else set(),  # it ends at the event's time
             key=key,
@@ -279,7 +281,7 @@ class QualityAlertRaised(EventData):
     description: LongText
 
     def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
-        return _build(
+        return build_command(
             c.RaiseQualityAlert,
             {"raised_at"},
             key=key,
@@ -303,7 +305,7 @@ class QualityAlertResolved(EventData):
     resolution: LongText
 
     def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
-        return _build(
+        return build_command(
             c.ResolveQualityAlert,
             {"resolved_at"},
             key=key,

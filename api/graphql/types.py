@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     ScaleCriterion = v.ScaleCriterion
     ScaleConfirmation = v.ScaleConfirmation
     QualityAlert = v.QualityAlert
+    ExternalModel = v.ExternalModel
     PolicyValues = DomainPolicyValues
 else:
     Role = graphql_enum(v.Role)
@@ -76,6 +77,7 @@ else:
     ScaleCriterion = output_type(v.ScaleCriterion)
     ScaleConfirmation = output_type(v.ScaleConfirmation)
     QualityAlert = output_type(v.QualityAlert)
+    ExternalModel = output_type(v.ExternalModel)
     PolicyValues = output_type(DomainPolicyValues)
 
 
@@ -350,6 +352,13 @@ class UseCase(Node):
             )
             for criterion in in_key_order(self._state.scale_criteria)
         ]
+
+    @strawberry.field(
+        description="Models in external registries (MLflow, SageMaker, W&B) linked to the use "
+        "case, by system and name: their registry events are the use case's."
+    )
+    def external_models(self) -> list[ExternalModel]:
+        return in_key_order(self._state.external_models)
 
     @strawberry.field(description="Output-quality alerts raised and not yet resolved, by id.")
     def open_quality_alerts(self) -> list[QualityAlert]:

@@ -33,6 +33,7 @@ from domain.values import (
     CriterionOutcome,
     Deployment,
     Evaluation,
+    ExternalModel,
     InferenceCost,
     Measurement,
     ModelVersion,
@@ -42,6 +43,7 @@ from domain.values import (
     QualityAlert,
     ReadinessConfirmation,
     ReadinessItem,
+    RegistrySystem,
     ScaleConfirmation,
     ScaleCriterion,
     ScaleDimension,
@@ -107,6 +109,8 @@ class UseCase(StatefulAggregate[UseCaseState]):
     MeasurementRecorded = e.MeasurementRecorded
     AdoptionRecorded = e.AdoptionRecorded
     InferenceCostRecorded = e.InferenceCostRecorded
+    ExternalModelLinked = e.ExternalModelLinked
+    ExternalModelUnlinked = e.ExternalModelUnlinked
     ValueStated = e.ValueStated
     ScaleCriteriaDefined = e.ScaleCriteriaDefined
     ScaleCriterionConfirmed = e.ScaleCriterionConfirmed
@@ -533,6 +537,27 @@ class UseCase(StatefulAggregate[UseCaseState]):
             active_users=active_users, target_users=target_users, measured_at=measured_at
         )
         self.trigger_event(e.AdoptionRecorded, adoption=adoption, meta=meta)
+
+    @command
+    def link_external_model(self, model: ExternalModel, meta: EventMeta) -> None:
+        if model.ref in self.state.external_models:
+            raise RuleViolated(
+                Rule.MODEL_ALREADY_LINKED,
+                f"The {model.system.value} model '{model.name}' is already linked to "
+                f"'{self.state.key}'.",
+            )
+        self.trigger_event(e.ExternalModelLinked, model=model, meta=meta)
+
+    @command
+    def unlink_external_model(self, system: RegistrySystem, name: str, meta: EventMeta) -> None:
+        if f"{system.value}:{name}" not in self.state.external_models:
+            linked = ", ".join(sorted(self.state.external_models)) or "none"
+            raise RuleViolated(
+                Rule.MODEL_NOT_LINKED,
+                f"The {system.value} model '{name}' is not linked to '{self.state.key}' "
+                f"(linked: {linked}).",
+            )
+        self.trigger_event(e.ExternalModelUnlinked, system=system, name=name, meta=meta)
 
     @command
     def record_inference_cost(self, cost: InferenceCost, meta: EventMeta) -> None:

@@ -22,6 +22,7 @@ from domain.values import (
     Criterion,
     Deployment,
     Evaluation,
+    ExternalModel,
     InferenceCost,
     Measurement,
     ModelVersion,
@@ -30,6 +31,7 @@ from domain.values import (
     PriorityScore,
     QualityAlert,
     ReadinessConfirmation,
+    RegistrySystem,
     ScaleConfirmation,
     ScaleCriterion,
     SignOff,
@@ -120,6 +122,21 @@ class BaselineCaptured(UseCaseEvent):
 
     def apply(self, aggregate: Any) -> None:
         aggregate.state.baselines[self.baseline.metric] = self.baseline
+
+
+class ExternalModelLinked(UseCaseEvent):
+    model: ExternalModel
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.state.external_models[self.model.ref] = self.model
+
+
+class ExternalModelUnlinked(UseCaseEvent):
+    system: RegistrySystem
+    name: str
+
+    def apply(self, aggregate: Any) -> None:
+        del aggregate.state.external_models[f"{self.system.value}:{self.name}"]
 
 
 class CandidateVersionRegistered(UseCaseEvent):

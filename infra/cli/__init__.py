@@ -183,13 +183,14 @@ def _load_demo(services: Services) -> None:
 
 
 def _register_command_groups() -> None:
-    from infra.cli import audit, db, projections, tokens, webhooks
+    from infra.cli import audit, db, projections, registries, tokens, webhooks
 
     main.add_command(db.db)
     main.add_command(tokens.token)
     main.add_command(audit.audit)
     main.add_command(projections.projections)
     main.add_command(webhooks.webhooks)
+    main.add_command(registries.registry)
 
 
 _register_command_groups()

@@ -52,6 +52,7 @@ class ReadModelRows:
     """History rows without their notification id (added at write)."""
     summaries: list[tuple[Any, ...]]
     unmet: list[tuple[str, str]]
+    links: list[tuple[str, str, str]]
     transitions: dict[str, list[tuple[str, Any]]]
     costs: list[tuple[int, tuple[Any, ...]]]
     """(index of the event in the append, its costs row without the notification id)."""
@@ -67,11 +68,14 @@ class PendingRows:
     def __init__(self, summaries: SummaryProjection, history: HistoryProjection) -> None:
         self._summaries = summaries
         self._history = history
-        self.rows = ReadModelRows([], [], [], {}, [])
+        self.rows = ReadModelRows([], [], [], [], {}, [])
 
     def write_summary(self, summary: UseCaseSummary) -> None:
         self.rows.summaries.append(self._summaries.row(summary))
         self.rows.unmet.extend((summary.id, code) for code in summary.unmet_codes)
+        self.rows.links.extend(
+            (summary.id, system, name) for system, name in summary.external_models
+        )
 
     def append_history(self, entry: HistoryEntry) -> None:
         assert entry.notification_id == len(self.rows.history), "history out of order"
@@ -167,7 +171,7 @@ class InlineReadModels:
     def _write(self, curs: Cursor, rows: ReadModelRows, notification_ids: Sequence[int]) -> None:
         history = [(n, *row) for n, row in zip(notification_ids, rows.history, strict=True)]
         self.db.insert_rows(curs, self._history.table, HISTORY_COLUMNS, history)
-        self._summaries.write_summaries(curs, rows.summaries, rows.unmet)
+        self._summaries.write_summaries(curs, rows.summaries, rows.unmet, rows.links)
         self._summaries.write_transitions(curs, rows.transitions)
         self._summaries.write_costs(
             curs, [(notification_ids[index], *row) for index, row in rows.costs]

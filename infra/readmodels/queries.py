@@ -12,7 +12,7 @@ from domain.policy import POLICY_ID
 from domain.state import UseCaseState
 from domain.values import Stage
 from infra.database import Database
-from infra.readmodels.schema import COSTS, HISTORY, PERIODS, SUMMARIES, UNMET
+from infra.readmodels.schema import COSTS, HISTORY, LINKS, PERIODS, SUMMARIES, UNMET
 from projections.history import HistoryEntry
 from projections.readmodels import (
     AdoptionReading,
@@ -73,6 +73,7 @@ class SqlQueries:
         t = db.table
         self.summaries_table, self.unmet_table = t(SUMMARIES), t(UNMET)
         self.history_table = t(HISTORY)
+        self.links_table = t(LINKS)
         self.periods_table, self.costs_table = t(PERIODS), t(COSTS)
 
     # --- use cases -------------------------------------------------------------------------
@@ -267,6 +268,16 @@ class SqlQueries:
                 has_previous_page=more if newest else after_version is not None,
             )
         return pages
+
+    def linked_use_cases(self, system: str, name: str) -> list[str]:
+        """The keys of the use cases a model in an external registry is linked to (one, but
+        for two links made in the same instant)."""
+        rows = self._select(
+            f"SELECT s.key FROM {self.links_table} l JOIN {self.summaries_table} s"
+            " ON s.id = l.use_case_id WHERE l.system = %s AND l.name = %s ORDER BY s.key",
+            [system, name],
+        )
+        return [str(row["key"]) for row in rows]
 
     def history_entry(self, aggregate_id: str, version: int) -> HistoryEntry | None:
         rows = self._select(

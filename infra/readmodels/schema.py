@@ -11,11 +11,12 @@ HISTORY = "stagegate_history"
 PERIODS = "stagegate_stage_periods"
 COSTS = "stagegate_inference_costs"
 FAULTS = "stagegate_projection_faults"
+LINKS = "stagegate_external_models"
 
 PROJECTIONS = ("summaries", "history")
 
 
-ALL_TABLES = (POSITIONS, SUMMARIES, UNMET, HISTORY, PERIODS, COSTS, FAULTS)
+ALL_TABLES = (POSITIONS, SUMMARIES, UNMET, HISTORY, PERIODS, COSTS, FAULTS, LINKS)
 
 
 def create_tables(db: Database) -> None:
@@ -56,6 +57,11 @@ def create_tables(db: Database) -> None:
         f"CREATE TABLE IF NOT EXISTS {t(UNMET)} ("
         " use_case_id TEXT NOT NULL, code TEXT NOT NULL, PRIMARY KEY (use_case_id, code))",
         f"CREATE INDEX IF NOT EXISTS stagegate_unmet_code ON {t(UNMET)} (code, use_case_id)",
+        f"CREATE TABLE IF NOT EXISTS {t(LINKS)} ("
+        " system TEXT NOT NULL, name TEXT NOT NULL, use_case_id TEXT NOT NULL,"
+        " PRIMARY KEY (system, name, use_case_id))",
+        f"CREATE INDEX IF NOT EXISTS stagegate_external_models_use_case ON {t(LINKS)}"
+        " (use_case_id)",
         f"CREATE TABLE IF NOT EXISTS {t(HISTORY)} ("
         f" notification_id {bigint} PRIMARY KEY, aggregate_id TEXT NOT NULL,"
         f" version {bigint} NOT NULL, event_type TEXT NOT NULL,"
@@ -92,4 +98,6 @@ def create_tables(db: Database) -> None:
 
 def tables_of(projection: str) -> tuple[str, ...]:
     """The tables a projection writes (and a rebuild empties)."""
-    return {"summaries": (SUMMARIES, UNMET, PERIODS, COSTS), "history": (HISTORY,)}[projection]
+    return {"summaries": (SUMMARIES, UNMET, LINKS, PERIODS, COSTS), "history": (HISTORY,)}[
+        projection
+    ]

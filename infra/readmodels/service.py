@@ -327,6 +327,9 @@ class ReadModelService:
     ) -> Page[HistoryEntry]:
         return self.queries.history(aggregate_id, first, after, newest)
 
+    def linked_use_cases(self, system: str, name: str) -> list[str]:
+        return self.queries.linked_use_cases(system, name)
+
     def history_entry(self, aggregate_id: str, version: int) -> HistoryEntry | None:
         return self.queries.history_entry(aggregate_id, version)
 

@@ -26,7 +26,7 @@ from domain.values import InferenceCost, Stage
 from infra.database import Cursor, Database
 from infra.readmodels import faults
 from infra.readmodels.runner import LoggedEvent
-from infra.readmodels.schema import COSTS, PERIODS, SUMMARIES, UNMET
+from infra.readmodels.schema import COSTS, LINKS, PERIODS, SUMMARIES, UNMET
 from infra.recorders import select_latest_of_many
 from infra.serialization import upcast
 from projections.appended import (
@@ -42,7 +42,9 @@ REBUILD_CHUNK = 1_000
 """Use cases loaded per query when rebuilding."""
 REBUILD_PAGE = 10_000
 """Stage and cost events read per query when rebuilding."""
-_COLUMNS = [f.name for f in fields(UseCaseSummary) if f.name != "unmet_codes"]
+_CHILD_ROWS = ("unmet_codes", "external_models")
+"""Summary fields kept as rows of tables of their own (``UNMET``, ``LINKS``)."""
+_COLUMNS = [f.name for f in fields(UseCaseSummary) if f.name not in _CHILD_ROWS]
 _TIMESTAMPS = {
     "stage_since",
     "registered_at",
@@ -79,6 +81,7 @@ class SummaryProjection:
         )
         self._summaries = t(SUMMARIES)
         self._unmet = t(UNMET)
+        self._links = t(LINKS)
         self._periods = t(PERIODS)
         self._costs = t(COSTS)
         self._events = events_table
@@ -223,13 +226,16 @@ class SummaryProjection:
 
     def _copy_summaries(self, curs: Cursor, aggregates: dict[str, UseCase]) -> None:
         """Into emptied tables, COPY: what ``_write_summaries`` upserts, several times faster."""
-        rows, unmet = self._summary_rows(curs, aggregates)
+        rows, unmet, links = self._summary_rows(curs, aggregates)
         with curs.copy(self._copy_summary_rows) as copy:  # type: ignore[attr-defined]
             for row in rows:
                 copy.write_row(row)
         with curs.copy(f"COPY {self._unmet} (use_case_id, code) FROM STDIN") as copy:  # type: ignore[attr-defined]
             for pair in unmet:
                 copy.write_row(pair)
+        with curs.copy(f"COPY {self._links} (use_case_id, system, name) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            for link in links:
+                copy.write_row(link)
 
     def _copy_periods_and_costs(
         self, curs: Cursor, head: int, mapper: Mapper[Any], unloadable: set[str]
@@ -373,9 +379,10 @@ class SummaryProjection:
 
     def _summary_rows(
         self, curs: Cursor, aggregates: dict[str, UseCase]
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]]]:
-        """The summary row of each use case, and its (use case, unmet code) rows; a use case
-        whose row cannot be written is recorded as a fault and keeps its last row."""
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]], list[tuple[str, str, str]]]:
+        """The summary row of each use case, its (use case, unmet code) rows and its (use
+        case, system, name) link rows; a use case whose row cannot be written is recorded as
+        a fault and keeps its last rows."""
         assert self._policy is not None
         view = _SummaryRows(self)
         for key, aggregate in aggregates.items():
@@ -387,18 +394,22 @@ class SummaryProjection:
                 # worker would (whose next event of this use case is then a fault too).
                 self._unwritable.add(key)
                 continue
-        return view.rows, view.unmet
+        return view.rows, view.unmet, view.links
 
     def _write_summaries(self, curs: Cursor, aggregates: dict[str, UseCase]) -> None:
         if not aggregates:
             return
-        rows, unmet = self._summary_rows(curs, aggregates)
-        self.write_summaries(curs, rows, unmet)
+        rows, unmet, links = self._summary_rows(curs, aggregates)
+        self.write_summaries(curs, rows, unmet, links)
 
     def write_summaries(
-        self, curs: Cursor, rows: list[tuple[Any, ...]], unmet: list[tuple[str, str]]
+        self,
+        curs: Cursor,
+        rows: list[tuple[Any, ...]],
+        unmet: list[tuple[str, str]],
+        links: list[tuple[str, str, str]],
     ) -> None:
-        """Upsert summary rows (``row``) and replace their use cases' unmet codes."""
+        """Upsert summary rows (``row``) and replace their use cases' unmet codes and links."""
         if not rows:
             return
         self.db.insert_rows(
@@ -407,12 +418,13 @@ class SummaryProjection:
         keys = [row[0] for row in rows]
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
-            curs.execute(
-                f"DELETE FROM {self._unmet} WHERE use_case_id IN"
-                f" ({', '.join(['%s'] * len(chunk))})",
-                chunk,
-            )
+            for table in (self._unmet, self._links):
+                curs.execute(
+                    f"DELETE FROM {table} WHERE use_case_id IN ({', '.join(['%s'] * len(chunk))})",
+                    chunk,
+                )
         self.db.insert_rows(curs, self._unmet, ("use_case_id", "code"), unmet)
+        self.db.insert_rows(curs, self._links, ("use_case_id", "system", "name"), links)
 
     def row(self, summary: UseCaseSummary) -> tuple[Any, ...]:
         """The summaries table's row of a summary (its unmet codes are rows of their own)."""
@@ -471,14 +483,16 @@ class _StageAndCostRows:
 
 
 class _SummaryRows:
-    """Summaries as table rows (a ``SummaryView``), with their unmet codes."""
+    """Summaries as table rows (a ``SummaryView``), with their unmet codes and links."""
 
     def __init__(self, projection: SummaryProjection) -> None:
         self._row = projection.row
         self.rows: list[tuple[Any, ...]] = []
         self.unmet: list[tuple[str, str]] = []
+        self.links: list[tuple[str, str, str]] = []
 
     def write_summary(self, summary: UseCaseSummary) -> None:
         row = self._row(summary)  # first: a summary that cannot be a row leaves nothing
         self.rows.append(row)
         self.unmet.extend((summary.id, code) for code in summary.unmet_codes)
+        self.links.extend((summary.id, system, name) for system, name in summary.external_models)

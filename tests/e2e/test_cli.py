@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from domain.values import RegistrySystem
 from infra import migrations
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
@@ -189,9 +190,28 @@ def test_token_commands_create_list_and_revoke(tmp_path: Path) -> None:
     assert "revoked" in _run("token", "list", cwd=tmp_path).stdout
 
 
+def test_a_registry_secret_is_printed_once_and_kept_for_verifying(tmp_path: Path) -> None:
+    asked = ("registry", "secret", "mlflow", "invoice-router", "--by", "ops@x.com")
+    made = _run(*asked, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()
+    assert len(secret) >= 40
+    services = bootstrap(Settings(database_url=f"sqlite:///{tmp_path / 'stagegate.db'}"))
+    try:
+        kept = services.registry_secrets.secret_of(RegistrySystem.MLFLOW, "invoice-router")
+    finally:
+        services.close()
+    assert kept == secret
+    again = _run(
+        "registry", "secret", "mlflow", "invoice-router", "--by", "ops@x.com", cwd=tmp_path
+    )
+    assert again.stdout.strip() != secret  # a new one: the one before stops verifying
+
+
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
+        (["registry", "secret", "sagemaker", "group", "--by", "ops@x.com"], "sagemaker"),
         (["token", "create", "--actor", "ava", "--role", "wizard"], "wizard"),
         (["token", "create", "--actor", "bad actor!", "--role", "editor"], "invalid --actor"),
         (["token", "revoke", "nope"], "no token has the id nope"),

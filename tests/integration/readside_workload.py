@@ -594,7 +594,14 @@ class _WorkloadJourney(Journey):
 
 # --- reading the read models back ------------------------------------------------------------
 
-READ_MODEL_TABLES = (schema.SUMMARIES, schema.UNMET, schema.HISTORY, schema.PERIODS, schema.COSTS)
+READ_MODEL_TABLES = (
+    schema.SUMMARIES,
+    schema.UNMET,
+    schema.LINKS,
+    schema.HISTORY,
+    schema.PERIODS,
+    schema.COSTS,
+)
 
 Rows = dict[str, list[tuple[tuple[str, Any], ...]]]
 

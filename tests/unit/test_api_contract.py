@@ -62,11 +62,15 @@ def schema() -> GraphQLSchema:
 
 
 WEBHOOK_MUTATIONS = ["createWebhookSubscription", "removeWebhookSubscription"]
+REGISTRY_MUTATIONS = ["linkExternalModel", "unlinkExternalModel"]
 
 
 def test_every_mutation_of_the_spec_exists_and_none_other(schema: GraphQLSchema) -> None:
-    # Besides the spec's commands: managing webhook subscriptions (issue 4).
-    assert sorted(schema.mutation_type.fields) == sorted(SPEC_MUTATIONS + WEBHOOK_MUTATIONS)
+    # Besides the spec's commands: managing webhook subscriptions (issue 4) and linking models
+    # in external registries (issue 12).
+    assert sorted(schema.mutation_type.fields) == sorted(
+        SPEC_MUTATIONS + WEBHOOK_MUTATIONS + REGISTRY_MUTATIONS
+    )
 
 
 @pytest.mark.parametrize("name", [m for m in SPEC_MUTATIONS if m != "setPolicy"])

@@ -330,6 +330,11 @@ SAMPLES: dict[type[c.UseCaseCommand], tuple[Actor, dict[str, Any]]] = {
     c.RecordMeasurement: (EDITOR, {"metric": BASELINE_METRIC, "value": 5.0}),
     c.RecordAdoption: (EDITOR, {"active_users": 30, "target_users": 50}),
     c.RecordInferenceCost: (EDITOR, {"period_start": days_ago(30), **COST}),
+    c.LinkExternalModel: (EDITOR, {"system": "mlflow", "name": "invoice-router"}),
+    c.UnlinkExternalModel: (
+        EDITOR,
+        {"system": "mlflow", "name": "invoice-router", "reason": "replaced by a vendor model"},
+    ),
     c.StateValue: (BUSINESS_ACTOR, {"statement": "Five minutes instead of twelve."}),
     c.DefineScaleCriteria: (EDITOR, {"criteria": [{"dimension": "volume", "target": "50k"}]}),
     c.ConfirmScaleCriterion: (EDITOR, {"dimension": "volume", "evidence": "load test"}),
@@ -421,15 +426,15 @@ def test_readers_cannot_register(memory_app: Stagegate, reader: Actor) -> None:
 
 POSTABLE = {c.CaptureBaseline, c.RecordEvaluation, c.RecordDeployment, c.RollBack}
 POSTABLE |= {c.RecordMeasurement, c.RecordAdoption, c.RecordInferenceCost}
-POSTABLE |= {c.RaiseQualityAlert, c.ResolveQualityAlert}
-"""The commands behind the spec's CloudEvents types."""
+POSTABLE |= {c.RaiseQualityAlert, c.ResolveQualityAlert, c.RegisterCandidateVersion}
+"""The commands behind the spec's CloudEvents types, and a registry's new model version."""
 
 
 @pytest.mark.parametrize("command", c.USE_CASE_COMMANDS, ids=lambda k: k.__name__)
 def test_integration_tokens_post_only_lifecycle_events_through_cloudevents(
     memory_app: Stagegate, command: Any
 ) -> None:
-    if command is c.CaptureBaseline:  # baselines close at deployment
+    if command in (c.CaptureBaseline, c.RegisterCandidateVersion):  # both close at deployment
         journey = Journey(memory_app).register().reach(Stage.ACCEPTANCE)
     else:
         journey = in_deployment(memory_app)

@@ -162,7 +162,7 @@ CASES: list[tuple[type[c.Command], str, Any, str]] = [
     (c.CaptureBaseline, "baseline.method", MISSING, "baseline.method"),
     (c.RecordInferenceCost, "amount", MISSING, "amount"),
     (c.ApproveChange, "changeNumber", MISSING, "changeNumber"),
-    (c.RequestChange, "toVersion.prompt", MISSING, "toVersion.prompt"),
+    (c.RequestChange, "toVersion.model", MISSING, "toVersion.model"),
     # oversized or empty strings
     (c.RegisterUseCase, "title", "t" * 201, "title"),
     (c.RegisterUseCase, "title", "   ", "title"),
