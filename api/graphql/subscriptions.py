@@ -133,7 +133,8 @@ class Subscription:
         description="The use case after each committed change to it (one per event, in order: "
         "`version` counts them), every field as a query answers it (a viewer's `history`, "
         "`asOf` and `integrity` are null with a FORBIDDEN error). Its gate is judged by the "
-        "policy in force when the change is read. An error (NOT_FOUND) if no use case has "
+        "policy in force when the change is read; `history` and `integrity` are read as it is "
+        "sent, so they may include changes after it. An error (NOT_FOUND) if no use case has "
         "the key."
     )
     async def use_case_changed(
