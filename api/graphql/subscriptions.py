@@ -5,6 +5,10 @@
 stages) as its history entry; both in the log's order, read from the log after each commit
 by one follower per process (``infra.live``) and fanned out here (``api.graphql.feed``).
 
+A connection's messages are taken in order, and a ``subscribe`` once its subscription is held
+(or refused): a ``ping`` sent after it is answered with ``pong`` only then, which tells a
+client that every change committed from then on will be sent.
+
 The connection is authenticated once, by its ``connection_init`` payload:
 ``{"authorization": "Bearer <token>"}`` (or ``{"token": "<token>"}``). A missing, unknown,
 revoked or malformed token closes the socket with 4401; a token whose role reads nothing
@@ -18,6 +22,7 @@ as each HTTP request is (``SubscriptionEventsInThreads``).
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import uuid
@@ -77,6 +82,27 @@ class SubscriptionContext(Context):
         self.authenticate = authenticate
         self.connection_params: dict[str, object] = {}
         """The ``connection_init`` payload (strawberry sets it)."""
+        self._held = 0
+        self._held_more = asyncio.Event()
+
+    def held(self) -> None:
+        """One more of this connection's subscriptions is held by the feed: from now on it
+        is told of every commit."""
+        self._held += 1
+        self._held_more.set()
+
+    async def until_held(self, beyond: int, operation: asyncio.Task[Any]) -> None:
+        """Wait until more than ``beyond`` subscriptions were held, or ``operation`` ended
+        (refused, or failed), whichever comes first."""
+        while self._held <= beyond and not operation.done():
+            self._held_more.clear()
+            held_more = asyncio.ensure_future(self._held_more.wait())
+            await asyncio.wait({held_more, operation}, return_when=asyncio.FIRST_COMPLETED)
+            held_more.cancel()
+
+    @property
+    def subscriptions_held(self) -> int:
+        return self._held
 
     def authenticated(self, principal: Principal) -> None:
         self._principal = principal
@@ -143,7 +169,7 @@ class Subscription:
         context = info.context
         context.authorize_read()
         await run_in_threadpool(_find, context, key)
-        return _use_case_changes(context.feed, str(use_case_id(key)))
+        return _use_case_changes(context, str(use_case_id(key)))
 
     @strawberry.subscription(
         description="Every committed event of every use case, as its history entry with the "
@@ -161,13 +187,16 @@ class Subscription:
         if stages is not None and not stages:
             raise GraphQLError("give at least one stage in `stages`, or leave it out for all")
         wanted = None if stages is None else frozenset(DomainStage(s) for s in stages)
-        return _lifecycle(context.feed, wanted)
+        return _lifecycle(context, wanted)
 
 
-async def _use_case_changes(feed: ChangeFeed, use_case: str) -> AsyncGenerator[UseCase, None]:
+async def _use_case_changes(
+    context: SubscriptionContext, use_case: str
+) -> AsyncGenerator[UseCase, None]:
     # Only events read with the use case loaded: one committed as the subscription began
     # may have been read before the follower knew of it.
-    with feed.subscribe(lambda event: event.use_case is not None, use_case) as events:
+    with context.feed.subscribe(lambda event: event.use_case is not None, use_case) as events:
+        context.held()
         async for event in _until_behind(events):
             assert event.use_case is not None
             assert event.policy is not None
@@ -175,12 +204,13 @@ async def _use_case_changes(feed: ChangeFeed, use_case: str) -> AsyncGenerator[U
 
 
 async def _lifecycle(
-    feed: ChangeFeed, stages: frozenset[DomainStage] | None
+    context: SubscriptionContext, stages: frozenset[DomainStage] | None
 ) -> AsyncGenerator[LifecycleEntry, None]:
     wants: Callable[[CommittedEvent], bool] = (
         (lambda _: True) if stages is None else (lambda event: event.in_any_of(stages))
     )
-    with feed.subscribe(wants) as events:
+    with context.feed.subscribe(wants) as events:
+        context.held()
         async for event in _until_behind(events):
             yield LifecycleEntry.of(event)
 
@@ -284,7 +314,14 @@ class AuthenticatingTransportWSHandler(BaseGraphQLTransportWSHandler[Subscriptio
                 {"id": message["id"], "type": "error", "payload": [error.formatted]}
             )
             return
+        held = self.context.subscriptions_held
         await super().handle_subscribe(message)
+        operation = self.operations.get(message["id"])
+        if operation is not None and operation.task is not None:
+            # The connection's next message is taken once this subscription is held (or
+            # refused): a client's ping sent after its subscribe is answered only then, so
+            # its pong says that every commit from then on will be told.
+            await self.context.until_held(held, operation.task)
 
 
 class SubscriptionRouter(GraphQLRouter[SubscriptionContext, None]):

@@ -62,6 +62,15 @@ class GraphQLSocket:
             payload["variables"] = variables
         self.send({"id": id, "type": "subscribe", "payload": payload})
 
+    def subscribe_held(self, id: str, query: str, variables: dict[str, Any] | None = None) -> None:
+        """Subscribe, and return once the server holds the subscription: it takes a
+        connection's messages in order, and a subscribe once held, so the pong to a ping sent
+        after it says so."""
+        self.subscribe(id, query, variables)
+        self.send({"type": "ping"})
+        answer = self.receive()
+        assert answer == {"type": "pong"}, answer
+
     def next(self, id: str) -> dict[str, Any]:
         """The payload (``data``, ``errors``) of the next ``next`` message, which must be
         for operation ``id``."""

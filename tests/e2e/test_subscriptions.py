@@ -1,7 +1,8 @@
 """GraphQL subscriptions over a real WebSocket to a real server, on SQLite and PostgreSQL.
 
-Each test waits until the server holds its subscriptions (the application's feed counts
-them) before it commits anything, so what it expects is exactly what was committed after.
+Each test waits until the server holds its subscriptions (a ping sent after them is answered
+only then) before it commits anything, so what it expects is exactly what was committed
+after.
 A refused command appends nothing, so it is told to nobody; what is told is in the log's
 order. The cross-process case is ``tests/integration/test_two_servers.py``.
 """
@@ -21,7 +22,7 @@ from infra.bootstrap import Services
 from infra.web import build_api
 from tests.builders import PRIORITY, TECH, unique_key
 from tests.e2e.conftest import Api, Tokens
-from tests.e2e.graphql_ws import GraphQLSocket, wait_until
+from tests.e2e.graphql_ws import GraphQLSocket
 
 
 @dataclass
@@ -32,10 +33,11 @@ class LiveServer:
     def socket(self) -> GraphQLSocket:
         return GraphQLSocket(self.api.base_url)
 
-    def holding(self, subscriptions: int) -> None:
-        """Wait until the server holds this many subscriptions."""
-        feed = self.app.state.change_feed
-        wait_until(lambda: feed.subscriptions == subscriptions, f"{subscriptions} subscriptions")
+    @property
+    def held(self) -> int:
+        """How many subscriptions the server holds now."""
+        count: int = self.app.state.change_feed.subscriptions
+        return count
 
 
 @pytest.fixture
@@ -126,7 +128,7 @@ def test_a_viewer_is_refused_lifecycle_with_forbidden(live: LiveServer) -> None:
         [error] = refused["payload"]
         assert error["extensions"]["code"] == "FORBIDDEN"
         assert "viewer" in error["message"]
-    assert live.app.state.change_feed.subscriptions == 0
+    assert live.held == 0
 
 
 def test_a_viewer_sees_each_change_but_its_history_is_null_with_forbidden(
@@ -136,8 +138,7 @@ def test_a_viewer_sees_each_change_but_its_history_is_null_with_forbidden(
     register(live.api, key)
     with live.socket() as socket:
         socket.authenticate(live.api.tokens.viewer)
-        socket.subscribe("1", CHANGED, {"key": key})
-        live.holding(1)
+        socket.subscribe_held("1", CHANGED, {"key": key})
         alert(live.api, key, "a1")
         seen = socket.next("1")
     assert seen["data"] == {
@@ -157,6 +158,21 @@ def test_a_viewer_sees_each_change_but_its_history_is_null_with_forbidden(
 # --- what is told, and when ---------------------------------------------------------------
 
 
+def test_a_ping_after_subscribing_is_answered_once_the_subscriptions_are_held(
+    live: LiveServer,
+) -> None:
+    key = unique_key("held")
+    register(live.api, key)
+    with live.socket() as socket:
+        socket.authenticate(live.api.tokens.editor)
+        socket.subscribe("1", CHANGED, {"key": key})
+        socket.subscribe("2", LIFECYCLE)
+        socket.subscribe("3", CHANGED, {"key": key})
+        socket.send({"type": "ping"})
+        assert socket.receive() == {"type": "pong"}
+        assert live.held == 3
+
+
 def test_each_committed_change_arrives_once_committed_in_order(live: LiveServer) -> None:
     """More changes than a request's history budget (20): each event has a budget of its
     own, as each request has."""
@@ -165,8 +181,7 @@ def test_each_committed_change_arrives_once_committed_in_order(live: LiveServer)
     register(api, key)
     with live.socket() as socket:
         socket.authenticate(api.tokens.auditor)
-        socket.subscribe("changed", CHANGED, {"key": key})
-        live.holding(1)
+        socket.subscribe_held("changed", CHANGED, {"key": key})
         for n in range(1, 26):
             if n % 5 == 0:  # refused: appends nothing, so nothing is told
                 refused = api.mutate("advanceStage", {"key": key})
@@ -194,8 +209,7 @@ def test_lifecycle_tells_every_event_of_every_use_case_in_the_logs_order(
     keys = [unique_key(f"busy{n}") for n in range(4)]
     with live.socket() as socket:
         socket.authenticate(api.tokens.editor)
-        socket.subscribe("all", LIFECYCLE)
-        live.holding(1)
+        socket.subscribe_held("all", LIFECYCLE)
 
         def work(key: str) -> None:
             register(api, key)
@@ -234,8 +248,7 @@ def test_lifecycle_of_some_stages_tells_of_use_cases_entering_and_leaving_them(
     piloted, elsewhere = unique_key("piloted"), unique_key("elsewhere")
     with live.socket() as socket:
         socket.authenticate(api.tokens.auditor)
-        socket.subscribe("pilot", LIFECYCLE, {"stages": ["PILOT"]})
-        live.holding(1)
+        socket.subscribe_held("pilot", LIFECYCLE, {"stages": ["PILOT"]})
         for key in (piloted, elsewhere):
             register(api, key)
             api.mutate("scorePriority", {"key": key, **PRIORITY})
@@ -277,5 +290,5 @@ def test_what_cannot_be_subscribed_to_is_an_error_saying_why(live: LiveServer) -
         socket.subscribe("4", 'mutation { retire(input: {key: "x", reason: "r"}) { __typename } }')
         assert "POST /graphql" in _refusal(socket, "4")["message"]
         # The connection still serves what it may.
-        socket.subscribe("5", LIFECYCLE)
-        live.holding(1)
+        socket.subscribe_held("5", LIFECYCLE)
+        assert live.held == 1

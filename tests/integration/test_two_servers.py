@@ -17,9 +17,7 @@ import pytest
 from domain.values import Role
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
-from infra.web import build_api
-from tests.e2e.conftest import start_server
-from tests.e2e.graphql_ws import GraphQLSocket, wait_until
+from tests.e2e.graphql_ws import GraphQLSocket
 
 pytestmark = pytest.mark.postgres
 
@@ -253,46 +251,20 @@ def test_a_policy_set_through_one_server_judges_the_next_command_on_the_other(
 LIFECYCLE = "subscription { lifecycle { key entry { version type } } }"
 
 
-def _serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-
-
 def test_a_change_committed_by_one_process_reaches_subscribers_of_another(
-    postgres_settings: Settings, token: str
+    servers: list[str], token: str
 ) -> None:
-    """The subscriber's server runs in this process (its feed says when it holds the
-    subscription); the writer is a ``stagegate serve`` process of its own. Only the
-    database tells the one of the other's commits."""
-    services = bootstrap(postgres_settings)
-    app = build_api(services)
-    subscriber = start_server(app)
-    try:
-        subscriber_url = subscriber.base_url
-        port = _free_port()
-        writer = _serve(server_env(postgres_settings), port)
-        writer_url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_ready(writer_url, writer)
-            key = "committed-elsewhere"
-            with GraphQLSocket(subscriber_url) as socket:
-                socket.authenticate(token)
-                socket.subscribe("1", LIFECYCLE)
-                wait_until(lambda: app.state.change_feed.subscriptions == 1, "the subscription")
-                _gql(writer_url, token, REGISTER, {"key": key})
-                for n in range(1, 5):
-                    _gql(writer_url, token, ALERT, {"key": key, "alert": f"a{n}", "expected": n})
-                told = [socket.next("1")["data"]["lifecycle"] for _ in range(5)]
-        finally:
-            writer.terminate()
-            writer.wait(timeout=10)
-    finally:
-        subscriber.stop()
-        services.close()
+    """The subscriber's server and the writer's are ``stagegate serve`` processes of their
+    own: only the database tells the one of the other's commits."""
+    subscribed_to, written_to = servers
+    key = "committed-elsewhere"
+    with GraphQLSocket(subscribed_to) as socket:
+        socket.authenticate(token)
+        socket.subscribe_held("1", LIFECYCLE)
+        _gql(written_to, token, REGISTER, {"key": key})
+        for n in range(1, 5):
+            _gql(written_to, token, ALERT, {"key": key, "alert": f"a{n}", "expected": n})
+        told = [socket.next("1")["data"]["lifecycle"] for _ in range(5)]
     assert [(t["key"], t["entry"]["version"], t["entry"]["type"]) for t in told] == [
         (key, 1, "Registered"),
         *[(key, n, "QualityAlertRaised") for n in range(2, 6)],
@@ -305,14 +277,18 @@ def test_subscribers_of_several_worker_processes_hear_every_commit(
     """STAGEGATE_WORKERS=2 behind one port: the subscription lives in one process, and the
     writes, each on a fresh connection, land on either."""
     port = _free_port()
-    process = _serve({**server_env(postgres_settings), "STAGEGATE_WORKERS": "2"}, port)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "serve", "--port", str(port)],
+        env={**server_env(postgres_settings), "STAGEGATE_WORKERS": "2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, process)
         with GraphQLSocket(url) as socket:
             socket.authenticate(token)
-            socket.subscribe("1", LIFECYCLE)
-            _warm_up(url, token, socket)
+            socket.subscribe_held("1", LIFECYCLE)
             key = "written-by-either-process"
             for n in range(8):
                 query = ALERT if n else REGISTER
@@ -325,25 +301,8 @@ def test_subscribers_of_several_worker_processes_hear_every_commit(
                         timeout=10,
                     )
                 assert "errors" not in response.json(), response.text
-            told = []
-            while len(told) < 8:
-                lifecycle = socket.next("1")["data"]["lifecycle"]
-                if lifecycle["key"] == key:  # not a warm-up told late
-                    told.append(lifecycle["entry"]["version"])
+            told = [socket.next("1")["data"]["lifecycle"]["entry"]["version"] for _ in range(8)]
     finally:
         process.terminate()
         process.communicate(timeout=20)
     assert told == list(range(1, 9))
-
-
-def _warm_up(url: str, token: str, socket: GraphQLSocket) -> None:
-    """Register use cases until the subscription is told of one: it is then held (from
-    outside, nothing else says so)."""
-    for n in range(300):
-        _gql(url, token, REGISTER, {"key": f"warm-up-{n}"})
-        try:
-            socket.receive(timeout=0.2)
-            return
-        except TimeoutError:
-            continue
-    pytest.fail("the subscription was never told of a commit")
