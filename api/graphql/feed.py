@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from projections.live import ChangeSource, CommittedEvent, Interest
 
+T = TypeVar("T")
+
 MAX_BACKLOG = 1_000
 """Events a subscription may have waiting for its client before it is ended."""
+SHARED = 512
+"""Recent events' payloads and executions kept to be shared (``shared``, ``executed_once``)."""
 
 
 class FellBehind(Exception):
@@ -76,6 +81,8 @@ class ChangeFeed:
         self._interest = Interest()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unfollow: Callable[[], None] | None = None
+        self._payloads: OrderedDict[tuple[int, str], tuple[CommittedEvent, Any]] = OrderedDict()
+        self._executions: OrderedDict[Hashable, tuple[object, asyncio.Future[Any]]] = OrderedDict()
 
     @property
     def subscriptions(self) -> int:
@@ -105,6 +112,31 @@ class ChangeFeed:
             if use_case_id is not None and not group:
                 self._by_use_case.pop(use_case_id, None)
             self._interest_changed()
+
+    def shared(self, event: CommittedEvent, kind: str, build: Callable[[CommittedEvent], T]) -> T:
+        """One payload of ``kind`` per event for every subscription it goes to (so that
+        ``executed_once`` finds their executions the same)."""
+        key = (id(event), kind)
+        found = self._payloads.get(key)
+        if found is None:
+            found = self._payloads[key] = (event, build(event))  # kept: its id stays its own
+            if len(self._payloads) > SHARED:
+                self._payloads.popitem(last=False)
+        return found[1]
+
+    async def executed_once(
+        self, key: Hashable, keep: object, execute: Callable[[], Awaitable[T]]
+    ) -> T:
+        """``execute()``'s answer, started by the first caller with ``key`` and awaited by
+        every other (``keep`` is held meanwhile, so the ids in ``key`` stay its own): the
+        subscriptions of many clients asking the same of one event cost one execution."""
+        found = self._executions.get(key)
+        if found is None:
+            found = self._executions[key] = (keep, asyncio.ensure_future(execute()))
+            if len(self._executions) > SHARED:
+                self._executions.popitem(last=False)
+        # Shielded: one subscriber leaving does not cancel what the others await.
+        return await asyncio.shield(found[1])
 
     def close(self) -> None:
         """The application is stopping: no more pages."""

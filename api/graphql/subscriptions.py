@@ -198,9 +198,13 @@ async def _use_case_changes(
     with context.feed.subscribe(lambda event: event.use_case is not None, use_case) as events:
         context.held()
         async for event in _until_behind(events):
-            assert event.use_case is not None
-            assert event.policy is not None
-            yield UseCase(view=UseCaseView(event.use_case, event.policy))
+            yield context.feed.shared(event, "useCaseChanged", _use_case_as_changed)
+
+
+def _use_case_as_changed(event: CommittedEvent) -> UseCase:
+    assert event.use_case is not None
+    assert event.policy is not None
+    return UseCase(view=UseCaseView(event.use_case, event.policy))
 
 
 async def _lifecycle(
@@ -212,7 +216,7 @@ async def _lifecycle(
     with context.feed.subscribe(wants) as events:
         context.held()
         async for event in _until_behind(events):
-            yield LifecycleEntry.of(event)
+            yield context.feed.shared(event, "lifecycle", LifecycleEntry.of)
 
 
 async def _until_behind(events: Any) -> AsyncIterator[CommittedEvent]:
@@ -227,18 +231,37 @@ async def _until_behind(events: Any) -> AsyncIterator[CommittedEvent]:
 
 class SubscriptionEventsInThreads(StrawberryGraphQLCoreExecutionContext):
     """graphql-core's executor, but each subscription event is executed on a worker thread
-    with a context of its own. Queries and mutations are executed as before (the HTTP router
-    runs them whole on a worker thread already)."""
+    with a context of its own, once for all the subscriptions that ask the same of it.
+
+    Subscriptions of one event share its payload (``ChangeFeed.shared``); those whose
+    operation is the same document (parsed once: the parser cache), with the same variables,
+    by callers of the same role, share its execution (``ChangeFeed.executed_once``): a
+    thousand portals watching one use case cost one execution, not a thousand. Every field's
+    answer depends on who asks only through the role (``Context.authorize_read`` and
+    ``authorize_history``); a field that came to depend on the caller's identity would have
+    to be part of the key. Queries and mutations are executed as before (the HTTP router runs
+    them whole on a worker thread already).
+    """
 
     def build_per_event_executor(self, payload: Any) -> Any:
         executor = super().build_per_event_executor(payload)
         context = executor.context_value
-        if isinstance(context, SubscriptionContext):
-            executor.context_value = context.for_event()
+        if not isinstance(context, SubscriptionContext):
+            return executor
+        executor.context_value = context.for_event()
         execute = executor.execute_operation
+        same_answer = (
+            id(payload),
+            id(executor.operation),
+            repr(executor.variable_values.coerced),
+            context.actor.role,
+        )
+        keep = (payload, executor.operation)
 
         async def execute_in_a_thread(serially: bool | None = None) -> Any:
-            return await run_in_threadpool(execute, serially)
+            return await context.feed.executed_once(
+                same_answer, keep, lambda: run_in_threadpool(execute, serially)
+            )
 
         executor.execute_operation = execute_in_a_thread  # type: ignore[method-assign]
         return executor

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
+from api.graphql import subscriptions
 from domain.usecase import use_case_id
 from infra.bootstrap import Services
 from infra.web import build_api
@@ -292,3 +293,43 @@ def test_what_cannot_be_subscribed_to_is_an_error_saying_why(live: LiveServer) -
         # The connection still serves what it may.
         socket.subscribe_held("5", LIFECYCLE)
         assert live.held == 1
+
+
+def test_subscriptions_asking_the_same_share_one_execution_per_role(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three auditors and two viewers ask the same of each change: two executions each, and
+    each caller is answered as its role may read (the role is part of what is shared)."""
+    executions = []
+    run_in_threadpool = subscriptions.run_in_threadpool
+
+    async def counted(function: Any, *args: Any) -> Any:
+        executions.append(function)
+        return await run_in_threadpool(function, *args)
+
+    monkeypatch.setattr(subscriptions, "run_in_threadpool", counted)
+    key = unique_key("shared")
+    register(live.api, key)
+    tokens = live.api.tokens
+    sockets = [live.socket() for _ in range(5)]
+    try:
+        for socket, token in zip(sockets, [tokens.auditor] * 3 + [tokens.viewer] * 2, strict=True):
+            socket.authenticate(token)
+            socket.subscribe_held("1", CHANGED, {"key": key})
+        executions.clear()  # the subscriptions' own look-ups of the key
+        for n in range(3):
+            alert(live.api, key, f"a{n}")
+        told = [[socket.next("1") for _ in range(3)] for socket in sockets]
+    finally:
+        for socket in sockets:
+            socket.close()
+    assert len(executions) == 3 * 2
+    auditors, viewers = told[:3], told[3:]
+    assert auditors[0] == auditors[1] == auditors[2]
+    assert viewers[0] == viewers[1]
+    for seen in auditors[0]:
+        assert "errors" not in seen
+        assert seen["data"]["useCaseChanged"]["history"] is not None
+    for seen in viewers[0]:
+        assert seen["data"]["useCaseChanged"]["history"] is None
+        assert seen["errors"][0]["extensions"]["code"] == "FORBIDDEN"
