@@ -19,9 +19,11 @@ from api.correlation import CorrelationIds
 from api.events import router as events
 from api.events.ingest import Ingestion
 from api.graphql.context import Commands, get_context
+from api.graphql.feed import ChangeFeed
 from api.graphql.integrity import IntegrityVerifier
 from api.graphql.router import ThreadedGraphQLRouter
 from api.graphql.schema import build_schema
+from api.graphql.subscriptions import SubscriptionRouter
 from api.graphql.webhooks import WebhookAdmin
 from api.limits import BodyGuard
 from api.problems import problem, problem_response
@@ -29,6 +31,7 @@ from api.redaction import install_redaction
 from api.telemetry import RequestTelemetry
 from domain.application import Stagegate
 from domain.values import RegistrySystem, Role
+from projections.live import ChangeSource
 from projections.readmodels import ReadModels
 
 
@@ -68,6 +71,8 @@ class Backends:
     check_ready: Callable[[], None]
     export_history: Callable[[str], Iterator[str]]
     """A use case's history as the lines of ``stagegate audit export`` (NotFound if none)."""
+    changes: ChangeSource | None = None
+    """Follows the log for GraphQL subscriptions; None: no subscriptions are served."""
     metrics: MetricsPage | None = None
     registry_secret: Callable[[RegistrySystem, str], str | None] = lambda _system, _name: None
     """The secret a registry signs a model's webhooks with (None: none kept)."""
@@ -155,6 +160,14 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
         context_getter=get_context,
         graphql_ide="graphiql" if config.graphiql else None,
     )
+    if backends.changes is not None:
+        # Before the HTTP router: its own WebSocket route (whose context needs an HTTP
+        # request's bearer header) is then never reached.
+        feed = ChangeFeed(backends.changes)
+        app.state.change_feed = feed
+        app.router.add_event_handler("shutdown", feed.close)
+        subscriptions = SubscriptionRouter(schema, allowed_origins=config.cors_origins)
+        app.include_router(subscriptions, prefix="/graphql", include_in_schema=False)
     app.include_router(graphql, prefix="/graphql", include_in_schema=False)
     app.include_router(health.router)
     app.include_router(events.router)

@@ -72,6 +72,9 @@ class Appends:
         self.db = db
         self.read_models: InlineReadModels | None = None
         """Wired by the infrastructure once the read models exist (``infra.bootstrap``)."""
+        self.after_commit: Callable[[], None] | None = None
+        """Told after each append commits: wakes this process's follower of the log, for
+        live subscribers (``infra.live``), where the store announces nothing itself."""
         self.hashes_table = db.table(chain.HASHES_TABLE)
         self._outbox_table = db.table(outbox.OUTBOX_TABLE)
         self._deliveries_table = db.table(deliveries.DELIVERIES_TABLE)
@@ -152,6 +155,8 @@ class Appends:
         self.db.insert_rows(curs, self.hashes_table, chain.COLUMNS, links)
         if plan.notifications:
             self.db.insert_rows(curs, self._outbox_table, outbox.COLUMNS, plan.notifications)
+        # Live subscribers in every process hear of it once it commits (``infra.live``).
+        self.db.announce_append(curs)
         if plan.read_models is not None and plan.positions_lookup is not None:
             assert self.read_models is not None
             positions = {
@@ -181,3 +186,5 @@ class Appends:
         """After the append committed."""
         if self.read_models is not None:
             self.read_models.committed(plan.read_models)
+        if self.after_commit is not None:
+            self.after_commit()

@@ -15,6 +15,7 @@ from domain.values import Role
 from infra import metrics, schema
 from infra.caches import CachedPolicy, CachedUseCases
 from infra.database import Database, database_of
+from infra.live import LogFollower
 from infra.outbox import announce_gate_blocked
 from infra.persistence import build_application, schema_lock
 from infra.readmodels.service import ReadModelService
@@ -35,8 +36,11 @@ class Services:
     read_models: ReadModelService
     webhooks: Webhooks
     registry_secrets: RegistrySecrets
+    live: LogFollower
+    """Follows the log for live subscribers (GraphQL subscriptions), once one subscribes."""
 
     def close(self) -> None:
+        self.live.stop()
         self.webhooks.stop()
         self.read_models.stop()
         self.app.close()
@@ -61,6 +65,11 @@ def bootstrap(settings: Settings, *, prepare_schema: bool = True) -> Services:
             ),
             webhooks=Webhooks(database, key_of=lambda use_case_id: _key_of(app, use_case_id)),
             registry_secrets=RegistrySecrets(database),
+            live=LogFollower(
+                database,
+                app,
+                database.table(app.recorder.events_table_name),  # type: ignore[attr-defined]
+            ),
         )
         if settings.metrics != "off":
             app.observe_command = metrics.observe_command
@@ -76,6 +85,7 @@ def bootstrap(settings: Settings, *, prepare_schema: bool = True) -> Services:
         )
         # Every append writes its read-model rows with its events from here on.
         app.recorder.appends.read_models = services.read_models.inline  # type: ignore[attr-defined]
+        app.recorder.appends.after_commit = services.live.appended  # type: ignore[attr-defined]
         try:
             if prepare_schema:
                 schema.ensure(services)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,7 +22,7 @@ from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
-from psycopg import sql
+from psycopg import Connection, sql
 
 from infra.chain import LOCK_FUNCTION, append_only, refuse_function
 
@@ -53,6 +54,24 @@ class SQLiteCursor:
     def fetchone(self) -> dict[str, Any] | None:
         row = self._cursor.fetchone()
         return dict(row) if row is not None else None
+
+
+APPENDS_CHANNEL = "stagegate_appends"
+"""The PostgreSQL channel an append notifies, with its schema's name as the payload."""
+
+
+class AppendSignal(Protocol):
+    """What a follower of the log (``infra.live``) waits on: a wake-up each time an append
+    has committed. It carries nothing; the follower reads the log itself."""
+
+    def wait(self, timeout: float) -> bool:
+        """Whether an append committed since the last wake-up (waiting up to ``timeout``
+        seconds for one). Raises where the store cannot be heard (a dropped connection)."""
+
+    def appended(self) -> None:
+        """This process's append has just committed (``infra.appends``)."""
+
+    def close(self) -> None: ...
 
 
 class Database:
@@ -216,6 +235,29 @@ class Database:
         exactly as it is; SQLite keeps money as exact text (see ``money``), cast to REAL to
         add it up."""
         return column if self._postgres else f"CAST({column} AS REAL)"
+
+    # --- telling followers of the log --------------------------------------------------------
+
+    def announce_append(self, curs: Cursor) -> None:
+        """In an appending transaction: have every process that follows the log woken once it
+        commits (``append_signal``). PostgreSQL delivers a NOTIFY sent in a transaction at its
+        commit, to every listening connection (other processes' too), and never for one
+        undone. A SQLite file is served by one process: nothing to send, its appends wake its
+        follower themselves, after their commit (``AppendSignal.appended``)."""
+        if isinstance(self.datastore, PostgresDatastore):
+            curs.execute("SELECT pg_notify(%s, %s)", (APPENDS_CHANNEL, self.datastore.schema))
+
+    def append_signal(self) -> AppendSignal:
+        """A new wake-up for one follower of the log: on PostgreSQL a connection of its own
+        listening for ``announce_append``'s notifications (the caller closes it); on SQLite
+        an event this process's appends set."""
+        if isinstance(self.datastore, PostgresDatastore):
+            pool = self.datastore.pool
+            params = dict(pool.kwargs) if isinstance(pool.kwargs, dict) else {}
+            if pool.get_password_func is not None:
+                params["password"] = pool.get_password_func()
+            return _AppendNotifications(params, self.datastore.schema)
+        return _AppendsInProcess()
 
     # --- transactions and locks --------------------------------------------------------------
 
@@ -475,6 +517,54 @@ class Database:
         with self.transaction() as curs:
             curs.execute("SELECT 1 AS ok")
             curs.fetchall()
+
+
+class _AppendsInProcess:
+    """An append's wake-up where only this process appends (SQLite)."""
+
+    def __init__(self) -> None:
+        self._appended = threading.Event()
+
+    def wait(self, timeout: float) -> bool:
+        if not self._appended.wait(timeout):
+            return False
+        # Cleared before the follower reads: an append committing after this wakes it again.
+        self._appended.clear()
+        return True
+
+    def appended(self) -> None:
+        self._appended.set()
+
+    def close(self) -> None:
+        """Nothing is held."""
+
+
+class _AppendNotifications:
+    """A connection LISTENing to ``APPENDS_CHANNEL``, woken by the notifications of appends
+    to this schema (those of other schemas on the same database pass by)."""
+
+    def __init__(self, params: dict[str, Any], schema: str) -> None:
+        self._schema = schema
+        self._connection: Connection[Any] = Connection.connect(
+            autocommit=True, connect_timeout=10, **params
+        )
+        try:
+            self._connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(APPENDS_CHANNEL)))
+        except BaseException:
+            self._connection.close()
+            raise
+
+    def wait(self, timeout: float) -> bool:
+        for notification in self._connection.notifies(timeout=timeout):
+            if notification.payload == self._schema:
+                return True
+        return False
+
+    def appended(self) -> None:
+        """The append's own notification wakes this connection, as any other process's."""
+
+    def close(self) -> None:
+        self._connection.close()
 
 
 _POSTGRES_TYPES = {

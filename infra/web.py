@@ -63,6 +63,7 @@ def build_api(services: Services) -> FastAPI:
         export_history=lambda key: history_lines(services.app, key),
         authenticate=authenticate,
         check_ready=services.database.ping,
+        changes=services.live,
         metrics=Exposition(services.database, services.read_models, services.webhooks),
     )
     return create_app(backends, config)

@@ -40,6 +40,7 @@ from api.graphql.history import AuditEntry
 from api.graphql.node import AUDIT_ENTRY, USE_CASE, Node, parse_global_id
 from api.graphql.readside import ReadQueries
 from api.graphql.reporting import ReportingSchema, is_unexpected
+from api.graphql.subscriptions import Subscription, SubscriptionEventsInThreads
 from api.graphql.tracing import OperationSpans
 from api.graphql.types import Policy, Principal, UseCase, UseCaseView
 from api.graphql.webhooks import WebhookMutations, WebhookQueries
@@ -218,7 +219,13 @@ def build_schema(max_depth: int, max_aliases: int, introspection: bool = True) -
         OperationSpans,
     ]
     return ReportingSchema(
-        query=Query, mutation=Mutation, extensions=extensions, suggestions=introspection
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        suggestions=introspection,
+        # Each subscription event is executed on a worker thread (api.graphql.subscriptions).
+        execution_context_class=SubscriptionEventsInThreads,
     )
 
 

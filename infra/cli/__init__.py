@@ -94,12 +94,21 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
                 host=host,
                 port=port,
                 http=http,
+                ws_max_size=settings.max_body_bytes,
                 **uvicorn_logging(settings),
             )
             return
         app = build_api(services)
         settle_interpreter()
-        uvicorn.run(app, host=host, port=port, http=http, **uvicorn_logging(settings))
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            http=http,
+            # A WebSocket message is bounded as a request body is (1009 past it).
+            ws_max_size=settings.max_body_bytes,
+            **uvicorn_logging(settings),
+        )
 
 
 def _serve_metrics_address(services: Services, address: str) -> Callable[[], None]:

@@ -17,6 +17,7 @@ import pytest
 from domain.values import Role
 from infra.bootstrap import bootstrap
 from infra.settings import Settings
+from tests.e2e.graphql_ws import GraphQLSocket
 
 pytestmark = pytest.mark.postgres
 
@@ -243,3 +244,65 @@ def test_a_policy_set_through_one_server_judges_the_next_command_on_the_other(
         "version": 1,
         "values": {"minPriorityScore": 5},
     }
+
+
+# --- subscriptions across processes -------------------------------------------------------
+
+LIFECYCLE = "subscription { lifecycle { key entry { version type } } }"
+
+
+def test_a_change_committed_by_one_process_reaches_subscribers_of_another(
+    servers: list[str], token: str
+) -> None:
+    """The subscriber's server and the writer's are ``stagegate serve`` processes of their
+    own: only the database tells the one of the other's commits."""
+    subscribed_to, written_to = servers
+    key = "committed-elsewhere"
+    with GraphQLSocket(subscribed_to) as socket:
+        socket.authenticate(token)
+        socket.subscribe_held("1", LIFECYCLE)
+        _gql(written_to, token, REGISTER, {"key": key})
+        for n in range(1, 5):
+            _gql(written_to, token, ALERT, {"key": key, "alert": f"a{n}", "expected": n})
+        told = [socket.next("1")["data"]["lifecycle"] for _ in range(5)]
+    assert [(t["key"], t["entry"]["version"], t["entry"]["type"]) for t in told] == [
+        (key, 1, "Registered"),
+        *[(key, n, "QualityAlertRaised") for n in range(2, 6)],
+    ]
+
+
+def test_subscribers_of_several_worker_processes_hear_every_commit(
+    postgres_settings: Settings, token: str
+) -> None:
+    """STAGEGATE_WORKERS=2 behind one port: the subscription lives in one process, and the
+    writes, each on a fresh connection, land on either."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "serve", "--port", str(port)],
+        env={**server_env(postgres_settings), "STAGEGATE_WORKERS": "2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, process)
+        with GraphQLSocket(url) as socket:
+            socket.authenticate(token)
+            socket.subscribe_held("1", LIFECYCLE)
+            key = "written-by-either-process"
+            for n in range(8):
+                query = ALERT if n else REGISTER
+                variables = {"key": key, "alert": f"a{n}"}
+                with httpx.Client() as fresh:  # a connection of its own: either process
+                    response = fresh.post(
+                        f"{url}/graphql",
+                        json={"query": query, "variables": variables},
+                        headers={"Authorization": f"Bearer {token}"},
+                        timeout=10,
+                    )
+                assert "errors" not in response.json(), response.text
+            told = [socket.next("1")["data"]["lifecycle"]["entry"]["version"] for _ in range(8)]
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
+    assert told == list(range(1, 9))
