@@ -22,13 +22,15 @@ def upgrade() -> None:
     db = migrating().database
     links = db.table(_LINKS)
     op.execute(
-        f"CREATE TABLE {links} ("
+        f"CREATE TABLE IF NOT EXISTS {links} ("
         " system TEXT NOT NULL, name TEXT NOT NULL, use_case_id TEXT NOT NULL,"
         " PRIMARY KEY (system, name, use_case_id))"
     )
-    op.execute(f"CREATE INDEX stagegate_external_models_use_case ON {links} (use_case_id)")
     op.execute(
-        f"CREATE TABLE {db.table(_SECRETS)} ("
+        f"CREATE INDEX IF NOT EXISTS stagegate_external_models_use_case ON {links} (use_case_id)"
+    )
+    op.execute(
+        f"CREATE TABLE IF NOT EXISTS {db.table(_SECRETS)} ("
         " system TEXT NOT NULL, name TEXT NOT NULL, secret TEXT NOT NULL,"
         " created_by TEXT NOT NULL, created_at TEXT NOT NULL,"
         " PRIMARY KEY (system, name))"
