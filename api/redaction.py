@@ -14,6 +14,8 @@ REDACTED = "[redacted]"
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # API tokens, sgt_<id>_<secret> (infra/tokens.py): the id may stay, it finds no secret.
     (re.compile(r"\b(sgt_[0-9A-Za-z]*_)[0-9A-Za-z_-]+"), rf"\g<1>{REDACTED}"),
+    # Webhook signing secrets, whsec_<base64> (Standard Webhooks), wherever they appear.
+    (re.compile(r"\bwhsec_[A-Za-z0-9+/=]+"), f"whsec_{REDACTED}"),
     # Credentials in an Authorization header, wherever one is quoted.
     (re.compile(r"(?i)\b(bearer|basic)\s+[^\s'\",;]+"), rf"\g<1> {REDACTED}"),
     # A secret by name: GraphQL (secret: "..."), JSON ("secret": "..."), Python ('secret': '...').

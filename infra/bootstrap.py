@@ -22,6 +22,7 @@ from infra.readmodels.service import ReadModelService
 from infra.registries import RegistrySecrets
 from infra.settings import Settings
 from infra.tokens import IssuedToken, TokenStore
+from infra.webhook_destinations import DestinationPolicy
 from infra.webhooks import Webhooks
 
 
@@ -63,7 +64,15 @@ def bootstrap(settings: Settings, *, prepare_schema: bool = True) -> Services:
                 mode=settings.projections,
                 rebuild_history_elsewhere=lambda: rebuild_history_in_a_process(settings),
             ),
-            webhooks=Webhooks(database, key_of=lambda use_case_id: _key_of(app, use_case_id)),
+            webhooks=Webhooks(
+                database,
+                key_of=lambda use_case_id: _key_of(app, use_case_id),
+                destinations=DestinationPolicy(
+                    allow_http=settings.webhook_allow_http,
+                    allowed_networks=tuple(settings.webhook_allowed_networks),
+                ),
+                source=settings.webhook_source,
+            ),
             registry_secrets=RegistrySecrets(database),
             live=LogFollower(
                 database,

@@ -70,7 +70,8 @@ GATE_REFUSALS = Counter(
 )
 WEBHOOK_ATTEMPTS = Counter(
     "stagegate_webhook_delivery_attempts_total",
-    "Webhook delivery attempts by this process's deliverers: delivered (2xx) or failed.",
+    "Webhook delivery attempts by this process's deliverers: delivered (2xx), failed (retried) "
+    "or refused (the URL is not allowed; not retried).",
     ["outcome"],
 )
 POOL = Gauge(
@@ -101,8 +102,9 @@ def command_outcome(outcome: BaseException | None) -> str:
     return "refused"
 
 
-def count_webhook_attempt(delivered: bool) -> None:
-    WEBHOOK_ATTEMPTS.labels("delivered" if delivered else "failed").inc()
+def count_webhook_attempt(outcome: str) -> None:
+    """``delivered`` (2xx), ``failed`` (retried) or ``refused`` (its URL is not allowed)."""
+    WEBHOOK_ATTEMPTS.labels(outcome).inc()
 
 
 def sample_pool(database: Database) -> None:

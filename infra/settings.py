@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -30,6 +32,14 @@ class Settings(BaseSettings):
     webhooks: Literal["inline", "external"] = "inline"
     """``inline``: each server delivers webhooks itself. ``external``: only
     ``stagegate webhooks run`` workers do (several may run side by side on PostgreSQL)."""
+    webhook_allow_http: bool = False
+    """Allow plain ``http`` webhook URLs (otherwise ``https`` only)."""
+    webhook_allowed_networks: list[IPv4Network | IPv6Network] = Field(default_factory=list)
+    """Networks (JSON list of CIDRs) webhooks may be sent into although they are not public:
+    loopback, private, link-local, ... (``infra.webhook_destinations``); empty: none."""
+    webhook_source: str = Field(default="stagegate", min_length=1, max_length=512, pattern=r"^\S+$")
+    """The CloudEvents ``source`` of every webhook sent: which stagegate announced it (a URI
+    reference, e.g. ``https://stagegate.example.com`` where receivers hear from several)."""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
@@ -84,6 +94,24 @@ class Settings(BaseSettings):
                 )
             url.port  # noqa: B018 - raises ValueError for a port that is not a number
         return value
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if not isinstance(value, list):
+            return value  # pydantic names the type it wants
+        networks = []
+        for item in value:
+            try:
+                networks.append(ip_network(str(item)))
+            except ValueError as error:
+                hint = ""
+                with contextlib.suppress(ValueError):
+                    hint = f" (the network holding it: {ip_network(str(item), strict=False)})"
+                raise ValueError(
+                    f"'{item}' is not a network in CIDR notation: {error}{hint}"
+                ) from None
+        return networks
 
     @field_validator("metrics_address")
     @classmethod

@@ -4,14 +4,21 @@ Fan-out reads the outbox after its position and creates one delivery per matchin
 moving the position in the same transaction (each notification fans out exactly once). Workers
 claim due deliveries with a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so several can run
 side by side and a killed one's claims are retried after the lease. A failed attempt is retried
-with exponential backoff, so a receiver that is down for a while gets everything once back.
+with exponential backoff, so a receiver that is down for a while gets everything once back. A
+URL the destination policy refuses (``infra.webhook_destinations``) is not: the delivery is
+marked ``refused`` with the reason.
 
-Each request is signed: ``Stagegate-Signature: v1=<hex HMAC-SHA256(secret, f"{ts}.{body}")>``
-with ``Stagegate-Timestamp: <ts>`` (Unix seconds); see docs/integrations.md.
+Each request is a CloudEvent 1.0 in structured JSON mode, signed as the Standard Webhooks
+specification says (``webhook-id``, ``webhook-timestamp``, ``webhook-signature: v1,<base64
+HMAC-SHA256(key, f"{id}.{timestamp}.{body}")>``, the key being a ``whsec_`` secret's decoded
+bytes). Subscriptions made before this release, whose secrets are not ``whsec_`` ones, also get
+the deprecated ``Stagegate-*`` headers for one release; see docs/integrations.md.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -26,12 +33,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from cloudevents.core.bindings.http import to_structured
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
 
+from domain.errors import ValidationFailed
 from domain.notifications import camel_cased
 from infra import metrics
 from infra.database import Cursor, Database
 from infra.outbox import OUTBOX_TABLE
 from infra.readmodels.schema import POSITIONS
+from infra.webhook_destinations import (
+    Destination,
+    DestinationPolicy,
+    DestinationRefused,
+    HostUnresolvable,
+    post,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +60,60 @@ LEASE = timedelta(seconds=60)
 """How long a claimed delivery is reserved for the worker sending it."""
 MAX_BACKOFF = timedelta(hours=1)
 TIMEOUT_SECONDS = 10.0
+DEFAULT_SOURCE = "stagegate"
+"""The CloudEvents ``source`` of a webhook unless ``STAGEGATE_WEBHOOK_SOURCE`` says otherwise."""
+CONTENT_TYPE = "application/cloudevents+json"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix of every secret, not one
+SECRET_BYTES = (24, 64)
+"""How long a signing key may be (bytes), as the Standard Webhooks specification says."""
 
 
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    """The value of ``Stagegate-Signature`` for ``body`` sent at ``timestamp``."""
+def new_secret() -> str:
+    """A new signing secret: ``whsec_`` and the base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def whsec_key(secret: str) -> bytes:
+    """The key a ``whsec_`` secret holds; ValueError naming what is wrong with it otherwise."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise ValueError(
+            f"a secret is '{SECRET_PREFIX}' followed by the base64 of {SECRET_BYTES[0]} to"
+            f" {SECRET_BYTES[1]} random bytes (Standard Webhooks); leave it out to have one"
+            " generated"
+        )
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except binascii.Error as error:
+        raise ValueError(f"the part after '{SECRET_PREFIX}' is not base64 ({error})") from None
+    if not SECRET_BYTES[0] <= len(key) <= SECRET_BYTES[1]:
+        raise ValueError(
+            f"the key is {len(key)} bytes; a secret holds {SECRET_BYTES[0]} to"
+            f" {SECRET_BYTES[1]} bytes"
+        )
+    return key
+
+
+def is_legacy_secret(secret: str) -> bool:
+    """Whether a stored secret predates Standard Webhooks (a plain string, not ``whsec_``)."""
+    return not secret.startswith(SECRET_PREFIX)
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a stored secret: a ``whsec_`` secret's decoded bytes; a secret stored
+    before this release, its UTF-8 bytes, the key its receivers already hold (so they verify
+    the new signature with ``whsec_`` + base64 of the secret they have)."""
+    return secret.encode() if is_legacy_secret(secret) else whsec_key(secret)
+
+
+def standard_signature(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    """The value of ``webhook-signature`` (Standard Webhooks, symmetric: ``v1,<base64>``)."""
+    mac = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256)
+    return f"v1,{base64.b64encode(mac.digest()).decode()}"
+
+
+def legacy_signature(secret: str, timestamp: int, body: bytes) -> str:
+    """The value of the deprecated ``Stagegate-Signature`` for ``body`` sent at ``timestamp``."""
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"v1={mac.hexdigest()}"
 
@@ -71,7 +139,7 @@ class WebhookDelivery:
     subscription_id: str
     kind: str
     status: str
-    """pending, or delivered."""
+    """pending, delivered, or refused (the URL was refused by the destination policy)."""
     attempts: int
     next_attempt_at: datetime | None
     last_status_code: int | None
@@ -87,12 +155,17 @@ class Webhooks:
         db: Database,
         key_of: Callable[[str], str | None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        send: Callable[[str, bytes, dict[str, str]], int] | None = None,
+        send: Callable[[Destination, bytes, dict[str, str]], int] | None = None,
+        destinations: DestinationPolicy | None = None,
+        source: str = DEFAULT_SOURCE,
     ) -> None:
         self.db = db
         self.key_of = key_of
         self.clock = clock
         self.send = send or _post
+        """Sends a request to a destination just judged; its answer's status code."""
+        self.destinations = destinations or DestinationPolicy()
+        self.source = source
         t = db.table
         self.subscriptions, self.deliveries = t(SUBSCRIPTIONS), t(DELIVERIES)
         self.outbox, self.positions = t(OUTBOX_TABLE), t(POSITIONS)
@@ -132,8 +205,21 @@ class Webhooks:
     def subscribe(
         self, url: str, event_types: tuple[str, ...], secret: str | None, created_by: str
     ) -> tuple[Subscription, str]:
-        """A new subscription and its signing secret (generated unless given)."""
-        secret = secret or secrets.token_urlsafe(32)
+        """A new subscription and its signing secret (generated unless given).
+
+        Raises ``ValidationFailed`` naming ``url`` when the destination policy refuses it (its
+        host is resolved now) or ``secret`` when that is not a ``whsec_`` secret."""
+        try:
+            self.destinations.check(url)
+        except (DestinationRefused, HostUnresolvable) as refusal:
+            raise ValidationFailed.single("url", str(refusal)) from None
+        if secret is None:
+            secret = new_secret()
+        else:
+            try:
+                whsec_key(secret)
+            except ValueError as error:
+                raise ValidationFailed.single("secret", str(error)) from None
         subscription = Subscription(
             id=str(uuid.uuid4()),
             url=url,
@@ -283,59 +369,99 @@ class Webhooks:
         return claims
 
     def _attempt(self, claim: dict[str, Any]) -> None:
-        body = self._body(claim)
-        timestamp = int(time.time())
+        # The delivery's id: the CloudEvent's ``id`` and ``webhook-id``, the same on every
+        # retry, so a receiver deduplicates on it.
         delivery_id = f"{claim['outbox_id']}-{claim['subscription_id']}"
+        body = self._cloud_event(claim, delivery_id)
+        timestamp = int(time.time())
+        secret = str(claim["secret"])
         headers = {
-            "Content-Type": "application/json",
-            "Stagegate-Delivery": delivery_id,
-            "Stagegate-Event": str(claim["kind"]),
-            "Stagegate-Timestamp": str(timestamp),
-            "Stagegate-Signature": signature(str(claim["secret"]), timestamp, body),
+            "Content-Type": CONTENT_TYPE,
+            "webhook-id": delivery_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": standard_signature(
+                signing_key(secret), delivery_id, timestamp, body
+            ),
         }
+        if is_legacy_secret(secret):
+            # Deprecated, for one release: what receivers subscribed before Standard Webhooks
+            # check, so they keep verifying while they move over (docs/integrations.md).
+            headers |= {
+                "Stagegate-Delivery": delivery_id,
+                "Stagegate-Event": str(claim["kind"]),
+                "Stagegate-Timestamp": str(timestamp),
+                "Stagegate-Signature": legacy_signature(secret, timestamp, body),
+            }
         status_code: int | None = None
         error: str | None = None
+        refused = False
         try:
-            status_code = self.send(str(claim["url"]), body, headers)
+            # Judged again at every delivery: what the name resolves to may have changed.
+            destination = self.destinations.check(str(claim["url"]))
+            status_code = self.send(destination, body, headers)
+        except DestinationRefused as refusal:
+            refused, error = True, f"refused: {refusal}"
+        except HostUnresolvable as failure:
+            error = str(failure)
         except httpx.HTTPError as failure:
-            error = f"{type(failure).__name__}: {failure}"[:500]
+            error = f"{type(failure).__name__}: {failure}"
         delivered = status_code is not None and 200 <= status_code < 300
-        metrics.count_webhook_attempt(delivered)
+        metrics.count_webhook_attempt(
+            "delivered" if delivered else "refused" if refused else "failed"
+        )
         attempts = int(claim["attempts"]) + 1
-        if not delivered and error is None:
+        if status_code is not None and 300 <= status_code < 400:
+            error = (
+                f"receiver answered {status_code}, a redirect, which is not followed:"
+                " subscribe the URL it redirects to"
+            )
+        elif not delivered and error is None:
             error = f"receiver answered {status_code}"
+        status = "delivered" if delivered else "refused" if refused else "pending"
         with self.db.transaction() as curs:
             curs.execute(
                 f"UPDATE {self.deliveries} SET status = %s, next_attempt_at = %s,"
                 " last_status_code = %s, last_error = %s, delivered_at = %s"
                 " WHERE outbox_id = %s AND subscription_id = %s",
                 (
-                    "delivered" if delivered else "pending",
-                    None if delivered else self.db.ts(self.clock() + backoff(attempts)),
+                    status,
+                    self.db.ts(self.clock() + backoff(attempts)) if status == "pending" else None,
                     status_code,
-                    None if delivered else error,
+                    None if delivered else (error or "")[:500],
                     self.db.ts(self.clock()) if delivered else None,
                     claim["outbox_id"],
                     claim["subscription_id"],
                 ),
             )
 
-    def _body(self, claim: dict[str, Any]) -> bytes:
+    def _cloud_event(self, claim: dict[str, Any], delivery_id: str) -> bytes:
+        """The request body: the notification as a CloudEvent 1.0, structured JSON mode."""
         payload = json.loads(claim["payload"])
+        payload.pop("originator_topic", None)
         originator = claim["originator_id"]
         use_case_id = str(originator) if originator is not None else None
-        document = {
-            "id": f"{claim['outbox_id']}",
-            "type": claim["kind"],
-            "useCase": payload.pop("key", None)
-            or (self.key_of(use_case_id) if use_case_id else None),
-            "version": claim["originator_version"],
-            "recordedAt": payload.pop("timestamp", None),
-            "data": camel_cased(
-                {k: v for k, v in payload.items() if k not in ("originator_topic",)}
+        key = payload.pop("key", None) or (self.key_of(use_case_id) if use_case_id else None)
+        recorded = payload.pop("timestamp", None)
+        attributes: dict[str, Any] = {
+            "specversion": "1.0",
+            "id": delivery_id,
+            "source": self.source,
+            "type": str(claim["kind"]),
+            "time": _aware(
+                datetime.fromisoformat(recorded)
+                if recorded
+                else self.db.read_required_ts(claim["created_at"])
             ),
+            "datacontenttype": "application/json",
         }
-        return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+        if key is not None:
+            attributes["subject"] = key
+        if claim["originator_version"] is not None:
+            # An extension attribute (CloudEvents names them in lower case): the use case's
+            # version once the announced event was recorded; a gate refusal records none.
+            attributes["usecaseversion"] = int(claim["originator_version"])
+        event = CloudEvent(attributes=attributes, data=camel_cased(payload))
+        return to_structured(event, JSONFormat()).body
 
     # --- running -----------------------------------------------------------------------------
 
@@ -375,6 +501,10 @@ class Webhooks:
         )
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
-    response = httpx.post(url, content=body, headers=headers, timeout=TIMEOUT_SECONDS)
-    return response.status_code
+def _aware(moment: datetime) -> datetime:
+    """A time with its offset (SQLite's CURRENT_TIMESTAMP is UTC, written without one)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _post(destination: Destination, body: bytes, headers: dict[str, str]) -> int:
+    return post(destination, body, headers, TIMEOUT_SECONDS)

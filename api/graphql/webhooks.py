@@ -39,14 +39,18 @@ class _SubscriptionRequest(BaseModel):
 
     url: AnyHttpUrl
     event_types: list[DomainNotification] = Field(default_factory=list, alias="eventTypes")
-    secret: Annotated[str, Field(min_length=16, max_length=256)] | None = None
+    # Whether it is a whsec_ secret is the subscriptions store's to judge (``subscribe``).
+    secret: Annotated[str, Field(max_length=256)] | None = None
 
 
 @strawberry.type(description="One attempt record of a webhook delivery.")
 class WebhookDelivery:
     notification_id: int
     type: Notification
-    status: str = strawberry.field(description="pending or delivered.")
+    status: str = strawberry.field(
+        description="pending, delivered, or refused (the URL is not allowed: `lastError` says"
+        " why; not retried)."
+    )
     attempts: int
     next_attempt_at: datetime | None
     last_status_code: int | None
@@ -95,7 +99,10 @@ class WebhookSubscription:
         )
 
 
-@strawberry.type(description="A new subscription; `secret` signs its requests and is shown once.")
+@strawberry.type(
+    description="A new subscription; `secret` (`whsec_...`, Standard Webhooks) signs its"
+    " requests and is shown once."
+)
 class CreatedWebhookSubscription:
     subscription: WebhookSubscription
     secret: str
@@ -106,7 +113,9 @@ class CreateWebhookSubscriptionInput:
     url: str
     event_types: list[Notification] | None = None
     secret: str | None = strawberry.field(
-        default=None, description="16-256 characters; generated when left out."
+        default=None,
+        description="`whsec_` and the base64 of 24 to 64 random bytes (Standard Webhooks);"
+        " generated when left out.",
     )
 
 
@@ -136,7 +145,10 @@ class WebhookQueries:
 
 @strawberry.type
 class WebhookMutations:
-    @strawberry.mutation(description="Subscribe a URL to notifications (admins).")
+    @strawberry.mutation(
+        description="Subscribe a URL to notifications (admins). It must be https and resolve"
+        " to public addresses only, unless the server's settings allow more."
+    )
     def create_webhook_subscription(
         self, info: strawberry.Info[Context, None], input: CreateWebhookSubscriptionInput
     ) -> CreateWebhookResult:
@@ -157,12 +169,18 @@ class WebhookMutations:
                 message=failed.message,
                 errors=[FieldError(path=e.path, message=e.message) for e in failed.errors],
             )
-        subscription, secret = context.webhooks.subscribe(
-            str(request.url),
-            tuple(t.value for t in request.event_types),
-            request.secret,
-            context.actor.id,
-        )
+        try:
+            subscription, secret = context.webhooks.subscribe(
+                str(request.url),
+                tuple(t.value for t in request.event_types),
+                request.secret,
+                context.actor.id,
+            )
+        except DomainValidationFailed as refused:  # the URL where it resolves, or the secret
+            return ValidationFailed(
+                message=refused.message,
+                errors=[FieldError(path=e.path, message=e.message) for e in refused.errors],
+            )
         return CreatedWebhookSubscription(
             subscription=WebhookSubscription.of(subscription), secret=secret
         )

@@ -16,8 +16,9 @@ reach the server's database (``STAGEGATE_DATABASE_URL`` is set as in the server'
 
 Blocks that are output or notation, not examples, say so by their language (``json``,
 ``text``, ``http``); an example that cannot run here (it installs, serves until stopped, runs
-the suite itself, or needs Docker or a PostgreSQL superuser) says ``no-run`` after its
-language. A block with no language fails the test: each must say what it is.
+the suite itself, needs Docker or a PostgreSQL superuser, or would reach a host outside this
+machine) says ``no-run`` after its language. A block with no language fails the test: each
+must say what it is.
 """
 
 from __future__ import annotations

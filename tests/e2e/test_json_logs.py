@@ -10,6 +10,7 @@ may appear on any line.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -17,6 +18,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from domain.clock import clock_set_to
 from domain.values import Role
 from infra.bootstrap import Services
 from infra.logs import handler_for
+from infra.webhook_destinations import DestinationPolicy
 from tests.e2e import cloudevents_helpers as ce
 from tests.e2e.conftest import Api
 from tests.e2e.test_cli import STAGEGATE, _clean_env, _free_port, _read_until, _wait_ready
@@ -83,7 +86,12 @@ def test_a_lifecycle_logged_as_json_has_a_line_per_request_and_no_secret(
 ) -> None:
     t = api.tokens
     admin = services.tokens.issue("ops@example.com", Role.ADMIN).secret_token
-    given_secret = f"given-webhook-secret-{uuid.uuid4().hex}"
+    given_secret = f"whsec_{base64.b64encode(uuid.uuid4().bytes * 2).decode()}"
+    # hooks.example.com is never resolved: its address is the test's (and never contacted,
+    # no deliverer runs here).
+    services.webhooks.destinations = DestinationPolicy(
+        resolve=lambda _host, _port: [ip_address("93.184.215.14")]
+    )
     subscribe = (
         "mutation Subscribe($input: CreateWebhookSubscriptionInput!) {"
         " createWebhookSubscription(input: $input) {"

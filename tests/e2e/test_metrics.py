@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from ipaddress import ip_network
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from domain.values import Role
 from infra.bootstrap import Services
 from infra.web import build_api
+from infra.webhook_destinations import DestinationPolicy
 from tests.builders import Journey, unique_key
 from tests.e2e import cloudevents_helpers as ce
 from tests.e2e.conftest import Api
@@ -140,6 +142,10 @@ def test_projection_lag_webhook_queue_and_pool_are_read_when_scraped(
         assert value(lagging, "stagegate_projection_lag_seconds", projection=projection) > 0
 
     admin = services.tokens.issue("ops@example.com", Role.ADMIN).secret_token
+    # A loopback http URL (nothing listens on port 9): allowed as an administrator would.
+    services.webhooks.destinations = DestinationPolicy(
+        allow_http=True, allowed_networks=(ip_network("127.0.0.0/8"),)
+    )
     created = api.gql(
         'mutation { createWebhookSubscription(input: {url: "http://127.0.0.1:9/hook"}) '
         "{ __typename } }",
@@ -156,7 +162,7 @@ def test_projection_lag_webhook_queue_and_pool_are_read_when_scraped(
     pending = value(queued, "stagegate_webhook_deliveries_pending")
     assert pending == 2
 
-    services.webhooks.send = lambda _url, _body, _headers: 503
+    services.webhooks.send = lambda _destination, _body, _headers: 503
     attempted = services.webhooks.deliver_due()
     assert attempted == pending
     failed = scrape(api, token)

@@ -1,10 +1,15 @@
 """Acceptance 5: webhooks out, at least once, signed, with no gap, surviving a killed worker.
 
 The receiver is a real HTTP server in the test. It checks every request the way a subscriber
-would: its own HMAC-SHA256 code over ``f"{Stagegate-Timestamp}.{body}"`` with the subscription's
-secret, a timestamp within a replay window (as documented in ``infra/webhooks.py``; stagegate's
-own ``signature()`` is never used here). It records each ``Stagegate-Delivery`` id, and answers
-as its script says (a dropped connection, 5xx, 429) before it starts answering 200.
+would: with the reference Standard Webhooks library (``standardwebhooks``:
+``Webhook(secret).verify(body, headers)``, which also refuses a stale timestamp; stagegate's own
+signing code is never used here), and reads the body as a CloudEvent. It records each
+``webhook-id``, and answers as its script says (a dropped connection, 5xx, 429, a redirect)
+before it starts answering 200.
+
+The receivers listen on 127.0.0.1 over plain http, so these tests' settings allow http and the
+loopback networks (``STAGEGATE_WEBHOOK_ALLOW_HTTP``, ``STAGEGATE_WEBHOOK_ALLOWED_NETWORKS``);
+the tests of the SSRF guard put the defaults back and never send anything anywhere else.
 
 "No gap" is checked against the store itself: every outbox row of the subscription's types
 reaches the receiver at least once (duplicates are allowed, and carry the same delivery id),
@@ -16,6 +21,7 @@ waiting. The PostgreSQL kill test SIGKILLs a real ``stagegate webhooks run`` pro
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -33,12 +39,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from eventsourcing.persistence import IntegrityError
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from domain import commands as c
 from domain.errors import GateBlocked
@@ -50,50 +57,70 @@ from infra.database import Database
 from infra.outbox import NOTIFIED_TOPICS, OUTBOX_TABLE, announce_gate_blocked
 from infra.settings import Settings
 from infra.web import build_api
+from infra.webhook_destinations import Destination, DestinationPolicy, post
 from infra.webhooks import DELIVERIES, LEASE, MAX_BACKOFF, Webhooks
+from infra.webhooks import SUBSCRIPTIONS as SUBSCRIPTIONS_TABLE
 from tests.builders import ADMIN, Journey, ctx
 from tests.e2e.conftest import Api, RunningServer, issue_tokens, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 STRUCTURED = "application/cloudevents+json"
-SECRET = "whsec-receiver-owned-0123456789"
-TOLERANCE_SECONDS = 300
-"""How old (or how far ahead) a signed timestamp the receiver accepts: its replay window."""
+SECRET = "whsec_" + base64.b64encode(b"receiver-owned-key-0123456789abcdef").decode()
+"""An admin-given secret, in the Standard Webhooks form: ``whsec_`` + base64 of the key."""
+LEGACY_SECRET = "receiver-owned-0123456789"
+"""A secret as subscriptions stored them before Standard Webhooks: a plain string."""
 DROP = None
 """In a receiver script: close the connection without answering."""
+CLOUDEVENT = "application/cloudevents+json"
+LOOPBACK = [ip_network("127.0.0.0/8"), ip_network("::1/128")]
+
+
+@pytest.fixture
+def sqlite_settings(sqlite_settings: Settings) -> Settings:
+    """The receivers are loopback http servers: allowed here, as an administrator would."""
+    return sqlite_settings.model_copy(
+        update={"webhook_allow_http": True, "webhook_allowed_networks": LOOPBACK}
+    )
+
+
+@pytest.fixture
+def postgres_settings(postgres_settings: Settings) -> Settings:
+    return postgres_settings.model_copy(
+        update={"webhook_allow_http": True, "webhook_allowed_networks": LOOPBACK}
+    )
+
 
 # --- the receiver: what a subscriber runs --------------------------------------------------
 
 
-def verify(secret: str, timestamp: str, signatures: str, body: bytes, now: float) -> str | None:
-    """Why a request must be rejected, or None if it is authentic and fresh.
-
-    Written from the documentation, as a subscriber would: ``Stagegate-Signature`` carries
-    ``v1=<hex HMAC-SHA256(secret, "<Stagegate-Timestamp>." + raw body)>``; the timestamp is
-    Unix seconds and must be recent, so a captured request cannot be replayed later.
-    """
-    if not timestamp.isdigit():
-        return f"no usable Stagegate-Timestamp ({timestamp!r})"
-    if abs(now - int(timestamp)) > TOLERANCE_SECONDS:
-        return f"Stagegate-Timestamp {timestamp} is outside the {TOLERANCE_SECONDS} s window"
-    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    offered = [
-        value
-        for scheme, _, value in (part.strip().partition("=") for part in signatures.split(","))
-        if scheme == "v1"
-    ]
-    if not any(hmac.compare_digest(expected.hexdigest(), value) for value in offered):
-        return "no v1 signature matches the body"
+def verify(secret: str | bytes, headers: dict[str, str], body: bytes) -> str | None:
+    """Why a request must be rejected, or None if it is authentic and fresh: the reference
+    library's check (``webhook-signature`` over ``webhook-id``, ``webhook-timestamp`` and the
+    raw body; a timestamp more than five minutes away is refused)."""
+    try:
+        Webhook(secret).verify(body, headers)
+    except WebhookVerificationError as refused:
+        return str(refused)
     return None
+
+
+def verify_legacy(secret: str, headers: dict[str, str], body: bytes) -> str | None:
+    """The check receivers wrote before Standard Webhooks, from the old documentation:
+    ``Stagegate-Signature: v1=<hex HMAC-SHA256(secret, "<Stagegate-Timestamp>." + body)>``."""
+    timestamp = headers.get("Stagegate-Timestamp", "")
+    if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > 300:
+        return f"no fresh Stagegate-Timestamp ({timestamp!r})"
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    given = headers.get("Stagegate-Signature", "").removeprefix("v1=")
+    return None if hmac.compare_digest(expected.hexdigest(), given) else "no signature matches"
 
 
 @dataclass
 class Received:
     hook: str
     delivery_id: str
-    event: str
-    timestamp: str
-    signature: str
+    """``webhook-id``."""
+    headers: dict[str, str]
     content_type: str
     body: bytes
     problem: str | None
@@ -110,13 +137,18 @@ class Received:
         parsed: dict[str, Any] = json.loads(self.body)
         return parsed
 
+    @property
+    def notification_id(self) -> int:
+        """The outbox row announced: the CloudEvent's id is ``<outbox id>-<subscription id>``."""
+        return int(str(self.document["id"]).split("-", 1)[0])
+
 
 @dataclass
 class Receiver:
     """A webhook endpoint per hook name (``/hooks/<name>``), each with its own secret."""
 
     base_url: str = ""
-    secrets: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str | bytes] = field(default_factory=dict)
     scripts: dict[str, list[int | None]] = field(default_factory=dict)
     """Answers to a hook's first requests (DROP closes the connection); then 200."""
     hold_at: int | None = None
@@ -132,14 +164,9 @@ class Receiver:
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
         body = handler.rfile.read(int(handler.headers.get("Content-Length", "0")))
         hook = handler.path.rsplit("/", 1)[-1]
-        timestamp = handler.headers.get("Stagegate-Timestamp", "")
-        signatures = handler.headers.get("Stagegate-Signature", "")
+        headers = dict(handler.headers.items())
         secret = self.secrets.get(hook)
-        problem = (
-            f"no hook '{hook}'"
-            if secret is None
-            else verify(secret, timestamp, signatures, body, time.time())
-        )
+        problem = f"no hook '{hook}'" if secret is None else verify(secret, headers, body)
         with self.lock:
             earlier = sum(1 for r in self.requests if r.hook == hook)
             script = self.scripts.get(hook, [])
@@ -147,10 +174,8 @@ class Receiver:
             self.requests.append(
                 Received(
                     hook=hook,
-                    delivery_id=handler.headers.get("Stagegate-Delivery", ""),
-                    event=handler.headers.get("Stagegate-Event", ""),
-                    timestamp=timestamp,
-                    signature=signatures,
+                    delivery_id=handler.headers.get("webhook-id", ""),
+                    headers=headers,
                     content_type=handler.headers.get("Content-Type", ""),
                     body=body,
                     problem=problem,
@@ -166,6 +191,8 @@ class Receiver:
             return
         with contextlib.suppress(OSError):  # the sender may be dead by now
             handler.send_response(answer)
+            if 300 <= answer < 400:
+                handler.send_header("Location", "http://169.254.169.254/latest/meta-data/")
             handler.send_header("Content-Length", "0")
             handler.end_headers()
 
@@ -175,7 +202,7 @@ class Receiver:
 
     def accepted(self, hook: str) -> dict[int, Received]:
         """What the hook took in, deduplicated by notification id (at least once)."""
-        return {int(r.document["id"]): r for r in self.of(hook) if r.accepted}
+        return {r.notification_id: r for r in self.of(hook) if r.accepted}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -289,7 +316,12 @@ def make_stack(services: Services) -> Iterator[Stack]:
             api=api,
             admin=services.tokens.issue("root", Role.ADMIN).secret_token,
             clock=clock,
-            worker=Webhooks(services.database, key_of=services.webhooks.key_of, clock=clock),
+            worker=Webhooks(
+                services.database,
+                key_of=services.webhooks.key_of,
+                clock=clock,
+                destinations=services.webhooks.destinations,
+            ),
         )
     finally:
         api.close()
@@ -418,15 +450,25 @@ def check_requests(receiver: Receiver, hook: str, notifications: dict[int, dict[
     ids_of_delivery: dict[str, set[int]] = {}
     for request in requests:
         document = request.document
-        row = notifications.get(int(document["id"]))
+        row = notifications.get(request.notification_id)
         assert row is not None, f"{hook} got notification {document['id']} it is not due"
-        assert request.content_type == "application/json"
-        assert request.event == document["type"] == row["kind"]
-        assert document["version"] == row["originator_version"]
-        ids_of_delivery.setdefault(request.delivery_id, set()).add(int(document["id"]))
+        # A CloudEvent 1.0 in structured mode; its id is the delivery's (webhook-id).
+        assert request.content_type == CLOUDEVENT
+        assert document["specversion"] == "1.0"
+        assert document["id"] == request.delivery_id
+        assert document["source"] == "stagegate"
+        assert document["type"] == row["kind"]
+        assert document["datacontenttype"] == "application/json"
+        assert datetime.fromisoformat(document["time"]).tzinfo is not None
+        assert document["subject"], document
+        assert document.get("usecaseversion") == row["originator_version"]
+        assert isinstance(document["data"], dict)
+        # Subscriptions made with whsec_ secrets get no deprecated headers.
+        assert not [h for h in request.headers if h.lower().startswith("stagegate-")]
+        ids_of_delivery.setdefault(request.delivery_id, set()).add(request.notification_id)
     # A redelivery repeats its delivery id (receivers deduplicate on it); ids are not reused.
     assert all(len(ids) == 1 for ids in ids_of_delivery.values()), ids_of_delivery
-    assert len(ids_of_delivery) == len({int(r.document["id"]) for r in requests})
+    assert len(ids_of_delivery) == len({r.notification_id for r in requests})
 
 
 CAMEL_CASE = re.compile(r"[a-z][a-zA-Z0-9]*")
@@ -495,7 +537,7 @@ def test_a_receiver_down_at_first_gets_every_notification_verified_and_without_g
     first_round = stack.clock.now
     assert stack.worker.run_once() > 0
     assert len(receiver.requests) == len(due) + len(due_deployments)
-    failed = [int(r.document["id"]) for r in receiver.of("everything") if not r.accepted]
+    failed = [r.notification_id for r in receiver.of("everything") if not r.accepted]
     assert len(failed) == 4
     log = delivery_log(stack, everything)
     assert set(log) == set(due)
@@ -521,7 +563,7 @@ def test_a_receiver_down_at_first_gets_every_notification_verified_and_without_g
     assert set(receiver.accepted("deployments")) == set(due_deployments)
     check_requests(receiver, "everything", due)
     check_requests(receiver, "deployments", due_deployments)
-    keys = {r.document["useCase"] for r in receiver.accepted("everything").values()}
+    keys = {r.document["subject"] for r in receiver.accepted("everything").values()}
     assert keys == {lived, refused}
     # One convention for every member name a receiver reads, the event's own data included.
     not_camel = {
@@ -546,11 +588,17 @@ def test_a_receiver_down_at_first_gets_every_notification_verified_and_without_g
 
     # The receiver's check is not a formality: it refuses what it must refuse.
     sample = next(iter(receiver.accepted("everything").values()))
-    now = time.time()
-    assert verify(SECRET, sample.timestamp, sample.signature, sample.body, now) is None
-    assert verify("another-secret-0123456789", sample.timestamp, sample.signature, sample.body, now)
-    assert verify(SECRET, sample.timestamp, sample.signature, sample.body + b" ", now)
-    assert verify(SECRET, sample.timestamp, sample.signature, sample.body, now + 3600)
+    headers, body = sample.headers, sample.body
+    assert verify(SECRET, headers, body) is None
+    assert verify(b"another-key-0123456789abcdefghij", headers, body)
+    assert verify(SECRET, headers, body + b" ")
+    assert verify(SECRET, {**headers, "webhook-id": "another-delivery"}, body)
+    stale = str(int(headers["webhook-timestamp"]) - 3600)
+    assert verify(SECRET, {**headers, "webhook-timestamp": stale}, body) == (
+        "Message timestamp too old"
+    )
+    # The generated secret is a whsec_ one: the reference library took it as it was shown.
+    assert str(receiver.secrets["deployments"]).startswith("whsec_")
 
 
 def test_a_worker_killed_mid_batch_loses_nothing(stack: Stack, receiver: Receiver) -> None:
@@ -566,15 +614,19 @@ def test_a_worker_killed_mid_batch_loses_nothing(stack: Stack, receiver: Receive
 
     sent: list[str] = []
 
-    def dies_after_the_sixth(url: str, body: bytes, headers: dict[str, str]) -> int:
-        status = httpx.post(url, content=body, headers=headers, timeout=10).status_code
-        sent.append(headers["Stagegate-Delivery"])
+    def dies_after_the_sixth(destination: Destination, body: bytes, headers: dict[str, str]) -> int:
+        status = post(destination, body, headers, timeout=10)
+        sent.append(headers["webhook-id"])
         if len(sent) == 6:
             raise Killed  # the receiver has it; the worker never writes down that it did
         return status
 
     doomed = Webhooks(
-        stack.services.database, stack.services.webhooks.key_of, stack.clock, dies_after_the_sixth
+        stack.services.database,
+        stack.services.webhooks.key_of,
+        stack.clock,
+        dies_after_the_sixth,
+        destinations=stack.services.webhooks.destinations,
     )
     with pytest.raises(Killed):
         doomed.run_once()
@@ -611,6 +663,8 @@ def test_a_sigkilled_worker_process_loses_nothing(
         **os.environ,
         "STAGEGATE_DATABASE_URL": settings.database_url,
         "STAGEGATE_POSTGRES_SCHEMA": settings.postgres_schema,
+        "STAGEGATE_WEBHOOK_ALLOW_HTTP": "true",
+        "STAGEGATE_WEBHOOK_ALLOWED_NETWORKS": json.dumps([str(n) for n in LOOPBACK]),
     }
 
     def start_worker(log: str) -> subprocess.Popen[bytes]:
@@ -727,7 +781,8 @@ def test_a_gate_refusal_is_announced_and_a_refused_command_is_not(
     check_requests(receiver, "gates", stack.notifications(Notification.GATE_BLOCKED))
     document = announced.document
     assert document["type"] == "stagegate.gate.blocked"
-    assert document["useCase"] == journey.key
+    assert document["subject"] == journey.key
+    assert "usecaseversion" not in document  # a refusal records no event
     assert document["data"]["stage"] == "proposed"
     assert document["data"]["target"] == "pilot"
     assert sorted(u["code"] for u in document["data"]["unmet"]) == sorted(
@@ -788,10 +843,15 @@ def test_only_admins_manage_subscriptions(stack: Stack, receiver: Receiver) -> N
         ({"url": "ftp://example.com/hook"}, "url"),
         ({"url": "not a url"}, "url"),
         ({"url": receiver.url("short"), "secret": "short"}, "secret"),
+        ({"url": receiver.url("plain"), "secret": LEGACY_SECRET}, "secret"),
+        ({"url": receiver.url("tiny"), "secret": "whsec_" + "QUJD"}, "secret"),
+        ({"url": receiver.url("not64"), "secret": "whsec_not*base64*at*all*0123456789"}, "secret"),
     ):
         refused = stack.gql(CREATE, {"input": bad_input})["data"]["result"]
         assert refused["__typename"] == "ValidationFailed", refused
         assert [e["path"] for e in refused["errors"]] == [path]
+        if path == "secret":
+            assert "whsec_" in refused["errors"][0]["message"] or "bytes" in str(refused)
     assert len(stack.services.webhooks.list_subscriptions()) == 1
 
 
@@ -877,7 +937,129 @@ def test_the_docs_tell_a_receiver_how_to_verify_a_request() -> None:
     """The issue asks to document how a receiver verifies a signature; the code points to it."""
     docs = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
     text = "\n".join(path.read_text() for path in docs if path.exists())
-    for needed in ("Stagegate-Signature", "Stagegate-Timestamp", "HMAC-SHA256"):
+    needed_terms = (
+        "Standard Webhooks",
+        "webhook-signature",
+        "whsec_",
+        "HMAC-SHA256",
+        "application/cloudevents+json",
+        "Stagegate-Signature",  # how a receiver of the old headers moves over
+        "STAGEGATE_WEBHOOK_ALLOW_HTTP",
+        "STAGEGATE_WEBHOOK_ALLOWED_NETWORKS",
+    )
+    for needed in needed_terms:
         assert needed in text, (
             f"no document mentions {needed} (infra/webhooks.py cites docs/integrations.md)"
         )
+
+
+# --- issue 12: Standard Webhooks beside the deprecated headers ------------------------------
+
+
+def test_a_subscription_from_before_standard_webhooks_gets_both_signatures(
+    stack: Stack, receiver: Receiver
+) -> None:
+    """A secret stored before this release (a plain string) keeps working: the old headers,
+    signed as before, for one release; the Standard Webhooks ones keyed by the same bytes."""
+    subscription = subscribe(stack, receiver, "legacy")
+    db = stack.services.database
+    with db.transaction() as curs:  # as an older release stored it
+        curs.execute(
+            f"UPDATE {db.table(SUBSCRIPTIONS_TABLE)} SET secret = %s WHERE id = %s",
+            (LEGACY_SECRET, subscription),
+        )
+    migrated = "whsec_" + base64.b64encode(LEGACY_SECRET.encode()).decode()
+    receiver.secrets["legacy"] = migrated  # the receiver's new check, as documented
+    raise_alerts(Journey(stack.app).register(), 2)
+    drain(stack.worker, stack.clock)
+
+    requests = receiver.of("legacy")
+    assert len(requests) == 2
+    assert all(r.accepted for r in requests), [r.problem for r in requests]
+    for request in requests:
+        assert verify(LEGACY_SECRET.encode(), request.headers, request.body) is None
+        assert verify_legacy(LEGACY_SECRET, request.headers, request.body) is None
+        assert request.headers["Stagegate-Delivery"] == request.delivery_id
+        assert request.headers["Stagegate-Event"] == request.document["type"]
+        assert request.headers["Stagegate-Timestamp"] == request.headers["webhook-timestamp"]
+
+
+# --- issue 12: the SSRF guard -------------------------------------------------------------
+
+
+def test_a_url_into_a_non_public_network_is_refused_when_subscribed(stack: Stack) -> None:
+    """With the defaults (https only, public addresses only) nothing below is subscribed; each
+    refusal names the field and why. Nothing is sent: IP literals are judged as written, and
+    names are resolved by the test's own resolver."""
+    names = {"internal.example": ["10.0.0.5"], "split.example": ["93.184.215.14", "10.1.2.3"]}
+    stack.services.webhooks.destinations = DestinationPolicy(
+        resolve=lambda host, _port: [ip_address(a) for a in names[host]]
+    )
+    for url, why in (
+        ("http://93.184.215.14/hook", "plain http is refused: use https, or set"),
+        ("https://10.0.0.5/hook", "10.0.0.5 is a private address (RFC 1918)"),
+        ("https://169.254.169.254/latest/", "169.254.169.254 is a cloud metadata service"),
+        ("https://[::1]:8443/hook", "::1 is a loopback address"),
+        ("https://[::ffff:127.0.0.1]/hook", "(that is 127.0.0.1) is a loopback address"),
+        ("https://internal.example/hook", "internal.example resolves to 10.0.0.5, a private"),
+        ("https://split.example/hook", "split.example resolves to 10.1.2.3, a private"),
+    ):
+        result = stack.gql(CREATE, {"input": {"url": url}})["data"]["result"]
+        assert result["__typename"] == "ValidationFailed", (url, result)
+        [error] = result["errors"]
+        assert error["path"] == "url"
+        assert why in error["message"], (url, error)
+    assert stack.services.webhooks.list_subscriptions() == []
+
+
+def test_a_url_refused_at_delivery_is_recorded_and_not_retried(
+    stack: Stack, receiver: Receiver
+) -> None:
+    """Judged again at every delivery: a name that resolved to a public address when it was
+    subscribed and resolves inwards now (DNS rebinding), or a loopback receiver once the
+    administrator withdraws the allowance, is refused, said so in the log, and left there."""
+    answers = {"hooks.example": ["93.184.215.14"]}
+    public_then_private = DestinationPolicy(
+        resolve=lambda host, _port: [ip_address(a) for a in answers[host]]
+    )
+    stack.services.webhooks.destinations = public_then_private
+    created = stack.gql(CREATE, {"input": {"url": "https://hooks.example/hook"}})
+    assert created["data"]["result"]["__typename"] == "CreatedWebhookSubscription", created
+    rebinding = created["data"]["result"]["subscription"]["id"]
+    stack.services.webhooks.destinations = DestinationPolicy(
+        allow_http=True, allowed_networks=tuple(LOOPBACK)
+    )
+    withdrawn = subscribe(stack, receiver, "withdrawn")
+    answers["hooks.example"] = ["10.0.0.5"]  # the name now points inwards
+    stack.worker.destinations = public_then_private  # and loopback is no longer allowed
+    raise_alerts(Journey(stack.app).register(), 2)
+
+    drain(stack.worker, stack.clock)
+    assert receiver.requests == []  # nothing was sent anywhere
+    for subscription, why in (
+        (rebinding, "refused: hooks.example resolves to 10.0.0.5, a private address"),
+        (withdrawn, "refused: plain http is refused"),
+    ):
+        log = delivery_log(stack, subscription)
+        assert len(log) == 2
+        for entry in log.values():
+            assert entry["status"] == "refused", entry
+            assert entry["attempts"] == 1  # not retried
+            assert entry["nextAttemptAt"] is None
+            assert entry["lastError"].startswith(why), entry
+    assert stack.services.webhooks.pending_count() == 0
+
+
+def test_a_redirect_is_a_failed_delivery_and_is_not_followed(
+    stack: Stack, receiver: Receiver
+) -> None:
+    subscription = subscribe(stack, receiver, "moved")
+    receiver.scripts = {"moved": [302]}  # to the metadata service (Location), never asked
+    raise_alerts(Journey(stack.app).register(), 1)
+    assert stack.worker.run_once() > 0
+    [entry] = delivery_log(stack, subscription).values()
+    assert (entry["status"], entry["lastStatusCode"]) == ("pending", 302)
+    assert "redirect, which is not followed" in entry["lastError"]
+    assert len(receiver.requests) == 1
+    drain(stack.worker, stack.clock)
+    assert [r.answer for r in receiver.of("moved")] == [302, 200]

@@ -11,6 +11,8 @@ from api.redaction import REDACTED, RedactSecrets, redact, without_string_litera
 
 TOKEN = "sgt_0123456789abcdef_Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWpr"
 SECRET = "whsec-correct-horse-battery-staple"
+WHSEC = "whsec_Y29ycmVjdC1ob3JzZS1iYXR0ZXJ5LXN0YXBsZS0xMjM0NTY3OA=="
+"""A Standard Webhooks secret: redacted by its form, whatever names it."""
 
 
 @pytest.mark.parametrize(
@@ -31,6 +33,20 @@ def test_secrets_are_redacted(text: str) -> None:
     assert TOKEN not in redacted
     assert SECRET not in redacted
     assert REDACTED in redacted
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"delivery signed with {WHSEC}",
+        f"subscribe(url, (), '{WHSEC}', 'admin') failed",
+        f"key={WHSEC[:20]}",
+    ],
+)
+def test_a_whsec_secret_is_redacted_by_its_form(text: str) -> None:
+    redacted = redact(text)
+    assert "Y29ycmVjdC1ob3Jz" not in redacted
+    assert f"whsec_{REDACTED}" in redacted
 
 
 def test_a_token_keeps_its_id() -> None:

@@ -46,3 +46,32 @@ def test_the_default_is_an_sqlite_file_in_the_working_directory() -> None:
 def test_a_schema_name_that_is_not_an_identifier_is_refused() -> None:
     with pytest.raises(ValidationError):
         Settings(postgres_schema='x"; drop table stored_events; --')
+
+
+def test_webhook_destinations_default_to_https_and_public_addresses_only() -> None:
+    settings = Settings()
+    assert settings.webhook_allow_http is False
+    assert settings.webhook_allowed_networks == []
+    assert settings.webhook_source == "stagegate"
+
+
+@pytest.mark.parametrize(
+    ("networks", "complaint"),
+    [
+        (["10.0.0.5/8"], "has host bits set (the network holding it: 10.0.0.0/8)"),
+        (["intranet"], "'intranet' is not a network in CIDR notation"),
+    ],
+)
+def test_allowed_webhook_networks_must_be_networks(networks: list[str], complaint: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(webhook_allowed_networks=networks)
+    assert complaint in str(refused.value)
+    assert "webhook_allowed_networks" in str(refused.value)
+
+
+def test_allowed_webhook_networks_are_read_as_a_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STAGEGATE_WEBHOOK_ALLOWED_NETWORKS", '["10.20.0.0/16", "fd00::/8"]')
+    monkeypatch.setenv("STAGEGATE_WEBHOOK_ALLOW_HTTP", "true")
+    settings = Settings()
+    assert [str(n) for n in settings.webhook_allowed_networks] == ["10.20.0.0/16", "fd00::/8"]
+    assert settings.webhook_allow_http is True
