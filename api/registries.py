@@ -42,6 +42,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import CurrentPrincipal
 from api.events.envelope import PostedEvent, delivery_fingerprint
 from api.events.ingest import Ingestion, Outcome
 from api.events.kinds import EventData, build_command
@@ -263,20 +264,21 @@ def _unauthorised(detail: str) -> dict[str, Any]:
     return problem("invalid-signature", "Invalid signature", 401, detail)
 
 
-def _link_problem(name: str, keys: list[str]) -> dict[str, Any]:
+def _link_problem(name: str, keys: list[str], what: str = "MLflow model") -> dict[str, Any]:
+    system = "SAGEMAKER" if what.startswith("SageMaker") else "MLFLOW"
     if not keys:
         return problem(
             "model-not-linked",
             "Model not linked",
             404,
-            f"The MLflow model '{name}' is linked to no use case: link it with "
-            "linkExternalModel (system MLFLOW) for its events to be applied.",
+            f"The {what} '{name}' is linked to no use case: link it with "
+            f"linkExternalModel (system {system}) for its events to be applied.",
         )
     return problem(
         "model-linked-ambiguously",
         "Model linked to several use cases",
         409,
-        f"The MLflow model '{name}' is linked to {', '.join(keys)}; an event must name one. "
+        f"The {what} '{name}' is linked to {', '.join(keys)}; an event must name one. "
         "Unlink it from all but one.",
     )
 
@@ -294,3 +296,149 @@ def _answer(outcome: Outcome) -> Response:
     if outcome.status >= 400:
         return problem_response(outcome.body)
     return JSONResponse(status_code=outcome.status, content=outcome.body)
+
+
+# --- SageMaker Model Registry, through an EventBridge API destination ------------------------
+
+SAGEMAKER_SOURCE = "aws.sagemaker"
+SAGEMAKER_DETAIL_TYPE = "SageMaker Model Package State Change"
+
+
+class SagemakerPackageCompleted(EventData):
+    group: str
+    version: int
+    arn: str
+
+    def command(self, key: str, occurred_at: datetime, state: UseCaseState) -> c.UseCaseCommand:
+        return build_command(
+            c.RegisterCandidateVersion,
+            set(),
+            key=key,
+            version={"label": version_label(self.group, str(self.version)), "model": self.arn},
+        )
+
+
+@router.post(
+    "/v1/registries/sagemaker",
+    summary="SageMaker Model Registry state changes, from an EventBridge API destination",
+    description=(
+        "An EventBridge rule on `SageMaker Model Package State Change` whose target is an API "
+        "destination posting here, with an integration token bound to the source "
+        "`aws.sagemaker` (`Authorization: Bearer`). A completed model package version of a "
+        "linked model package group becomes a candidate version `GROUP/vN` (no prompt) the "
+        "first time one is seen; SageMaker may send several events per change, so a delivery "
+        "is deduplicated on what changed (package ARN, approval and package status, last "
+        "modified time), not on the event's id. `Approved` names no approver, so it never "
+        "records a sign-off: approval and rejection are acknowledged (202) and change "
+        "nothing; the named approver signs off in stagegate."
+    ),
+    responses={
+        200: {"description": "Applied (or applied the first time it was delivered)."},
+        202: {"description": "Acknowledged: nothing for stagegate to record."},
+        400: {"description": "Not a SageMaker model package state change."},
+        401: {"description": "No valid bearer token."},
+        403: {"description": "The token may not post as aws.sagemaker."},
+        404: {"description": "The model package group is linked to no use case."},
+        422: {"description": "Refused by a gate or a rule."},
+    },
+)
+async def sagemaker_event(request: Request, principal: CurrentPrincipal) -> Response:
+    body = await request.body()
+    try:
+        payload = await run_in_threadpool(loads_json, body)
+    except Refused as refused:
+        return problem_response(refused.document)
+    if principal.actor.role is not Role.INTEGRATION or SAGEMAKER_SOURCE not in principal.sources:
+        return problem_response(
+            problem(
+                "source-not-allowed",
+                "Source not allowed",
+                403,
+                "SageMaker events are posted with an integration token bound to the source "
+                "'aws.sagemaker' ('stagegate token create --role integration --source "
+                "aws.sagemaker').",
+            )
+        )
+    read = _read_package_change(payload)
+    if isinstance(read, dict):
+        return problem_response(read)
+    group, version, arn, approval, status, modified = read
+    if status != "Completed":
+        return _acknowledged(f"the model package is {status}, not yet a version to judge")
+    backends = request.app.state.backends
+    keys = await run_in_threadpool(
+        backends.read_models.linked_use_cases, RegistrySystem.SAGEMAKER.value, group
+    )
+    if len(keys) != 1:
+        return problem_response(_link_problem(group, keys, "SageMaker model package group"))
+    # SageMaker may send several events for one change, each with its own id: the change is
+    # the delivery (what it is about and the state it reached), answered as the first time.
+    change = f"{arn}|{approval}|{status}|{modified}"
+    ingestion: Ingestion = backends.ingestion
+    delivered = await run_in_threadpool(ingestion.deliveries.find, [(SAGEMAKER_SOURCE, change)])
+    label = version_label(group, str(version))
+    use_case = await run_in_threadpool(backends.stagegate.use_case, keys[0], to_read=True)
+    if not delivered and label in use_case.state.versions:
+        return _acknowledged(
+            f"{label} is registered already; SageMaker's {approval} names no approver, so it "
+            "records no sign-off (the named approver signs off in stagegate)"
+        )
+    occurred = payload.get("time")
+    posted = PostedEvent(
+        source=SAGEMAKER_SOURCE,
+        id=change,
+        type="sagemaker.model_package.completed",
+        subject=keys[0],
+        time=datetime.fromisoformat(occurred) if isinstance(occurred, str) else None,
+        data=SagemakerPackageCompleted(group=group, version=version, arn=arn),
+        fingerprint=delivery_fingerprint({"change": change}),
+    )
+    [outcome] = await run_in_threadpool(
+        ingestion.ingest, [posted], principal.actor, request.state.correlation_id
+    )
+    return _answer(outcome)
+
+
+def _read_package_change(
+    payload: Any,
+) -> tuple[str, int, str, str, str, str] | dict[str, Any]:
+    """(group, version, ARN, approval status, package status, last modified), or a problem."""
+    detail = payload.get("detail") if isinstance(payload, dict) else None
+    errors = []
+    if not isinstance(payload, dict) or payload.get("detail-type") != SAGEMAKER_DETAIL_TYPE:
+        errors.append(("detail-type", f"must be '{SAGEMAKER_DETAIL_TYPE}'"))
+    if not isinstance(detail, dict):
+        errors.append(("detail", "is required: the model package's state"))
+        detail = {}
+    fields = {
+        "ModelPackageGroupName": str,
+        "ModelPackageVersion": int,
+        "ModelPackageArn": str,
+        "ModelApprovalStatus": str,
+        "ModelPackageStatus": str,
+    }
+    for name, kind in fields.items():
+        value = detail.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool) or value in ("", None):
+            errors.append((f"detail.{name}", f"is required, as {kind.__name__}"))
+    if errors:
+        return problem(
+            "invalid-sagemaker-event",
+            "Invalid SageMaker event",
+            400,
+            "Not a SageMaker model package state change: "
+            + "; ".join(f"{path} {message}" for path, message in errors),
+            errors=[{"path": path, "message": message} for path, message in errors],
+        )
+    return (
+        str(detail["ModelPackageGroupName"]),
+        int(detail["ModelPackageVersion"]),
+        str(detail["ModelPackageArn"]),
+        str(detail["ModelApprovalStatus"]),
+        str(detail["ModelPackageStatus"]),
+        str(detail.get("LastModifiedTime", detail.get("CreationTime", ""))),
+    )
+
+
+def _acknowledged(reason: str) -> Response:
+    return JSONResponse(status_code=202, content={"status": "ignored", "reason": reason})
