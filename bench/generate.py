@@ -143,6 +143,8 @@ class Journey:
     deployed_at: datetime | None = None
     labels: int = 0
     metric: str = "handling_minutes"
+    baseline: float = 20.0
+    lower_is_better: bool = True
     snapshots: list[Any] = field(default_factory=list)
 
 
@@ -284,6 +286,8 @@ class Generator:
         r = self.rng
         metric, unit, direction = r.choice(METRICS)
         j.metric = metric
+        j.baseline = round(r.uniform(5, 50), 1)
+        j.lower_is_better = direction == "lower_is_better"
         self.step(j)
         self.issue(
             j,
@@ -291,7 +295,7 @@ class Generator:
             baseline={
                 "metric": metric,
                 "unit": unit,
-                "value": round(r.uniform(5, 50), 1),
+                "value": j.baseline,
                 "direction": direction,
                 "measured_at": j.now - timedelta(days=1),
                 "method": "time study over two weeks",
@@ -349,11 +353,13 @@ class Generator:
         assert j.deployed_at is not None
         assert j.business is not None
         j.now = max(j.now, j.deployed_at + timedelta(days=61))
+        # Better than the baseline in its direction (IMPROVEMENT_SHOWN).
+        better = r.uniform(0.4, 0.9) if j.lower_is_better else r.uniform(1.1, 1.8)
         self.issue(
             j,
             c.RecordMeasurement,
             metric=j.metric,
-            value=round(r.uniform(2, 20), 1),
+            value=round(j.baseline * better, 1),
             measuredAt=j.now,
             method="time study",
         )
@@ -379,6 +385,22 @@ class Generator:
         self.step(j)
         self.issue(j, c.ConfirmScaleCriterion, dimension="volume", evidence="load test report")
         self.step(j, 24, 24 * 10)
+        # The last complete month's cost, reported in full and within the 1,500 EUR budget
+        # confirmed with cost tracking (COST_WITHIN_BUDGET).
+        this_month = j.now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        last_month = (this_month - timedelta(days=1)).replace(day=1)
+        self.issue(
+            j,
+            c.RecordInferenceCost,
+            actor=Actor(id="ops-monitor", role=Role.INTEGRATION),
+            channel=Channel.CLOUDEVENTS,
+            periodStart=last_month,
+            periodEnd=this_month,
+            amount=str(Decimal(r.randint(20_000, 140_000)) / 100),
+            currency="EUR",
+        )
+        # At once: a step could cross into the next month, whose last complete month is
+        # then the one just reported in part.
         return self.issue(j, c.AdvanceStage, to="scale")
 
     def operate(self, j: Journey, count: int, until: datetime = NOW) -> int:

@@ -5,6 +5,11 @@
     python bench/readside.py use-case URL --rate 100     # useCase(key) + gate + history(last: 20)
     python bench/readside.py as-of    URL --key long-lived      # asOf on a 10,000-event use case
     python bench/readside.py use-cases URL --rate 20            # 50-row useCases pages
+    python bench/readside.py portfolio URL --rate 1             # the portfolio, in full
+
+``use-case`` and ``use-cases`` ask for the value fields of issue 11 too (cost by month, budget,
+return on investment, the adoption trend, improvements); ``--without-value`` sends the queries
+as they were before them (issue 3's), to compare.
 
 URL names a database filled by ``bench/generate.py``. The HTTP benchmarks start
 ``stagegate serve`` on it (a subprocess, as in production) unless ``--server`` names a running
@@ -101,9 +106,10 @@ def report(
 ) -> None:
     p = percentiles(latencies)
     verdict = "PASS" if p["p99"] < target and errors == 0 else "FAIL"
+    judged = f"  -> p99 target < {target:g} ms: {verdict}" if target else "  (no target)"
     print(
         f"{name}: {sent} requests in {elapsed:.1f} s ({sent / elapsed:.1f}/s), {errors} errors\n"
-        f"  {fmt(p)}  max {max(latencies):.1f} ms  -> p99 target < {target:g} ms: {verdict}"
+        f"  {fmt(p)}  max {max(latencies):.1f} ms{judged}"
     )
 
 
@@ -329,7 +335,7 @@ def cmd_lag(args: argparse.Namespace) -> None:
 
 # --- 3-5. HTTP reads --------------------------------------------------------------------------
 
-USE_CASE_QUERY = """
+USE_CASE_QUERY_BEFORE_VALUE = """
 query UseCaseWithHistory($key: String!) {
   useCase(key: $key) {
     key title stage version
@@ -342,8 +348,24 @@ query UseCaseWithHistory($key: String!) {
     }
   }
 }"""
+"""Issue 3's query (``--without-value``)."""
 
-USE_CASES_QUERY = """
+VALUE_FIELDS = """
+    costByMonth { month currency amount daysReported daysInMonth reportedInFull budget
+                  withinBudget }
+    monthlyBudget { amount currency }
+    returnOnInvestment { currency statedAnnualValue annualisedInferenceCost monthsCounted
+                         valueToCost proven }
+    adoption(last: 12) { edges { node { activeUsers targetUsers rate measuredAt } } }
+    improvements { baseline { metric unit value direction kind } afterState { value measuredAt }
+                   change relativeChange counts }"""
+"""Issue 11's value fields of a use case, as a page or a detail view asks for them."""
+
+USE_CASE_QUERY = USE_CASE_QUERY_BEFORE_VALUE.replace(
+    "    history(last: 20) {", VALUE_FIELDS.lstrip("\n") + "\n    history(last: 20) {"
+)
+
+USE_CASES_QUERY_BEFORE_VALUE = """
 query Portfolio($after: String, $filter: UseCaseFilterInput) {
   useCases(first: 50, after: $after, filter: $filter) {
     edges { cursor node {
@@ -356,8 +378,26 @@ query Portfolio($after: String, $filter: UseCaseFilterInput) {
     pageInfo { hasNextPage endCursor }
   }
 }"""
+"""Issue 3's query (``--without-value``)."""
 
-USE_CASES_COUNT_QUERY = USE_CASES_QUERY.replace("pageInfo {", "totalCount pageInfo {")
+USE_CASES_QUERY = USE_CASES_QUERY_BEFORE_VALUE.replace(
+    "latestAdoption { activeUsers targetUsers rate }",
+    "latestAdoption { activeUsers targetUsers rate }" + VALUE_FIELDS.replace("\n", "\n    "),
+)
+
+PORTFOLIO_QUERY = """
+query Portfolio {
+  portfolio {
+    stages { stage count averageDaysInStage }
+    stuckPilots stuckAfterDays deployed deployedWithMeasuredValue measuredValueShare
+    valueAgainstCost {
+      currency estimatedAnnualValue annualInferenceCost
+      proven { estimatedAnnualValue annualInferenceCost }
+      unproven { estimatedAnnualValue annualInferenceCost }
+    }
+    funnel { stage reached medianDaysInStage }
+  }
+}"""
 
 AS_OF_VERSION_QUERY = """
 query AsOf($key: String!, $version: Int!) {
@@ -379,10 +419,38 @@ def graphql(query: str, variables: dict[str, Any], name: str = "") -> Request:
     return Request(body={"query": query, "variables": variables}, name=name)
 
 
-def run_http(args: argparse.Namespace, name: str, make: Any, target: float) -> None:
+def cpu_of_descendants() -> float:
+    """CPU seconds (user + system) used so far by this process's descendants that still run
+    (the server it started): on a shared machine, what a request costs the server, whatever
+    else runs beside it."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick
+    me, total = os.getpid(), 0.0
+    for pid, seconds in used.items():
+        ancestor = parents.get(pid)
+        while ancestor and ancestor != me:
+            ancestor = parents.get(ancestor)
+        if ancestor == me:
+            total += seconds
+    return total
+
+
+def run_http(
+    args: argparse.Namespace, name: str, make: Any, target: float, connections: int = 32
+) -> None:
     token = issue_token(args.url)
     print(f"dataset: {dataset(args.url)}")
     with server_or_given(args.url, args.port, args.projections, args.server) as base:
+        cpu_before = cpu_of_descendants()
         result = run_fixed_rate(
             f"{base}/graphql",
             token,
@@ -390,6 +458,14 @@ def run_http(args: argparse.Namespace, name: str, make: Any, target: float) -> N
             rate=args.rate,
             duration=args.duration,
             warmup=args.warmup,
+            connections=connections,
+        )
+        server_cpu = cpu_of_descendants() - cpu_before
+    if not args.server:
+        every = result.sent + int(args.rate * args.warmup)  # the warm-up's requests too
+        print(
+            f"  server CPU: {server_cpu:.1f} s for {every} requests (warm-up included)"
+            f" = {server_cpu / every * 1000:.2f} ms a request"
         )
     by_name: dict[str, list[float]] = {}
     for label, latency in result.samples:
@@ -412,10 +488,12 @@ def run_http(args: argparse.Namespace, name: str, make: Any, target: float) -> N
 def cmd_use_case(args: argparse.Namespace) -> None:
     keys = keys_of(args.url)
     rng = random.Random(2)
+    query = USE_CASE_QUERY_BEFORE_VALUE if args.without_value else USE_CASE_QUERY
     run_http(
         args,
-        "useCase(key) + gate + history(last: 20)",
-        lambda: graphql(USE_CASE_QUERY, {"key": rng.choice(keys)}),
+        "useCase(key) + gate + history(last: 20)"
+        + ("" if args.without_value else " + value fields"),
+        lambda: graphql(query, {"key": rng.choice(keys)}),
         25,
     )
 
@@ -467,14 +545,30 @@ def cmd_use_cases(args: argparse.Namespace) -> None:
             lambda: {"filter": {"stuckForDays": 30}, "after": _cursor(rng.choice(keys))},
         ),
     ]
-    with_count = args.total_count
+    query = USE_CASES_QUERY_BEFORE_VALUE if args.without_value else USE_CASES_QUERY
+    if args.total_count:
+        query = query.replace("pageInfo {", "totalCount pageInfo {")
 
     def make() -> Request:
         label, variables = rng.choice(variants)
-        query = USE_CASES_COUNT_QUERY if with_count else USE_CASES_QUERY
         return graphql(query, variables(), label)
 
-    run_http(args, "useCases(first: 50)" + (" + totalCount" if with_count else ""), make, 50)
+    run_http(
+        args,
+        "useCases(first: 50)"
+        + ("" if args.without_value else " + value fields")
+        + (" + totalCount" if args.total_count else ""),
+        make,
+        50,
+    )
+
+
+def cmd_portfolio(args: argparse.Namespace) -> None:
+    """The whole portfolio (funnel, value against cost), as a dashboard asks for it. No target
+    was set for it: the figure is for the record."""
+    # Two connections: at a request a second, each of 32 would wait longer than the server's
+    # keep-alive (5 s) between its requests and be closed under the driver.
+    run_http(args, "portfolio", lambda: graphql(PORTFOLIO_QUERY, {}), 0, connections=2)
 
 
 def _cursor(key: str) -> str:
@@ -577,6 +671,7 @@ def cmd_explain(args: argparse.Namespace) -> None:
             "query": AS_OF_VERSION_QUERY,
             "variables": {"key": args.key, "version": rng.randint(1, args.max_version)},
         },
+        "portfolio": lambda: {"query": PORTFOLIO_QUERY, "variables": {}},
     }
     make = queries[args.query]
     with TestClient(build_api(s)) as client:
@@ -635,6 +730,7 @@ def main() -> None:
         ("use-case", cmd_use_case, 100),
         ("use-cases", cmd_use_cases, 20),
         ("as-of", cmd_as_of, 10),
+        ("portfolio", cmd_portfolio, 1),
     ):
         p = sub.add_parser(name)
         p.add_argument("url")
@@ -646,6 +742,12 @@ def main() -> None:
         p.add_argument("--port", type=int, default=8765)
         if name == "use-cases":
             p.add_argument("--total-count", action="store_true")
+        if name in ("use-case", "use-cases"):
+            p.add_argument(
+                "--without-value",
+                action="store_true",
+                help="issue 3's query, without issue 11's value fields",
+            )
         if name == "as-of":
             p.add_argument("--key", default="long-lived")
             p.add_argument("--repeat", type=int, default=50)
@@ -653,7 +755,9 @@ def main() -> None:
 
     p = sub.add_parser("explain", help="one query in process: SQL statements and profile")
     p.add_argument("url")
-    p.add_argument("--query", choices=("use-case", "use-cases", "as-of"), default="use-case")
+    p.add_argument(
+        "--query", choices=("use-case", "use-cases", "as-of", "portfolio"), default="use-case"
+    )
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--key", default="long-lived-10k")
     p.add_argument("--max-version", type=int, default=10_000)

@@ -39,6 +39,10 @@ from infra.readmodels.schema import POSITIONS
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000
+REBUILD_IDLE_TIMEOUT = "2min"
+"""How long a rebuild's transaction may wait between statements (PostgreSQL): it works in
+Python between them, a chunk of use cases at a time, which on a busy host outlasted the
+connections' 5 s idle-in-transaction timeout and ended a rebuild (and an upgrade's) part-way."""
 MAX_FAULTS_IN_A_ROW = 20
 """Events set aside one after another, none applied between, before the runner stops."""
 
@@ -174,6 +178,10 @@ class ProjectionRunner:
             try:
                 with self.db.transaction() as curs:
                     curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    curs.execute(
+                        "SELECT set_config('idle_in_transaction_session_timeout', %s, true)",
+                        (REBUILD_IDLE_TIMEOUT,),
+                    )
                     self._lock_and_read_position(curs)
                     row = curs.fetchone()
                     if row is None or int(row["position"]) != 0:

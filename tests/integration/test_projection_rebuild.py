@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import pytest
 
@@ -142,6 +143,30 @@ def test_a_large_rebuild_writes_the_history_in_a_process_of_its_own_with_the_sam
 
     assert processes == [1]
     assert rebuilt == live, describe_differences(live, rebuilt)
+
+
+@pytest.mark.postgres
+def test_a_rebuild_may_work_between_its_statements_longer_than_the_idle_timeout(
+    postgres_services: Services,
+) -> None:
+    """The rebuild decodes a chunk of use cases in Python between two statements of its one
+    transaction; on a busy host that took over the connections' 5 s idle-in-transaction
+    timeout, and PostgreSQL ended the rebuild (and ``db upgrade``) part-way."""
+    services = postgres_services
+    Workload(services.app, 7).run(20, use_cases=2, after_batch=services.read_models.catch_up)
+    services.read_models.empty()
+    seen: list[object] = []
+
+    def rebuild(curs: Any, head: int) -> None:
+        curs.execute("SHOW idle_in_transaction_session_timeout")
+        seen.append(curs.fetchone()["idle_in_transaction_session_timeout"])
+
+    services.read_models._runner("summaries").rebuild_at_once(rebuild)
+
+    assert seen == ["2min"]
+    with services.database.transaction() as curs:  # only that transaction's
+        curs.execute("SHOW idle_in_transaction_session_timeout")
+        assert curs.fetchone()["idle_in_transaction_session_timeout"] == "5s"
 
 
 def _wait_until_current(services: Services, worker: ReadModelService) -> None:
