@@ -120,6 +120,10 @@ class Principal:
     role: Role
 
 
+MAX_MONTHS = 1200
+"""The most months ``costByMonth`` lists at once (a hundred years)."""
+
+
 @dataclass(frozen=True)
 class UseCaseView:
     """A loaded use case with the policy its gate is judged by and the instant it is judged
@@ -321,10 +325,13 @@ class UseCase(Node):
 
     @strawberry.field(
         description="Inference cost reported per calendar month and currency, oldest first, "
-        "against the monthly budget."
+        "against the monthly budget: the `last` months with a cost (12 unless asked; null: "
+        "every one)."
     )
-    def cost_by_month(self) -> list[MonthlyCost]:
-        return cost_by_month(self._state)
+    def cost_by_month(self, last: int | None = 12) -> list[MonthlyCost]:
+        if last is not None and not 0 <= last <= MAX_MONTHS:
+            raise GraphQLError(f"last must be between 0 and {MAX_MONTHS}, not {last}")
+        return cost_by_month(self._state, last)
 
     @strawberry.field(description="Stated when cost tracking was confirmed; null before.")
     def monthly_budget(self) -> MonthlyBudget | None:

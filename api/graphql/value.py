@@ -47,11 +47,13 @@ class MonthlyCost:
     )
 
 
-def cost_by_month(state: UseCaseState) -> list[MonthlyCost]:
-    """Every month with a cost reported, oldest first, then by currency."""
+def cost_by_month(state: UseCaseState, last: int | None) -> list[MonthlyCost]:
+    """The ``last`` latest months with a cost reported (every one if None), oldest first,
+    then by currency."""
     budget = costs.budget_of(state.readiness)
     found = []
-    for month in sorted(state.monthly_costs):
+    months = sorted(state.monthly_costs)
+    for month in months if last is None else months[-last:] if last else []:
         for currency, cost in sorted(state.monthly_costs[month].items()):
             in_full = costs.reported_in_full(cost)
             limit = budget.amount if budget is not None and budget.currency == currency else None

@@ -233,11 +233,12 @@ class SqlQueries:
             " SELECT h.aggregate_id, h.version, h.recorded_at, h.payload, ROW_NUMBER() OVER"
             f" (PARTITION BY h.aggregate_id ORDER BY h.business_time {order}, h.version"
             f" {order}) AS n FROM {self.history_table} h{cursor_join}"
-            f" WHERE h.event_type = %s AND h.aggregate_id IN ({ids}){past}"
+            # The type written out, not a parameter: a generic plan of a prepared statement
+            # could not use the partial index on adoption events (stagegate_history_adoption).
+            f" WHERE h.event_type = '{_ADOPTION}' AND h.aggregate_id IN ({ids}){past}"
             ") ranked WHERE n <= %s ORDER BY aggregate_id, n",
             [
                 *params,
-                _ADOPTION,
                 *use_case_ids,
                 *([until_version] if until_version is not None else []),
                 size + 1,

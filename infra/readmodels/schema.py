@@ -71,6 +71,9 @@ def create_tables(db: Database) -> None:
         f" corrects {bigint}, payload TEXT NOT NULL, UNIQUE (aggregate_id, version))",
         f"CREATE INDEX IF NOT EXISTS stagegate_history_recorded ON {t(HISTORY)}"
         " (aggregate_id, recorded_at)",
+        # A page's adoption series: its readings alone, in the order measured.
+        f"CREATE INDEX IF NOT EXISTS stagegate_history_adoption ON {t(HISTORY)}"
+        " (aggregate_id, business_time, version) WHERE event_type = 'AdoptionRecorded'",
         f"CREATE TABLE IF NOT EXISTS {t(PERIODS)} ("
         f" use_case_id TEXT NOT NULL, stage TEXT NOT NULL, entered_at {ts} NOT NULL,"
         f" left_at {ts}, PRIMARY KEY (use_case_id, entered_at, stage))",

@@ -83,6 +83,13 @@ def test_cost_by_month_against_the_budget_and_the_return_it_buys(
     other = by_month[(f"{start:%Y-%m}", "USD")]
     assert (other["budget"], other["withinBudget"]) == (None, None)
 
+    latest = api.use_case(journey.key, "costByMonth(last: 1) { month currency }")
+    assert latest is not None
+    assert latest["costByMonth"] == [
+        {"month": f"{start:%Y-%m}", "currency": "EUR"},
+        {"month": f"{start:%Y-%m}", "currency": "USD"},
+    ]  # the latest month with a cost, in each of its currencies
+
     # One complete month of 800 EUR: 9,600 a year against the 120,000 stated, unproven: the
     # after-state is not measured yet.
     roi = use_case["returnOnInvestment"]

@@ -327,7 +327,7 @@ def test_db_status_and_a_second_upgrade_find_nothing_to_do(
         try:
             pending = migrations.status(services)
             assert (pending.current, pending.legacy_version) == (None, 2)
-            assert pending.pending == ("0002", "0003", "0004", "0005")
+            assert pending.pending == ("0002", "0003", "0004", "0005", "0006")
             assert not pending.is_current
 
             assert migrations.upgrade(services) == pending
