@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -251,6 +252,11 @@ def test_in_text_mode_a_request_is_one_line_with_the_same_fields(api: Api) -> No
             headers={"X-Correlation-ID": "text-mode-1"},
         )
         assert response.status_code == 200
+        # The line is written once the response has gone out: on a busy machine, a moment
+        # after the client has it.
+        deadline = time.monotonic() + 10
+        while "text-mode-1" not in stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         requests_log.removeHandler(handler)
         requests_log.setLevel(level)
