@@ -31,22 +31,26 @@ those is the figure reported.
 Every response is checked: 200 with ``status: accepted`` for the event (anything else is
 counted and shown), and at the end the number of events appended to the store is compared with
 the number accepted. Latencies are from the request's start to its full response, measured by
-the client.
+the client. The server's CPU time per request (its process's user + system time over the phase,
+from ``/proc``) tells the server's own work from waiting (on PostgreSQL, on the other cores'
+load).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
+import os
 import statistics
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,7 +61,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest import SOURCE, STRUCTURED, Events, stored_events, throwaway_database  # noqa: E402
-from serve import server  # noqa: E402
+from serve import stagegate, stderr_of  # noqa: E402
 
 SAGEMAKER = "aws.sagemaker"
 PHASES = ("cloudevents", "mlflow", "sagemaker")
@@ -230,7 +234,33 @@ class Deliveries:
         }[phase]
 
 
-# --- the load -----------------------------------------------------------------------------------
+# --- the server and the load ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def serving(url: str, port: int) -> Iterator[tuple[str, Callable[[], float]]]:
+    """``stagegate serve`` (read models inline, one process), as ``serve.server`` starts it:
+    its base URL once it answers, and a function giving the CPU seconds it has used so far."""
+    base = f"http://127.0.0.1:{port}"
+    with stagegate(["serve"], url, port=str(port), projections="inline", workers="1") as proc:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {stderr_of(proc)[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not become ready")
+            time.sleep(0.2)
+        print(f"server pid {proc.pid} ready on {base} (STAGEGATE_PROJECTIONS=inline)", flush=True)
+        tick = os.sysconf("SC_CLK_TCK")
+
+        def cpu() -> float:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+
+        yield base, cpu
 
 
 class Run:
@@ -240,6 +270,7 @@ class Run:
         self.failures: list[str] = []
         self.lock = threading.Lock()
         self.elapsed = 0.0
+        self.server_cpu = 0.0
 
     def record(self, started: float, response: httpx.Response) -> None:
         took = (time.perf_counter() - started) * 1000
@@ -262,8 +293,19 @@ class Run:
     def rate(self) -> float:
         return len(self.latencies) / self.elapsed
 
+    @property
+    def cpu_ms(self) -> float:
+        """The server's CPU time per request."""
+        return self.server_cpu * 1000 / len(self.latencies)
 
-def drive(base: str, requests: int, clients: int, next_request: Callable[[], Request]) -> Run:
+
+def drive(
+    base: str,
+    cpu: Callable[[], float],
+    requests: int,
+    clients: int,
+    next_request: Callable[[], Request],
+) -> Run:
     """``clients`` threads, each with its own keep-alive connection, share ``requests`` posts."""
     run = Run()
     remaining = [requests]
@@ -281,12 +323,14 @@ def drive(base: str, requests: int, clients: int, next_request: Callable[[], Req
                 run.record(started, http.post(path, content=body, headers=headers))
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
+    cpu_before = cpu()
     started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     run.elapsed = time.perf_counter() - started
+    run.server_cpu = cpu() - cpu_before
     return run
 
 
@@ -300,7 +344,8 @@ def line(name: str, run: Run) -> str:
     return (
         f"{name:<21} {len(run.latencies):>6} requests in {run.elapsed:5.1f} s = "
         f"{run.rate:6.1f} events/s; p50 {p50:5.1f} ms  p95 {p95:5.1f} ms  p99 {p99:6.1f} ms"
-        f"  max {max(run.latencies):6.1f} ms; {run.accepted} accepted, "
+        f"  max {max(run.latencies):6.1f} ms; server CPU {run.cpu_ms:4.1f} ms/request; "
+        f"{run.accepted} accepted, "
         f"{len(run.failures)} refused or failed"
     )
 
@@ -330,9 +375,9 @@ def main() -> None:
         accepted = 0
         failures: list[str] = []
         runs: dict[str, list[Run]] = {phase: [] for phase in PHASES}
-        with server(url, args.port, "inline") as base:
+        with serving(url, args.port) as (base, cpu):
             for phase in PHASES:
-                warm = drive(base, args.warm_up, args.clients, deliveries.of(phase))
+                warm = drive(base, cpu, args.warm_up, args.clients, deliveries.of(phase))
                 accepted += warm.accepted
                 failures += warm.failures
                 print(line(f"warm-up {phase}", warm), flush=True)
@@ -340,7 +385,7 @@ def main() -> None:
                 order = PHASES[round_ % 3 :] + PHASES[: round_ % 3]
                 print(f"round {round_ + 1} ({', '.join(order)}), {args.clients} clients:")
                 for phase in order:
-                    run = drive(base, args.requests, args.clients, deliveries.of(phase))
+                    run = drive(base, cpu, args.requests, args.clients, deliveries.of(phase))
                     runs[phase].append(run)
                     accepted += run.accepted
                     failures += run.failures
@@ -359,9 +404,10 @@ def main() -> None:
     print(f"\nover {args.rounds} rounds, {args.clients} clients (median of the rounds' rates;")
     print("latency percentiles over every request of the phase's rounds):")
     print(
-        "| phase | events/s (median) | rounds | p50 | p95 | p99 | ratio to cloudevents (median) |"
+        "| phase | events/s (median) | rounds | p50 | p95 | p99 | server CPU per request"
+        " (median) | ratio to cloudevents (median) |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for phase in PHASES:
         rates = [run.rate for run in runs[phase]]
         latencies = [latency for run in runs[phase] for latency in run.latencies]
@@ -375,7 +421,8 @@ def main() -> None:
         print(
             f"| {phase} | {statistics.median(rates):,.1f} | "
             f"{', '.join(f'{r:.0f}' for r in rates)} | {p50:.1f} ms | {p95:.1f} ms | "
-            f"{p99:.1f} ms | {ratio} |"
+            f"{p99:.1f} ms | {statistics.median(run.cpu_ms for run in runs[phase]):.1f} ms | "
+            f"{ratio} |"
         )
     for failure in failures[:5]:
         print(f"  e.g. {failure}")
