@@ -44,7 +44,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import os
 import statistics
 import sys
 import threading
@@ -61,7 +60,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest import SOURCE, STRUCTURED, Events, stored_events, throwaway_database  # noqa: E402
-from serve import stagegate, stderr_of  # noqa: E402
+from serve import cpu_seconds, stagegate, wait_ready  # noqa: E402
 
 SAGEMAKER = "aws.sagemaker"
 PHASES = ("cloudevents", "mlflow", "sagemaker")
@@ -243,22 +242,11 @@ def serving(url: str, port: int) -> Iterator[tuple[str, Callable[[], float]]]:
     its base URL once it answers, and a function giving the CPU seconds it has used so far."""
     base = f"http://127.0.0.1:{port}"
     with stagegate(["serve"], url, port=str(port), projections="inline", workers="1") as proc:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {stderr_of(proc)[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not become ready")
-            time.sleep(0.2)
+        wait_ready(base, proc)
         print(f"server pid {proc.pid} ready on {base} (STAGEGATE_PROJECTIONS=inline)", flush=True)
-        tick = os.sysconf("SC_CLK_TCK")
 
         def cpu() -> float:
-            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+            return cpu_seconds(proc.pid)
 
         yield base, cpu
 

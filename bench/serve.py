@@ -58,6 +58,27 @@ def stderr_of(process: subprocess.Popen[bytes]) -> str:
     return _logs[process.pid].read_text(errors="replace")
 
 
+def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    """Return once the server at ``base`` answers ``/readyz``; raise if it exits or takes
+    more than two minutes."""
+    deadline = time.monotonic() + 120
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {stderr_of(process)[-2000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError("the server did not become ready")
+        time.sleep(0.2)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def projection_worker(url: str, poll: float | None = None) -> Iterator[None]:
     """A ``stagegate projections run`` worker keeping the read models current."""
@@ -99,16 +120,7 @@ def server(
         )
         if worker:
             stack.enter_context(projection_worker(url))
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {stderr_of(proc)[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not become ready")
-            time.sleep(0.2)
+        wait_ready(base, proc)
         if workers > 1:
             # /readyz answers once one process listens; a driver's kept-alive connections
             # would all land on it if they connected before the others were up.

@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest import throwaway_database  # noqa: E402
-from serve import stagegate, stderr_of  # noqa: E402
+from serve import stagegate, wait_ready  # noqa: E402
 
 KEY = "live-bench"
 QUERIES = {
@@ -276,22 +276,9 @@ def main() -> None:
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         with stagegate(["serve"], url, port=str(port), workers="1") as process:
-            _wait_ready(base, process)
+            wait_ready(base, process)
             print(f"{os.cpu_count()} cores; subscription: {args.subscription}", flush=True)
             asyncio.run(run(args, base, process.pid, editor, auditor))
-
-
-def _wait_ready(base: str, process: Any) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited: {stderr_of(process)[-2000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        if time.monotonic() > deadline:
-            raise RuntimeError("the server did not become ready")
-        time.sleep(0.2)
 
 
 if __name__ == "__main__":
