@@ -375,10 +375,13 @@ async def sagemaker_event(request: Request, principal: CurrentPrincipal) -> Resp
     # the delivery (what it is about and the state it reached), answered as the first time.
     change = f"{arn}|{approval}|{status}|{modified}"
     ingestion: Ingestion = backends.ingestion
-    delivered = await run_in_threadpool(ingestion.deliveries.find, [(SAGEMAKER_SOURCE, change)])
     label = version_label(group, str(version))
     use_case = await run_in_threadpool(backends.stagegate.use_case, keys[0], to_read=True)
-    if not delivered and label in use_case.state.versions:
+    # A version registered already is acknowledged, unless this very change registered it
+    # (a copy of it): that one is answered as the first time, by the ingestion below.
+    if label in use_case.state.versions and not await run_in_threadpool(
+        ingestion.deliveries.find, [(SAGEMAKER_SOURCE, change)]
+    ):
         return _acknowledged(
             f"{label} is registered already; SageMaker's {approval} names no approver, so it "
             "records no sign-off (the named approver signs off in stagegate)"
