@@ -61,7 +61,7 @@ def test_a_completed_package_version_becomes_a_candidate_once(services: Services
     approved = _post(
         api,
         token,
-        sagemaker.model_package_state_change(approval="Approved", modified=1614186099000),
+        sagemaker.model_package_state_change(approval="Approved", modified="2021-02-24T17:01:39Z"),
     )
     assert approved.status_code == 202, approved.text
     assert "no approver" in approved.json()["reason"]
@@ -89,3 +89,25 @@ def test_what_is_not_a_completed_version_of_a_linked_group_is_refused_or_acknowl
     assert_problem(other_source, 403, "source-not-allowed")
     assert api.http.post("/v1/registries/sagemaker", json={}).status_code == 401
     assert journey.use_case.version == version
+
+
+def test_the_event_as_aws_documents_it_is_mapped(services: Services, api: Api) -> None:
+    """The page's example, posted as published (its repeated ``source``, its ISO 8601 times and
+    a ``Rejected`` approval): a completed version of a linked group becomes a candidate, and the
+    approval status records nothing, as it names no one."""
+    journey = _linked(services, api)
+
+    answer = api.http.post(
+        "/v1/registries/sagemaker",
+        content=sagemaker.DOCUMENTED_EXAMPLE.encode(),
+        headers={"Authorization": f"Bearer {_token(services)}", "Content-Type": "application/json"},
+    )
+
+    assert answer.status_code == 200, answer.text
+    [*_, registered] = events_of(services.app, journey.key)
+    assert isinstance(registered, e.CandidateVersionRegistered)
+    assert registered.version.label == f"{sagemaker.GROUP}/v2"
+    assert registered.version.model == (
+        "arn:aws:sagemaker:us-east-2:123456789012:model-package/versionedmp-p-idy6c3e1fiqj/2"
+    )
+    assert journey.use_case.state.sign_off is None
