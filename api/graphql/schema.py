@@ -36,6 +36,7 @@ from api.graphql.errors import (
     VersionConflict,
     error_member,
 )
+from api.graphql.execution import resolve_methods_directly
 from api.graphql.history import AuditEntry
 from api.graphql.node import AUDIT_ENTRY, USE_CASE, Node, parse_global_id
 from api.graphql.readside import ReadQueries
@@ -218,7 +219,7 @@ def build_schema(max_depth: int, max_aliases: int, introspection: bool = True) -
         # spans are the OpenTelemetry API's no-ops.
         OperationSpans,
     ]
-    return ReportingSchema(
+    schema = ReportingSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -227,6 +228,8 @@ def build_schema(max_depth: int, max_aliases: int, introspection: bool = True) -
         # Each subscription event is executed on a worker thread (api.graphql.subscriptions).
         execution_context_class=SubscriptionEventsInThreads,
     )
+    resolve_methods_directly(schema._schema)
+    return schema
 
 
 SCHEMA_FILE = Path(__file__).with_name("schema.graphql")

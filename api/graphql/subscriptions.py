@@ -37,7 +37,6 @@ from graphql import GraphQLError, get_operation_ast, parse
 from starlette.concurrency import run_in_threadpool
 from strawberry.fastapi import GraphQLRouter
 from strawberry.schema import BaseSchema
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -53,6 +52,7 @@ from api.auth import Authenticator, Principal
 from api.graphql.context import Context
 from api.graphql.cost import CostMeter
 from api.graphql.errors import Stage
+from api.graphql.execution import PlainLeavesInOneStep
 from api.graphql.feed import ChangeFeed, FellBehind
 from api.graphql.history import AuditEntry
 from api.graphql.types import UseCase, UseCaseView
@@ -229,7 +229,7 @@ async def _until_behind(events: Any) -> AsyncIterator[CommittedEvent]:
         raise GraphQLError(str(error), extensions={"code": "FELL_BEHIND"}) from None
 
 
-class SubscriptionEventsInThreads(StrawberryGraphQLCoreExecutionContext):
+class SubscriptionEventsInThreads(PlainLeavesInOneStep):
     """graphql-core's executor, but each subscription event is executed on a worker thread
     with a context of its own, once for all the subscriptions that ask the same of it.
 
