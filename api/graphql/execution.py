@@ -29,6 +29,8 @@ holds the short and the long paths to the same answers.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -55,6 +57,10 @@ _NOT_PLAIN = object()
 """What ``_PlainLeaf.value_of`` answers when graphql-core's own path must complete the field."""
 
 
+_PLAIN_VALUES = frozenset({str, int, float, bool, Decimal, datetime, date})
+"""Kinds of value that are neither an error nor awaitable, so need no closer look."""
+
+
 class _PlainLeaf:
     __slots__ = ("non_null", "read", "scalar")
 
@@ -68,7 +74,9 @@ class _PlainLeaf:
             value = self.read(source, None)
             if value is None or value is Undefined:
                 return _NOT_PLAIN if self.non_null else None
-            if isinstance(value, Exception) or hasattr(value, "__await__"):
+            if type(value) not in _PLAIN_VALUES and (
+                isinstance(value, Exception) or hasattr(value, "__await__")
+            ):
                 return _NOT_PLAIN
             coerced = self.scalar.coerce_output_value(value)
         except Exception:  # reported by graphql-core's path, which reads the field again
