@@ -28,7 +28,7 @@ holds the short and the long paths to the same answers.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
@@ -36,15 +36,17 @@ from typing import Any
 
 from graphql import (
     GraphQLLeafType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLOutputType,
     GraphQLResolveInfo,
     GraphQLSchema,
     Undefined,
     is_leaf_type,
 )
-from graphql.execution.collect_fields import GroupedFieldSet
-from graphql.pyutils import Path
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
@@ -158,6 +160,47 @@ def _calling(method: Callable[[Any], Any]) -> Callable[..., Any]:
     return resolve
 
 
+class _PlainObjects:
+    """An object, or a list of non-null objects, read off its parent (as plain leaves are)."""
+
+    __slots__ = ("item_type", "list_type", "object_type", "read", "type")
+
+    def __init__(
+        self,
+        read: Callable[..., Any],
+        field_type: GraphQLOutputType,
+        item_type: GraphQLOutputType | None,
+        object_type: GraphQLObjectType,
+    ):
+        self.read = read
+        self.type = field_type
+        self.list_type = item_type is not None
+        self.item_type = item_type if item_type is not None else field_type
+        self.object_type = object_type
+
+
+@cache
+def _plain_objects(parent_type: GraphQLObjectType) -> dict[str, _PlainObjects]:
+    """The fields of a type whose value is an object or a list of non-null objects, read off
+    the parent without arguments; only objects that need no ``is_type_of`` check (strawberry
+    gives one to types with interfaces), so completing them is collecting their fields."""
+    plain = {}
+    for name, field in parent_type.fields.items():
+        resolve = field.resolve
+        if resolve is None or not getattr(resolve, _READS_ITS_OBJECT, False) or field.args:
+            continue
+        kind = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+        item_type = None
+        if isinstance(kind, GraphQLList):
+            item_type = kind.of_type
+            if not isinstance(item_type, GraphQLNonNull):  # null items: the long path
+                continue
+            kind = item_type.of_type
+        if isinstance(kind, GraphQLObjectType) and kind.is_type_of is None:
+            plain[name] = _PlainObjects(resolve, field.type, item_type, kind)
+    return plain
+
+
 class PlainLeavesInOneStep(StrawberryGraphQLCoreExecutionContext):
     def execute_fields(
         self,
@@ -167,49 +210,141 @@ class PlainLeavesInOneStep(StrawberryGraphQLCoreExecutionContext):
         grouped_field_set: GroupedFieldSet,
         position_context: Any,
     ) -> Any:
+        """graphql-core's ``execute_fields``, field by field in the query's order, with the
+        plain fields taken the short way."""
         leaves = _plain_leaves(parent_type)
+        objects = _plain_objects(parent_type)
         # strawberry gives every execution a manager, empty unless an extension resolves
         # fields; a middleware must see every field, so then every field takes the long path.
         middleware = self.middleware_manager
-        if not leaves or (middleware is not None and middleware.middlewares):
+        if (not leaves and not objects) or (middleware is not None and middleware.middlewares):
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
-        done: dict[str, Any] = {}
-        rest: GroupedFieldSet = {}
-        for response_name, field_details_list in grouped_field_set.items():
-            node = field_details_list[0].node
-            leaf = leaves.get(node.name.value)
-            if leaf is not None and not node.arguments:
-                value = leaf.value_of(source_value)
-                if value is not _NOT_PLAIN:
-                    done[response_name] = value
-                    continue
-            rest[response_name] = field_details_list
-        if not rest:
-            return done
-        others = super().execute_fields(parent_type, source_value, path, rest, position_context)
-        if not done:
-            return others
-        if isinstance(others, dict):
-            return _in_order(grouped_field_set, done, others)
-        return _in_order_once_awaited(grouped_field_set, done, others)
+        results: dict[str, Any] = {}
+        is_awaitable = self.is_awaitable
+        awaitable_fields: list[str] = []
+        try:
+            for response_name, field_details_list in grouped_field_set.items():
+                node = field_details_list[0].node
+                if not node.arguments:
+                    name = node.name.value
+                    leaf = leaves.get(name)
+                    plain = leaf.value_of(source_value) if leaf is not None else _NOT_PLAIN
+                    if plain is _NOT_PLAIN and name in objects:
+                        plain = self._complete_objects(
+                            objects[name],
+                            source_value,
+                            Path(path, response_name, parent_type.name),
+                            field_details_list,
+                            position_context,
+                        )
+                    if plain is not _NOT_PLAIN:
+                        results[response_name] = plain
+                        if leaf is None and is_awaitable(plain):
+                            awaitable_fields.append(response_name)
+                        continue
+                result = self.execute_field(
+                    parent_type,
+                    source_value,
+                    field_details_list,
+                    Path(path, response_name, parent_type.name),
+                    position_context,
+                )
+                if result is not Undefined:
+                    results[response_name] = result
+                    if is_awaitable(result):
+                        awaitable_fields.append(response_name)
+        except Exception:
+            if awaitable_fields:  # as graphql-core does: they may fail too
+                self.settle_in_background([results[name] for name in awaitable_fields])
+            raise
+        if not awaitable_fields:
+            return results
+
+        async def get_results() -> dict[str, Any]:
+            awaited = await gather_with_cancel(*(results[name] for name in awaitable_fields))
+            results.update(zip(awaitable_fields, awaited, strict=True))
+            return results
+
+        return get_results()
+
+    def _complete_objects(
+        self,
+        plain: _PlainObjects,
+        source: Any,
+        path: Path,
+        field_details_list: FieldDetailsList,
+        position_context: Any,
+    ) -> Any:
+        """What graphql-core's ``execute_field`` completes for such a field, without its
+        resolve info and its dispatch on the field's type. A value out of the ordinary (an
+        exception, a null, an awaitable, not a list) goes back to the long path before
+        anything of it is completed; errors met while completing are handled as graphql-core
+        handles them, item by item and then for the field."""
+        try:
+            value = plain.read(source, None)
+        except Exception:  # the long path reads again and reports it
+            return _NOT_PLAIN
+        if value is None or value is Undefined or isinstance(value, Exception):
+            return _NOT_PLAIN
+        if plain.list_type:
+            if not isinstance(value, list | tuple) or any(
+                item is None or isinstance(item, Exception) or hasattr(item, "__await__")
+                for item in value
+            ):
+                return _NOT_PLAIN
+        elif hasattr(value, "__await__"):
+            return _NOT_PLAIN
+        complete = self.collect_and_execute_subfields
+        object_type = plain.object_type
+        try:
+            if not plain.list_type:
+                completed = complete(object_type, field_details_list, path, value, position_context)
+                if self.is_awaitable(completed):
+                    return self._awaited(plain, completed, path, field_details_list)
+                return completed
+            items = []
+            for index, item in enumerate(value):
+                item_path = path.add_key(index, None)
+                try:
+                    items.append(
+                        complete(object_type, field_details_list, item_path, item, position_context)
+                    )
+                except Exception as raw_error:  # items are non-null: this raises again
+                    self.handle_field_error(
+                        raw_error, plain.item_type, field_details_list, item_path
+                    )
+            if any(self.is_awaitable(item) for item in items):
+                return self._awaited(plain, items, path, field_details_list)
+            return items
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, plain.type, field_details_list, path)
+            return None
+
+    async def _awaited(
+        self, plain: _PlainObjects, completed: Any, path: Path, field_details_list: FieldDetailsList
+    ) -> Any:
+        """The same for fields below that resolve asynchronously (none of stagegate's do)."""
+        try:
+            if not plain.list_type:
+                return await completed
+            items = []
+            for index, item in enumerate(completed):
+                if self.is_awaitable(item):
+                    try:
+                        item = await item
+                    except Exception as raw_error:
+                        item_path = path.add_key(index, None)
+                        self.handle_field_error(
+                            raw_error, plain.item_type, field_details_list, item_path
+                        )
+                items.append(item)
+            return items
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, plain.type, field_details_list, path)
+            return None
 
 
-def _in_order(
-    grouped_field_set: GroupedFieldSet, done: dict[str, Any], others: dict[str, Any]
-) -> dict[str, Any]:
-    """Both parts in the order the query asked for them (a response keeps the query's order)."""
-    results = {}
-    for response_name in grouped_field_set:
-        if response_name in done:
-            results[response_name] = done[response_name]
-        elif response_name in others:  # graphql-core leaves out fields the type lacks
-            results[response_name] = others[response_name]
-    return results
-
-
-async def _in_order_once_awaited(
-    grouped_field_set: GroupedFieldSet, done: dict[str, Any], others: Awaitable[dict[str, Any]]
-) -> dict[str, Any]:
-    return _in_order(grouped_field_set, done, await others)
+async def _awaitable(value: Any) -> Any:
+    return await value if hasattr(value, "__await__") else value

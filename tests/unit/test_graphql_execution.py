@@ -25,6 +25,26 @@ class Colour(enum.Enum):
 
 
 @strawberry.type
+class Part:
+    label: str
+    weight: int
+    """Some parts hold None here: the error makes the part's list null (its items are
+    non-null), or the item itself when the list is the long path's kind."""
+
+
+@strawberry.interface
+class Named:
+    name: str
+
+
+@strawberry.type
+class Tag(Named):
+    """A type with an interface: strawberry gives it an ``is_type_of`` (the long path)."""
+
+    name: str
+
+
+@strawberry.type
 class Item:
     name: str
     count: int
@@ -53,6 +73,34 @@ class Item:
     @strawberry.field
     def who(self, info: strawberry.Info) -> str:
         return str(info.context["who"])
+
+    @strawberry.field
+    def main_part(self) -> Part:
+        return Part(label=f"{self.name}-main", weight=None if self.count == 2 else 1)  # type: ignore[arg-type]
+
+    @strawberry.field
+    def spare(self) -> Part | None:
+        if self.count == 3:
+            raise LookupError(f"{self.name} has no spare")
+        return None if self.count == 1 else Part(label="spare", weight=self.count)
+
+    @strawberry.field
+    def parts(self) -> list[Part] | None:
+        weights = [1, None] if self.count == 3 else [1, 2]
+        return [Part(label=f"{self.name}{i}", weight=w) for i, w in enumerate(weights)]  # type: ignore[arg-type]
+
+    @strawberry.field
+    def loose_parts(self) -> list[Part | None]:
+        return [Part(label="x", weight=None), None]  # type: ignore[arg-type]
+
+    @strawberry.field
+    def gappy_parts(self) -> list[Part] | None:
+        """A list of non-null parts that holds a None for one item."""
+        return [Part(label="p", weight=1), None] if self.count == 2 else []  # type: ignore[list-item]
+
+    @strawberry.field
+    def tag(self) -> Tag:
+        return Tag(name=self.name)
 
 
 def _item(*values: Any) -> Item:
@@ -86,6 +134,14 @@ QUERIES = [  # each with the number of errors it has, on either path
     ("{ strict { name must } }", 1),
     ("{ items { name __typename } }", 0),
     ("{ items { name @skip(if: true) count @include(if: false) colour } }", 0),
+    ("{ items { name mainPart { label } parts { label weight: label } } }", 0),
+    ("{ items { name mainPart { label weight } } }", 1),
+    ("{ items { name spare { label weight } } }", 1),
+    ("{ items { name parts { label weight } } }", 1),
+    ("{ items { name parts { label } heavy: parts { weight } } }", 1),
+    ("{ items { name looseParts { label weight } tag { name } } }", 3),
+    ("{ strict { name mainPart { weight } parts { weight } } }", 0),
+    ("{ items { name gappyParts { label } } }", 1),
 ]
 
 
@@ -134,17 +190,24 @@ def test_methods_that_ask_for_nothing_else_are_resolved_directly_and_others_are_
 
 
 def test_the_short_paths_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without this, a short path that never applied would pass the tests above."""
+    """Without this, short paths that never applied would pass the tests above."""
     schema = strawberry.Schema(Query, execution_context_class=PlainLeavesInOneStep)
     resolve_methods_directly(schema._schema)
-    read = []
-    real = execution._PlainLeaf.value_of
+    leaves, objects = [], []
+    value_of = execution._PlainLeaf.value_of
+    complete_objects = PlainLeavesInOneStep._complete_objects
 
-    def counting(self: Any, source: Any) -> Any:
-        read.append(source)
-        return real(self, source)
+    def counting_leaves(self: Any, source: Any) -> Any:
+        leaves.append(source)
+        return value_of(self, source)
 
-    monkeypatch.setattr(execution._PlainLeaf, "value_of", counting)
-    schema.execute_sync("{ items { name shout colour } }")
+    def counting_objects(self: Any, plain: Any, *args: Any) -> Any:
+        objects.append(plain)
+        return complete_objects(self, plain, *args)
 
-    assert len(read) == 9
+    monkeypatch.setattr(execution._PlainLeaf, "value_of", counting_leaves)
+    monkeypatch.setattr(PlainLeavesInOneStep, "_complete_objects", counting_objects)
+    schema.execute_sync("{ items { name shout colour mainPart { label } parts { label } } }")
+
+    assert len(leaves) == 9 + 3 + 6  # the items' three leaves, each part's label
+    assert len(objects) == 6  # each item's main part and parts
