@@ -455,6 +455,10 @@ def test_a_viewer_sees_the_use_case_but_no_history(portal: Portal, demo: Demo) -
     assert portal.find_all("#gate-checklist li")
     assert portal.find_all("#improvements tbody tr")
     portal.screenshot("use-case-viewer")
+    # Live all the same, on what a viewer may follow (`lifecycle`, being history, is not).
+    portal.live_for(f"use-case/{key}")
+    portal.go("#/portfolio", "#funnel .funnel-row")
+    portal.live_for("portfolio")
 
 
 # --- live -------------------------------------------------------------------------------------

@@ -185,7 +185,7 @@ export function costChart(months, budget, title) {
           "g",
           {},
           svg("line", { x1: left, x2: width - left, y1: yOf(budget), y2: yOf(budget), class: "threshold" }),
-          // At the left, where the first month's column is shortest more often than the last's.
+          // At the left: the latest month, at the right, is the one read first; keep it clear.
           svg("text", { x: left, y: yOf(budget) - 5, class: "chart-axis" }, "budget"),
         );
   return chart(width, height, title, ...columns, budgetLine);

@@ -99,6 +99,7 @@ export class LiveConnection {
     this.closed = false;
     this.attempt = 0;
     this.everConnected = false;
+    this.refused = false; // a subscription of the current view was refused (e.g. FORBIDDEN)
     this.open();
   }
 
@@ -106,6 +107,7 @@ export class LiveConnection {
     const url = new URL(GRAPHQL_URL);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     this.acknowledged = false;
+    this.refused = false;
     this.pongsAwaited = [];
     this.onStatus(this.everConnected ? "reconnecting" : "connecting", this.label);
     const socket = new WebSocket(url, "graphql-transport-ws");
@@ -138,10 +140,15 @@ export class LiveConnection {
       case "next":
         this.subscriptions.get(message.id)?.onNext(message.payload);
         break;
-      case "error":
-        this.subscriptions.get(message.id)?.onError(message.payload);
-        this.subscriptions.delete(message.id);
+      case "error": {
+        const subscription = this.subscriptions.get(message.id);
+        if (subscription) {
+          this.refused = true; // one of the view's subscriptions is not held: it is not live
+          subscription.onError(message.payload);
+          this.subscriptions.delete(message.id);
+        }
         break;
+      }
       case "complete":
         this.subscriptions.delete(message.id);
         break;
@@ -150,7 +157,7 @@ export class LiveConnection {
         break;
       case "pong": {
         const label = this.pongsAwaited.shift();
-        if (label === this.label) this.onStatus("live", label);
+        if (label === this.label) this.onStatus(this.refused ? "off" : "live", label);
         break;
       }
       default:
@@ -193,6 +200,7 @@ export class LiveConnection {
     for (const id of this.subscriptions.keys()) this.send({ id, type: "complete" });
     this.subscriptions.clear();
     this.label = label;
+    this.refused = false;
     for (const subscription of subscriptions) {
       const id = String(this.nextId++);
       this.subscriptions.set(id, subscription);
