@@ -26,6 +26,7 @@ from api.graphql.schema import build_schema
 from api.graphql.subscriptions import SubscriptionRouter
 from api.graphql.webhooks import WebhookAdmin
 from api.limits import BodyGuard
+from api.portal import mount_portal
 from api.problems import problem, problem_response
 from api.redaction import install_redaction
 from api.telemetry import RequestTelemetry
@@ -175,6 +176,7 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
     app.include_router(registries.router)
     if config.metrics_route and backends.metrics is not None:
         _serve_metrics(app, backends.metrics)
+    mount_portal(app)
     _document_event_schemas(app)
     return app
 

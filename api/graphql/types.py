@@ -13,7 +13,7 @@ from graphql import GraphQLError
 from api.graphql.context import Context
 from api.graphql.cost import BUDGET, Costly
 from api.graphql.derive import graphql_enum, in_key_order, output_type
-from api.graphql.errors import Requirement, Stage
+from api.graphql.errors import Requirement, RequirementCode, Stage
 from api.graphql.history import HistoryConnection, check_page_size, history_connection
 from api.graphql.integrity import Integrity
 from api.graphql.node import USE_CASE, Node, global_id
@@ -30,7 +30,7 @@ from api.graphql.value import (
 from domain import clock, improvement
 from domain import values as v
 from domain.costs import budget_of
-from domain.gates import gate_status
+from domain.gates import GATES, gate_status
 from domain.policy import PolicyInForce
 from domain.policy import PolicyValues as DomainPolicyValues
 from domain.state import UseCaseState
@@ -88,11 +88,27 @@ class Owners:
     monitoring: Person | None
 
 
+@strawberry.type(description="One requirement of a stage gate, met or not.")
+class GateRequirement:
+    code: RequirementCode
+    met: bool
+    message: str | None = strawberry.field(
+        description="What to do to meet it (as `unmet` says it); null when it is met."
+    )
+
+
 @strawberry.type(description="Where the use case could go next and every requirement in the way.")
 class GateStatus:
     stage: Stage
     next: Stage | None = strawberry.field(description="Null from SCALE and RETIRED.")
     unmet: list[Requirement]
+    requirements: list[GateRequirement] = strawberry.field(
+        description=(
+            "Every requirement of the gate into `next`, met or not, in the order the gate "
+            "lists them (a checklist; `unmet` is the part of it not met). Empty when `next` "
+            "is null."
+        )
+    )
     policy_version: int = strawberry.field(description="The policy version this was judged by.")
     open: bool = strawberry.field(description="True when `advanceStage` would pass now.")
 
@@ -463,10 +479,16 @@ class UseCase(Node):
     @strawberry.field(description="What blocks the next forward move now.")
     def gate(self) -> GateStatus:
         status = gate_status(self._state, self.view.policy, self.view.at)
+        unmet = {r.code: r.message for r in status.unmet}
+        listed = GATES.get(status.next, ()) if status.next is not None else ()
         return GateStatus(
             stage=status.stage,
             next=status.next,
             unmet=[Requirement(code=r.code, message=r.message) for r in status.unmet],
+            requirements=[
+                GateRequirement(code=code, met=code not in unmet, message=unmet.get(code))
+                for code, _check in listed
+            ],
             policy_version=status.policy_version,
             open=status.open,
         )
