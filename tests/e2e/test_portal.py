@@ -313,20 +313,42 @@ def test_the_backlog_ranks_as_the_api_does_and_says_why(portal: Portal, demo: De
         "{ backlog(first: 100) { edges { rank node { key priority {"
         " leverage { score } feasibility { score } readiness { score } } } } } }"
     )["backlog"]["edges"]
-    rows = portal.find_all("#backlog-table tbody tr")
-    assert [(row.get_attribute("data-key"), row.get_attribute("data-rank")) for row in rows] == [
-        (edge["node"]["key"], str(edge["rank"])) for edge in backlog
-    ]
-    for row, edge in zip(rows, backlog, strict=True):
-        cells = [cell.text for cell in row.find_elements(By.CSS_SELECTOR, "td")]
+    expected = []
+    for edge in backlog:
         priority = edge["node"]["priority"]
-        if priority is None:
-            assert cells[3:6] == ["—", "—", "—"]
-            assert "Not scored" in cells[6]
-            continue
-        scores = [priority[name]["score"] for name in ("leverage", "feasibility", "readiness")]
-        assert cells[3:6] == [str(score) for score in scores]
-        assert f"Weakest score {min(scores)}" in cells[6]
+        scores = (
+            [str(priority[name]["score"]) for name in ("leverage", "feasibility", "readiness")]
+            if priority is not None
+            else ["—", "—", "—"]
+        )
+        why = f"Weakest score {min(map(int, scores))}" if priority is not None else "Not scored"
+        expected.append((edge["node"]["key"], str(edge["rank"]), scores, why))
+
+    def shown() -> list[tuple[str | None, str | None, list[str], str]]:
+        rows = []
+        for row in portal.find_all("#backlog-table tbody tr"):
+            cells = [cell.text for cell in row.find_elements(By.CSS_SELECTOR, "td")]
+            rows.append(
+                (
+                    row.get_attribute("data-key"),
+                    row.get_attribute("data-rank"),
+                    cells[3:6],
+                    cells[6],
+                )
+            )
+        return rows
+
+    def as_the_api_says(rows: list[tuple[str | None, str | None, list[str], str]]) -> bool:
+        return len(rows) == len(expected) and all(
+            (key, rank, scores) == want[:3] and want[3] in why
+            for (key, rank, scores, why), want in zip(rows, expected, strict=False)
+        )
+
+    # The page is live: a change another test made may still be re-read while this one
+    # reads, so the table is waited for (rows re-rendered under the reader are read again).
+    portal.wait(lambda d: as_the_api_says(shown()), "the backlog as the API ranks it, and why")
+    rows = shown()
+    assert as_the_api_says(rows), (rows, expected)
     portal.screenshot("backlog")
 
 
@@ -345,8 +367,9 @@ def test_a_use_case_blocked_at_a_gate_shows_each_unmet_requirement(
             f"#/use-case/{key}",
             f"#gate-checklist li[data-code='{use_case['gate']['unmet'][0]['code']}']",
         )
+        version: str = f"version {use_case['version']}"
         portal.wait(
-            lambda d, v=use_case["version"]: portal.text("#use-case-version") == f"version {v}",
+            lambda d, version=version: portal.text("#use-case-version") == version,
             f"{key} at its version",
         )
         for requirement in use_case["gate"]["unmet"]:
