@@ -102,8 +102,14 @@ def get_context(
     request: Request,
     principal: Annotated[Principal | None, Depends(_principal_unless_graphiql_page)],
 ) -> Context:
+    return context_for(request, principal)
+
+
+def context_for(request: Request, principal: Principal | None) -> Context:
+    """The context of one HTTP request's operation, for ``principal`` (None: GraphiQL's
+    page, served without a token)."""
     backends = request.app.state.backends
-    return Context(
+    context = Context(
         backends.stagegate,
         backends.commands,
         backends.read_models,
@@ -112,3 +118,5 @@ def get_context(
         principal,
         request.state.correlation_id,
     )
+    context.request = request
+    return context
