@@ -159,6 +159,21 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             return select_latest_of_many(curs, events, snapshots, ids, known)
 
+    def latest_versions(self, ids: Sequence[UUID]) -> dict[UUID, int]:
+        """The version each of these aggregates has in the store (none for one it lacks)."""
+        schema = self.datastore.schema
+        events = f'"{schema}"."{self.events_table_name}"' if schema else self.events_table_name
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                # LATERAL: one index lookup per aggregate whatever the statistics say.
+                "SELECT wanted.id, e.version FROM unnest(%s::uuid[]) AS wanted(id)"
+                " CROSS JOIN LATERAL ("
+                f"  SELECT MAX(originator_version) AS version FROM {events}"
+                "   WHERE originator_id = wanted.id) e WHERE e.version IS NOT NULL",
+                (list(ids),),
+            )
+            return {row["id"]: int(row["version"]) for row in curs.fetchall()}
+
 
 def select_latest_of_many(
     curs: Any,
