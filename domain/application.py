@@ -138,14 +138,26 @@ class PolicySource(Protocol):
         """What was remembered is stale: read the store next time."""
 
 
+class CheckedOut(dict[str, UseCase]):
+    """Use cases checked out, by key; ``as_saved`` names those handed out as this process
+    last saved them, without reading the store (another writer may have changed them
+    since)."""
+
+    as_saved: frozenset[str] = frozenset()
+
+
 class UseCaseSource(Protocol):
     """Where batches get the use cases they change (the infrastructure may keep them)."""
 
-    def check_out(self, keys: Sequence[str]) -> dict[str, UseCase]:
+    def check_out(self, keys: Sequence[str]) -> Mapping[str, UseCase]:
         """Those of these keys that exist, in this caller's hands alone until ``check_in``:
-        each at its latest version, or as this process last saved it (another process may
-        have changed it since: a change made to such a copy fails at its commit, as a lost
-        race, and a refusal judged on it is checked with ``still_current``)."""
+        each at its latest version, or, named in ``CheckedOut.as_saved``, as this process
+        last saved it. A batch finds out that such a copy is stale where its change conflicts
+        at the commit, or, before answering a refusal judged on it, by ``still_current``;
+        it then judges again on copies ``read`` from the store."""
+
+    def read(self, keys: Sequence[str]) -> Mapping[str, UseCase]:
+        """``check_out``, each read from the store at its latest version."""
 
     def check_in(self, use_cases: Iterable[UseCase]) -> None:
         """Use cases as saved (or untouched), for the next ``check_out``; one whose change
@@ -173,6 +185,9 @@ class LoadedUseCases:
             except NotFound:
                 continue
         return found
+
+    def read(self, keys: Sequence[str]) -> dict[str, UseCase]:
+        return self.check_out(keys)
 
     def check_in(self, use_cases: Iterable[UseCase]) -> None:
         """Nothing is kept."""
@@ -311,9 +326,24 @@ class Stagegate(Application[UUID]):
         self, items: Sequence[BatchItem], command_types: list[str]
     ) -> list[BatchOutcome]:
         """``command_types`` gets each item's command type name as soon as it is built."""
+        try:
+            return self._judge_and_save(items, command_types, read=False)
+        except _StaleCopy:
+            # Judged on a copy kept from this process's last save, which another writer has
+            # changed since: nothing was written; judge again on what the store holds.
+            return self._judge_and_save(items, command_types, read=True)
+
+    def _judge_and_save(
+        self, items: Sequence[BatchItem], command_types: list[str], read: bool
+    ) -> list[BatchOutcome]:
+        """Judge and save with the use cases checked out (or, with ``read``, read from the
+        store); raises ``_StaleCopy`` (nothing written) where a copy kept as saved proved
+        stale."""
         policy = self.policies.for_judging()
         source = self.use_case_source
-        found = source.check_out([item.key for item in items])
+        keys = [item.key for item in items]
+        found = source.read(keys) if read else source.check_out(keys)
+        as_saved = found.as_saved if isinstance(found, CheckedOut) else frozenset()
         checked_out = {key: use_case.version for key, use_case in found.items()}
         loaded: dict[str, UseCase] = {}
         outcomes: list[BatchOutcome] = []
@@ -342,12 +372,11 @@ class Stagegate(Application[UUID]):
             # batches that check it out, go on changing the aggregate itself.
             answer = use_case.as_it_stands()
             outcomes.append(Accepted(item.key, use_case.version, answer, judged_by=policy))
-        judged_on = {key: checked_out[key] for key in refused if key in checked_out}
+        # A refusal is answered only if judged on the use case as the store holds it (what is
+        # accepted needs no such look: its commit would conflict).
+        judged_on = {key: checked_out[key] for key in refused & as_saved}
         if judged_on and not source.still_current(judged_on):
-            # A refusal judged on a copy that another process has changed since: nothing is
-            # written, and the callers judge their commands again one by one, as after a
-            # lost race. (What is accepted needs no such check: its commit would conflict.)
-            raise VersionConflict("", None, None, subject="a use case in the batch")
+            raise _StaleCopy()
         for key, refusal, actor in blocked:
             self._announce(key, refusal, actor)
         if loaded:
@@ -356,6 +385,10 @@ class Stagegate(Application[UUID]):
                 self._save(*loaded.values(), conflict=conflict, judged_by=policy)
             except PolicyChanged:
                 source.check_in(u for k, u in found.items() if k not in refused and k not in loaded)
+                raise
+            except VersionConflict:
+                if as_saved & loaded.keys():
+                    raise _StaleCopy() from None
                 raise
         # Saved (or untouched) use cases go back; one a refused command ran on might hold a
         # half-applied change, so it is read again next time.
@@ -590,6 +623,11 @@ class Stagegate(Application[UUID]):
         except AggregateNotFoundError:
             return None
         return policy
+
+
+class _StaleCopy(Exception):
+    """A batch was judged on a copy of a use case that another writer had changed since
+    this process saved it; nothing was written."""
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from eventsourcing.application import LRUCache
 
-from domain.application import LoadedUseCases, Stagegate
+from domain.application import CheckedOut, LoadedUseCases, Stagegate
 from domain.errors import NotFound
 from domain.policy import POLICY_ID, PolicyInForce
 from domain.usecase import UseCase, use_case_id
@@ -75,10 +75,11 @@ class CachedUseCases:
     (or another stagegate on the database) has changed it since, nothing is lost: a change
     made to the stale copy fails at its commit on the events' key (the version it would
     write is taken), as a lost race, and is judged again on what the store holds; a refusal
-    judged on it is answered only once ``still_current`` has found the copy current. The use
-    cases not held are loaded in one query for the whole batch (two with snapshots), not two
-    per use case. Where the store cannot load many at once (SQLite), they are loaded one by
-    one through the repository, and nothing held is handed out.
+    judged on it is answered only once ``still_current`` has found the copy current (the
+    batch judges again on copies ``read`` from the store where either fails). The use cases
+    not held are loaded in one query for the whole batch (two with snapshots), not two per
+    use case; where the store cannot load many at once (SQLite), one by one through the
+    repository.
 
     ``to_read`` serves a use case read once from the same query, without putting it in the
     repository's cache: a portal browsing thousands would otherwise churn that cache, and
@@ -100,22 +101,33 @@ class CachedUseCases:
             else None
         )
 
-    def check_out(self, keys: Sequence[str]) -> dict[str, UseCase]:
+    def check_out(self, keys: Sequence[str]) -> CheckedOut:
         held = {}
         for key in dict.fromkeys(keys):
             with contextlib.suppress(KeyError):
                 held[key] = self._held.get(use_case_id(key), evict=True)
-        if not self._loads_many:
-            return self._one_by_one.check_out(keys)  # each loaded afresh: nothing held helps
         missing = [key for key in dict.fromkeys(keys) if key not in held]
-        return {**self._latest(missing), **held} if missing else held
+        checked_out = CheckedOut(self.read(missing) if missing else {})
+        checked_out.update(held)
+        checked_out.as_saved = frozenset(held)
+        return checked_out
+
+    def read(self, keys: Sequence[str]) -> dict[str, UseCase]:
+        if not self._loads_many:
+            return self._one_by_one.check_out(keys)
+        return self._latest(keys)
 
     def still_current(self, versions: Mapping[str, int]) -> bool:
-        if not self._loads_many:
-            return True  # loaded afresh at check-out
+        ids = [use_case_id(key) for key in versions]
         recorder = self._app.recorder
-        assert isinstance(recorder, StagegatePostgresRecorder)
-        stored = recorder.latest_versions([use_case_id(key) for key in versions])
+        if isinstance(recorder, StagegatePostgresRecorder):
+            stored = recorder.latest_versions(ids)
+        else:  # one look each: asked only before a refusal judged on a kept copy is answered
+            stored = {
+                aggregate_id: event.originator_version
+                for aggregate_id in ids
+                for event in recorder.select_events(aggregate_id, desc=True, limit=1)
+            }
         return all(stored.get(use_case_id(key)) == version for key, version in versions.items())
 
     def check_in(self, use_cases: Iterable[UseCase]) -> None:

@@ -3,8 +3,8 @@ store again (``infra.caches.CachedUseCases``), and stays correct when another pr
 changed it since: a change made to the stale copy conflicts at its commit and is judged
 again, and a refusal judged on it is answered only once the copy is found current.
 
-On SQLite every check-out reads the store (nothing held is handed out), so these hold there
-trivially; they are asserted on both stores all the same.
+Both stores keep copies so; the test that counts reads of the store does so on PostgreSQL,
+where a batch's use cases are read in one query.
 """
 
 from __future__ import annotations
