@@ -9,11 +9,11 @@ is executed (``Schema.execute_sync``: every resolver is a plain function) on a w
 the order strawberry's view would: the token lookup, the JSON decoding, strawberry's own
 checks of the request, the execution, and the encoding of the answer. Through FastAPI's
 dependencies and strawberry's asynchronous view the same request took five thread hops (three
-dependencies, the decoding, the execution) and FastAPI's dependency solving; each hop waits
-for the interpreter twice, which under load cost more than the operation itself
-(bench/RESULTS.md). ``GET /graphql`` (queries in the URL, and GraphiQL in development) stays
-strawberry's route. Strawberry's own refusals (malformed JSON, no query, a batch) become
-problem documents on both.
+dependencies, the decoding, the execution) and FastAPI's dependency solving: in process a
+``{ me }`` request took 2.7 ms of CPU that way, 1.2 ms this way (bench/RESULTS.md).
+``GET /graphql`` (queries in the URL, and GraphiQL in development) stays strawberry's route.
+Strawberry's own refusals (malformed JSON, no query, a batch) become problem documents on
+both.
 """
 
 from __future__ import annotations
