@@ -169,6 +169,8 @@ def create_app(backends: Backends, config: ApiConfig) -> FastAPI:
         app.router.add_event_handler("shutdown", feed.close)
         subscriptions = SubscriptionRouter(schema, allowed_origins=config.cors_origins)
         app.include_router(subscriptions, prefix="/graphql", include_in_schema=False)
+    # POST /graphql has a lean route of its own (api.graphql.router); GET is the router's.
+    app.router.routes.append(graphql.post_route("/graphql"))
     app.include_router(graphql, prefix="/graphql", include_in_schema=False)
     app.include_router(health.router)
     app.include_router(events.router)

@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 Authenticator = Callable[[str], Principal | None]
 """Looks a presented bearer token up; None when it is unknown, revoked or malformed."""
 
-_bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer sgt_…`")
+bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer sgt_…`")
+"""The ``Authorization: Bearer`` credentials of a request (None without them): a FastAPI
+dependency, or awaited on a request (it only reads the header)."""
 
 
 class Unauthenticated(HTTPException):
@@ -39,16 +41,24 @@ class Unauthenticated(HTTPException):
         super().__init__(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def authenticate_request(request: Request, credentials: BearerCredentials) -> Principal:
-    """FastAPI dependency: the caller, or 401 naming what is wrong with the credentials."""
+def require_credentials(
+    credentials: HTTPAuthorizationCredentials | None,
+) -> HTTPAuthorizationCredentials:
+    """The credentials, or the 401 saying none were sent (no lookup needed for that)."""
     if credentials is None:
         raise Unauthenticated(
             "No bearer token: send 'Authorization: Bearer <token>'. "
             "Create one with 'stagegate token create --actor ID --role ROLE'."
         )
+    return credentials
+
+
+def authenticate_request(request: Request, credentials: BearerCredentials) -> Principal:
+    """FastAPI dependency: the caller, or 401 naming what is wrong with the credentials."""
+    credentials = require_credentials(credentials)
     authenticate: Authenticator = request.app.state.authenticate
     try:
         principal = authenticate(credentials.credentials)

@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 
 @router.get("/healthz", summary="The process is up")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
+    # On the event loop: a plain function would be sent to a worker thread and back.
     return {"status": "ok"}
 
 

@@ -6,14 +6,23 @@
 On PostgreSQL, in one run (rates here move ±30 % from day to day, so only the ratio counts):
 
 1. **raw**: psycopg on one connection, ``INSERT`` of a ~400-byte JSON row and ``COMMIT``, one
-   after the other: what one client gets from the database with nothing else;
+   after the other: what one client gets from the database with nothing else. Into a
+   temporary table, as the issue measured it: PostgreSQL writes no WAL for one, so its
+   commit flushes nothing to disk; and (``durable``) into an ordinary table, whose commit
+   waits for the WAL flush as every append's does;
 2. **stagegate**: ``stagegate serve`` on a throwaway database with default settings (read
    models inline), and ``scorePriority`` mutations over HTTP GraphQL from 1, 4 and 16 clients,
    each with its own keep-alive connection and its own use cases (so they never race), every
    answer checked to be the updated ``UseCase``; then the same with ``STAGEGATE_WORKERS=2``.
 
-Prints each rate and its ratio to the raw one. With ``sqlite``, only the sequential client on
-the embedded default (a file in a temporary folder).
+Prints each rate and its ratio to both raw ones. With ``sqlite``, only the sequential client
+on the embedded default (a file in a temporary folder).
+
+The clients (``--client``): ``http`` (the default), the standard library's ``http.client``,
+one keep-alive HTTP/1.1 connection per client, the clients spread over ``--client-processes``
+processes (2 by default: 16 client threads in one interpreter take turns at its lock, and the
+client then measures itself); or ``httpx``, as earlier runs did (one process, about 0.3-1 ms
+of client CPU per request, in the same interpreter as the other clients).
 
     python bench/commands.py URL --metrics-overhead [--rounds 3] [--seconds 15]
 
@@ -27,7 +36,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -39,6 +50,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
@@ -58,19 +70,26 @@ mutation($input: ScorePriorityInput!) {
 """
 
 
-def raw_rate(url: str, seconds: float) -> float:
-    """INSERT + COMMIT of ~400-byte JSON rows, one connection, for ``seconds``."""
+def raw_rate(url: str, seconds: float, durable: bool = False) -> float:
+    """INSERT + COMMIT of ~400-byte JSON rows, one connection, for ``seconds``: into a
+    temporary table (no WAL, so no flush at commit), or with ``durable`` an ordinary one."""
     row = json.dumps({"note": "x" * 360, "n": 0})
+    table = f"bench_raw_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(url) as conn:
-        conn.execute("CREATE TEMPORARY TABLE bench_raw (id bigserial PRIMARY KEY, doc jsonb)")
+        kind = "" if durable else "TEMPORARY"
+        conn.execute(f"CREATE {kind} TABLE {table} (id bigserial PRIMARY KEY, doc jsonb)")
         conn.commit()
-        done, deadline = 0, time.perf_counter() + seconds
-        started = time.perf_counter()
-        while time.perf_counter() < deadline:
-            conn.execute("INSERT INTO bench_raw (doc) VALUES (%s)", (row,))
+        try:
+            done, deadline = 0, time.perf_counter() + seconds
+            started = time.perf_counter()
+            while time.perf_counter() < deadline:
+                conn.execute(f"INSERT INTO {table} (doc) VALUES (%s)", (row,))
+                conn.commit()
+                done += 1
+            return done / (time.perf_counter() - started)
+        finally:
+            conn.execute(f"DROP TABLE {table}")
             conn.commit()
-            done += 1
-        return done / (time.perf_counter() - started)
 
 
 def prepare(url: str, clients: int) -> tuple[str, list[list[str]]]:
@@ -106,8 +125,94 @@ def _input(key: str, n: int) -> dict[str, Any]:
     }
 
 
-def command_rate(base: str, token: str, keys: list[list[str]], seconds: float) -> float:
-    """Each client sends ``scorePriority`` to its own use cases, back to back."""
+def command_rate(
+    base: str,
+    token: str,
+    keys: list[list[str]],
+    seconds: float,
+    client: str = "http",
+    processes: int = 2,
+) -> float:
+    """Each client sends ``scorePriority`` to its own use cases, back to back (``client``:
+    ``http`` over ``processes`` processes, or ``httpx`` in this one)."""
+    if client == "httpx":
+        return _httpx_rate(base, token, keys, seconds)
+    groups = [keys[n::processes] for n in range(min(processes, len(keys)))]
+    context = multiprocessing.get_context("spawn")  # nothing of this process's state copied
+    ready = context.Barrier(len(groups) + 1)
+    results = context.Queue()
+    workers = [
+        context.Process(
+            target=_http_clients, args=(base, token, group, seconds, ready, results), daemon=True
+        )
+        for group in groups
+    ]
+    for worker in workers:
+        worker.start()
+    ready.wait(timeout=120)  # every client connected: the clock starts for all at once
+    done, failures, elapsed = 0, [], 0.0
+    for _ in workers:
+        count, failed, took = results.get(timeout=seconds + 120)
+        done, elapsed = done + count, max(elapsed, took)
+        failures += failed
+    for worker in workers:
+        worker.join()
+    if failures:
+        raise RuntimeError(f"a command was not answered with the use case: {failures[0]}")
+    return done / elapsed
+
+
+def _http_clients(
+    base: str,
+    token: str,
+    keys: list[list[str]],
+    seconds: float,
+    ready: Any,
+    results: Any,
+) -> None:
+    """One client process: a thread per client, each with one keep-alive ``http.client``
+    connection; puts (commands answered, failures, seconds taken) on ``results``."""
+    url = urlsplit(base)
+    counts = [0] * len(keys)
+    failures: list[str] = []
+    started = threading.Barrier(len(keys) + 1)
+    deadline = [0.0]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def client(index: int) -> None:
+        connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=60)
+        connection.request("GET", "/healthz")
+        connection.getresponse().read()
+        started.wait()
+        n = 0
+        while time.perf_counter() < deadline[0]:
+            key = keys[index][n % len(keys[index])]
+            body = json.dumps({"query": SCORE, "variables": {"input": _input(key, n)}})
+            connection.request("POST", "/graphql", body=body, headers=headers)
+            response = connection.getresponse()
+            answer = json.loads(response.read())
+            result = (answer.get("data") or {}).get("scorePriority") or {}
+            if response.status != 200 or result.get("__typename") != "UseCase":
+                failures.append(json.dumps(answer)[:300])
+                break
+            n += 1
+        counts[index] = n
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(keys))]
+    for thread in threads:
+        thread.start()
+    ready.wait(timeout=120)
+    began = time.perf_counter()
+    deadline[0] = began + seconds
+    started.wait()
+    for thread in threads:
+        thread.join()
+    results.put((sum(counts), failures, time.perf_counter() - began))
+
+
+def _httpx_rate(base: str, token: str, keys: list[list[str]], seconds: float) -> float:
+    """The httpx clients of earlier runs: a thread each, in this process."""
     counts = [0] * len(keys)
     failures: list[str] = []
     start = threading.Barrier(len(keys) + 1)
@@ -179,8 +284,11 @@ def counting_cost() -> None:
         print(f"counting one command's request, {mode}: {float(result.stdout):.1f} µs", flush=True)
 
 
-def metrics_overhead(server_url: str, rounds: int, seconds: float, port: int) -> None:
-    """Sequential commands with metrics on and off, alternately (module doc)."""
+def metrics_overhead(
+    server_url: str, rounds: int, seconds: float, port: int, client: str = "httpx"
+) -> None:
+    """Sequential commands with metrics on and off, alternately (module doc), by the httpx
+    client of the figures in bench/RESULTS.md unless told otherwise."""
     counting_cost()
     rates: dict[str, list[float]] = {"token": [], "off": []}
     for _ in range(rounds):
@@ -188,7 +296,7 @@ def metrics_overhead(server_url: str, rounds: int, seconds: float, port: int) ->
             with _database(server_url) as url:
                 token, keys = prepare(url, 1)
                 with server(url, port, "inline", metrics=mode) as base:
-                    rate = command_rate(base, token, keys, seconds)
+                    rate = command_rate(base, token, keys, seconds, client)
                     counted = _commands_counted(base, url) if mode == "token" else None
             rates[mode].append(rate)
             note = f" ({counted:,.0f} ScorePriority counted)" if counted is not None else ""
@@ -239,36 +347,54 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--port", type=int, default=8780)
     parser.add_argument(
+        "--client",
+        choices=["http", "httpx", "both"],
+        default="http",
+        help="http.client over --client-processes processes, httpx in this process, or each",
+    )
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument(
         "--metrics-overhead",
         action="store_true",
         help="the sequential client with STAGEGATE_METRICS=token and =off, alternately",
     )
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    clients_used = ["http", "httpx"] if args.client == "both" else [args.client]
+
+    def rate_of(base: str, token: str, keys: list[list[str]], client: str) -> float:
+        return command_rate(base, token, keys, args.seconds, client, args.client_processes)
+
     if args.metrics_overhead:
-        metrics_overhead(args.url, args.rounds, args.seconds, args.port)
+        client = "httpx" if args.client == "both" else args.client
+        metrics_overhead(args.url, args.rounds, args.seconds, args.port, client)
         return
     if args.url == "sqlite":
         with tempfile.TemporaryDirectory() as folder:
             url = f"sqlite:///{folder}/stagegate.db"
             token, keys = prepare(url, 1)
             with server(url, args.port, "inline") as base:
-                rate = command_rate(base, token, keys, args.seconds)
-        print(f"sqlite, 1 client: {rate:,.0f} commands/s (target >= 400)")
+                for client in clients_used:
+                    rate = rate_of(base, token, keys, client)
+                    print(f"sqlite, 1 client ({client}): {rate:,.0f} commands/s (target >= 400)")
         return
     raw = raw_rate(args.url, args.seconds)
-    print(f"raw psycopg INSERT+COMMIT, one connection: {raw:,.0f}/s", flush=True)
+    print(f"raw psycopg INSERT+COMMIT, temporary table: {raw:,.0f}/s", flush=True)
+    durable = raw_rate(args.url, args.seconds, durable=True)
+    print(f"raw psycopg INSERT+COMMIT, durable table: {durable:,.0f}/s", flush=True)
     for workers in (1, 2):
         for clients in (1, 4, 16) if workers == 1 else (16,):
             with throwaway_database(args.url, False) as url:
                 token, keys = prepare(url, clients)
                 with server(url, args.port, "inline", workers=workers) as base:
-                    rate = command_rate(base, token, keys, args.seconds)
-            print(
-                f"scorePriority, {clients:>2} clients, STAGEGATE_WORKERS={workers}:"
-                f" {rate:7,.0f} commands/s = {rate / raw:.2f}x raw",
-                flush=True,
-            )
+                    for client in clients_used:
+                        rate = rate_of(base, token, keys, client)
+                        print(
+                            f"scorePriority, {clients:>2} clients ({client:<5}),"
+                            f" STAGEGATE_WORKERS={workers}: {rate:7,.0f} commands/s"
+                            f" = {rate / raw:.3f}x raw, {rate / durable:.3f}x durable raw",
+                            flush=True,
+                        )
 
 
 if __name__ == "__main__":

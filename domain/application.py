@@ -78,6 +78,18 @@ class Accepted:
     """The use case's version after this item's event."""
     use_case: UseCase
     """The use case as this item left it (not to be changed)."""
+    judged_by: PolicyInForce
+    """The policy the command was judged by: the store checked it was still in force when
+    the command committed, so an answer judges the use case's gate by it, with no read."""
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A command's use case as it left it, and the policy it was judged by (in force when
+    it committed: ``Appended.judged_by``)."""
+
+    use_case: UseCase
+    policy: PolicyInForce
 
 
 BatchOutcome = Accepted | DomainError
@@ -126,16 +138,33 @@ class PolicySource(Protocol):
         """What was remembered is stale: read the store next time."""
 
 
+class CheckedOut(dict[str, UseCase]):
+    """Use cases checked out, by key; ``as_saved`` names those handed out as this process
+    last saved them, without reading the store (another writer may have changed them
+    since)."""
+
+    as_saved: frozenset[str] = frozenset()
+
+
 class UseCaseSource(Protocol):
     """Where batches get the use cases they change (the infrastructure may keep them)."""
 
-    def check_out(self, keys: Sequence[str]) -> dict[str, UseCase]:
-        """Those of these keys that exist, each at its latest version, in this caller's hands
-        alone until ``check_in``."""
+    def check_out(self, keys: Sequence[str]) -> Mapping[str, UseCase]:
+        """Those of these keys that exist, in this caller's hands alone until ``check_in``:
+        each at its latest version, or, named in ``CheckedOut.as_saved``, as this process
+        last saved it. A batch finds out that such a copy is stale where its change conflicts
+        at the commit, or, before answering a refusal judged on it, by ``still_current``;
+        it then judges again on copies ``read`` from the store."""
+
+    def read(self, keys: Sequence[str]) -> Mapping[str, UseCase]:
+        """``check_out``, each read from the store at its latest version."""
 
     def check_in(self, use_cases: Iterable[UseCase]) -> None:
         """Use cases as saved (or untouched), for the next ``check_out``; one whose change
         failed is not returned."""
+
+    def still_current(self, versions: Mapping[str, int]) -> bool:
+        """Whether the store holds each of these use cases (by key) at this version still."""
 
     def to_read(self, key: str) -> UseCase | None:
         """A use case only to be read, where the source has a cheaper way than the
@@ -157,8 +186,15 @@ class LoadedUseCases:
                 continue
         return found
 
+    def read(self, keys: Sequence[str]) -> dict[str, UseCase]:
+        return self.check_out(keys)
+
     def check_in(self, use_cases: Iterable[UseCase]) -> None:
         """Nothing is kept."""
+
+    def still_current(self, versions: Mapping[str, int]) -> bool:
+        """Each was read from the store as it was checked out."""
+        return True
 
     def to_read(self, key: str) -> UseCase | None:
         return None
@@ -211,13 +247,17 @@ class Stagegate(Application[UUID]):
 
     def execute(self, command: Command, ctx: CommandContext) -> UseCase:
         """Run one command for one caller; raises a DomainError and writes nothing on refusal."""
+        return self.execute_judged(command, ctx).use_case
+
+    def execute_judged(self, command: Command, ctx: CommandContext) -> Judged:
+        """``execute``, also answering the policy the command was judged by."""
         try:
-            use_case = self._execute(command, ctx)
+            judged = self._execute(command, ctx)
         except BaseException as error:
             self.observe_outcome(type(command).__name__, error)
             raise
         self.observe_outcome(type(command).__name__, None)
-        return use_case
+        return judged
 
     def observe_outcome(self, command_type: str, outcome: BaseException | None) -> None:
         """Tell ``observe_command`` how a command ended: for a caller that gives up on one
@@ -225,7 +265,7 @@ class Stagegate(Application[UUID]):
         if self.observe_command is not None:
             self.observe_command(command_type, outcome)
 
-    def _execute(self, command: Command, ctx: CommandContext) -> UseCase:
+    def _execute(self, command: Command, ctx: CommandContext) -> Judged:
         authorize(command, ctx)
         try:
             with store_errors_as_unavailable():
@@ -286,12 +326,29 @@ class Stagegate(Application[UUID]):
         self, items: Sequence[BatchItem], command_types: list[str]
     ) -> list[BatchOutcome]:
         """``command_types`` gets each item's command type name as soon as it is built."""
+        try:
+            return self._judge_and_save(items, command_types, read=False)
+        except _StaleCopy:
+            # Judged on a copy kept from this process's last save, which another writer has
+            # changed since: nothing was written; judge again on what the store holds.
+            return self._judge_and_save(items, command_types, read=True)
+
+    def _judge_and_save(
+        self, items: Sequence[BatchItem], command_types: list[str], read: bool
+    ) -> list[BatchOutcome]:
+        """Judge and save with the use cases checked out (or, with ``read``, read from the
+        store); raises ``_StaleCopy`` (nothing written) where a copy kept as saved proved
+        stale."""
         policy = self.policies.for_judging()
         source = self.use_case_source
-        found = source.check_out([item.key for item in items])
+        keys = [item.key for item in items]
+        found = source.read(keys) if read else source.check_out(keys)
+        as_saved = found.as_saved if isinstance(found, CheckedOut) else frozenset()
+        checked_out = {key: use_case.version for key, use_case in found.items()}
         loaded: dict[str, UseCase] = {}
         outcomes: list[BatchOutcome] = []
         refused: set[str] = set()
+        blocked: list[tuple[str, GateBlocked, Actor]] = []
         for index, item in enumerate(items):
             try:
                 use_case = loaded.get(item.key) or found.get(item.key)
@@ -308,19 +365,30 @@ class Stagegate(Application[UUID]):
                 outcomes.append(error)
                 refused.add(item.key)
                 if isinstance(error, GateBlocked):
-                    self._announce(item.key, error, item.ctx.actor)
+                    blocked.append((item.key, error, item.ctx.actor))
                 continue
             loaded[item.key] = use_case
             # The answer keeps the use case as this item left it: later items, and later
             # batches that check it out, go on changing the aggregate itself.
             answer = use_case.as_it_stands()
-            outcomes.append(Accepted(key=item.key, version=use_case.version, use_case=answer))
+            outcomes.append(Accepted(item.key, use_case.version, answer, judged_by=policy))
+        # A refusal is answered only if judged on the use case as the store holds it (what is
+        # accepted needs no such look: its commit would conflict).
+        judged_on = {key: checked_out[key] for key in refused & as_saved}
+        if judged_on and not source.still_current(judged_on):
+            raise _StaleCopy()
+        for key, refusal, actor in blocked:
+            self._announce(key, refusal, actor)
         if loaded:
             conflict = VersionConflict("", None, None, subject="a use case in the batch")
             try:
                 self._save(*loaded.values(), conflict=conflict, judged_by=policy)
             except PolicyChanged:
                 source.check_in(u for k, u in found.items() if k not in refused and k not in loaded)
+                raise
+            except VersionConflict:
+                if as_saved & loaded.keys():
+                    raise _StaleCopy() from None
                 raise
         # Saved (or untouched) use cases go back; one a refused command ran on might hold a
         # half-applied change, so it is read again next time.
@@ -368,7 +436,7 @@ class Stagegate(Application[UUID]):
             self.policies.forget()
         return PolicyInForce(version=policy.version, values=policy.values)
 
-    def _register(self, command: RegisterUseCase, ctx: CommandContext) -> UseCase:
+    def _register(self, command: RegisterUseCase, ctx: CommandContext) -> Judged:
         taken = RuleViolated(
             Rule.KEY_TAKEN, f"The key '{command.key}' is already taken by another use case."
         )
@@ -376,18 +444,19 @@ class Stagegate(Application[UUID]):
             use_case = UseCase.register(
                 command.key, command.title, command.description, command.business_unit, ctx.meta()
             )
+            # Judged by nothing, but its summary reports its gate under the policy.
+            policy = self.policies.for_judging()
             try:
-                # Judged by nothing, but its summary reports its gate under the policy.
-                self._save(use_case, conflict=taken, judged_by=self.policies.for_judging())
+                self._save(use_case, conflict=taken, judged_by=policy)
             except PolicyChanged:
                 self.policies.forget()
                 if attempt == POLICY_ATTEMPTS:
                     raise self._policy_kept_changing() from None
                 continue
-            return use_case
+            return Judged(use_case, policy)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _run(self, command: UseCaseCommand, ctx: CommandContext) -> UseCase:
+    def _run(self, command: UseCaseCommand, ctx: CommandContext) -> Judged:
         # A command that named no expectedVersion is judged afresh against whatever won a
         # race, so it may simply be retried; one that did must see its conflict.
         attempts = 1 if command.expected_version is not None else UNCONDITIONAL_ATTEMPTS
@@ -419,7 +488,7 @@ class Stagegate(Application[UUID]):
                     raise self._policy_kept_changing() from None
                 attempt -= 1
                 continue
-            return use_case
+            return Judged(use_case, policy)
 
     def _check_link_is_free(self, command: UseCaseCommand) -> None:
         """A model in an external registry is linked to one use case at most: its events
@@ -554,6 +623,11 @@ class Stagegate(Application[UUID]):
         except AggregateNotFoundError:
             return None
         return policy
+
+
+class _StaleCopy(Exception):
+    """A batch was judged on a copy of a use case that another writer had changed since
+    this process saved it; nothing was written."""
 
 
 @contextlib.contextmanager

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import LRUCache
 
-from domain.application import LoadedUseCases, Stagegate
+from domain.application import CheckedOut, LoadedUseCases, Stagegate
 from domain.errors import NotFound
 from domain.policy import POLICY_ID, PolicyInForce
 from domain.usecase import UseCase, use_case_id
@@ -70,11 +70,16 @@ class CachedUseCases:
     """The use cases batches change, kept between batches (``domain.application.UseCaseSource``).
 
     A checked-out use case is in one caller's hands alone; once saved it is checked back in,
-    and the next batch that touches it starts from it. Every check-out reads the events
-    written after the version held, whoever wrote them (another server process included), in
-    the same query that loads the use cases not held at all: a batch of a hundred use cases
-    costs two queries, not two per use case. Where the store cannot load many at once
-    (SQLite), they are loaded one by one through the repository.
+    and the next batch that touches it starts from it, as this process saved it, without
+    asking the store: that question was a round trip per command. Where another process
+    (or another stagegate on the database) has changed it since, nothing is lost: a change
+    made to the stale copy fails at its commit on the events' key (the version it would
+    write is taken), as a lost race, and is judged again on what the store holds; a refusal
+    judged on it is answered only once ``still_current`` has found the copy current (the
+    batch judges again on copies ``read`` from the store where either fails). The use cases
+    not held are loaded in one query for the whole batch (two with snapshots), not two per
+    use case; where the store cannot load many at once (SQLite), one by one through the
+    repository.
 
     ``to_read`` serves a use case read once from the same query, without putting it in the
     repository's cache: a portal browsing thousands would otherwise churn that cache, and
@@ -96,12 +101,34 @@ class CachedUseCases:
             else None
         )
 
-    def check_out(self, keys: Sequence[str]) -> dict[str, UseCase]:
+    def check_out(self, keys: Sequence[str]) -> CheckedOut:
         held = {}
         for key in dict.fromkeys(keys):
             with contextlib.suppress(KeyError):
                 held[key] = self._held.get(use_case_id(key), evict=True)
-        return self._latest(keys, held)
+        missing = [key for key in dict.fromkeys(keys) if key not in held]
+        checked_out = CheckedOut(self.read(missing) if missing else {})
+        checked_out.update(held)
+        checked_out.as_saved = frozenset(held)
+        return checked_out
+
+    def read(self, keys: Sequence[str]) -> dict[str, UseCase]:
+        if not self._loads_many:
+            return self._one_by_one.check_out(keys)
+        return self._latest(keys)
+
+    def still_current(self, versions: Mapping[str, int]) -> bool:
+        ids = [use_case_id(key) for key in versions]
+        recorder = self._app.recorder
+        if isinstance(recorder, StagegatePostgresRecorder):
+            stored = recorder.latest_versions(ids)
+        else:  # one look each: asked only before a refusal judged on a kept copy is answered
+            stored = {
+                aggregate_id: event.originator_version
+                for aggregate_id in ids
+                for event in recorder.select_events(aggregate_id, desc=True, limit=1)
+            }
+        return all(stored.get(use_case_id(key)) == version for key, version in versions.items())
 
     def check_in(self, use_cases: Iterable[UseCase]) -> None:
         for use_case in use_cases:
@@ -120,24 +147,19 @@ class CachedUseCases:
             return None  # read before: through the repository, into its cache
         except KeyError:
             self._read_once.put(aggregate_id, True)
-        found = self._latest([key], {})
+        found = self._latest([key])
         if key not in found:
             raise NotFound(key)
         return found[key]
 
-    def _latest(self, keys: Sequence[str], held: dict[str, UseCase]) -> dict[str, UseCase]:
-        """The use cases of those keys that exist, at their latest versions; ``held`` are
-        copies in memory, brought up to date."""
-        if not self._loads_many:
-            return self._one_by_one.check_out(keys)  # each loaded afresh: nothing held helps
+    def _latest(self, keys: Sequence[str]) -> dict[str, UseCase]:
+        """The use cases of those keys that exist, at their latest versions, read from the
+        store in one query (two where there are snapshots)."""
         recorder = self._app.recorder
         assert isinstance(recorder, StagegatePostgresRecorder)
         wanted: dict[Any, str] = {use_case_id(key): key for key in keys}
-        known = {use_case.id: use_case.version for use_case in held.values()}
-        snapshots, events = recorder.select_latest_of_many(
-            list(wanted), self._snapshots_table, known
-        )
-        loaded: dict[str, Any] = dict(held)
+        snapshots, events = recorder.select_latest_of_many(list(wanted), self._snapshots_table, {})
+        loaded: dict[str, Any] = {}
         snapshot_store = self._app.snapshots
         for stored in snapshots:
             assert snapshot_store is not None

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
-from domain.application import Accepted, BatchItem, BatchOutcome, Stagegate
+from domain.application import Accepted, BatchItem, BatchOutcome, Judged, Stagegate
 from domain.commands import Command, UseCaseCommand
 from domain.errors import DomainError, VersionConflict
 from domain.metadata import CommandContext
@@ -60,14 +60,14 @@ class _Waiting:
         self.leads = False
         self.answered.set()
 
-    def answer(self) -> UseCase:
+    def answer(self) -> Judged:
         if self.error is not None:
             raise self.error
         outcome = self.outcome
         if isinstance(outcome, DomainError):
             raise outcome
         assert isinstance(outcome, Accepted)
-        return outcome.use_case
+        return Judged(outcome.use_case, outcome.judged_by)
 
 
 _tracer = trace.get_tracer("stagegate.commands")
@@ -85,6 +85,10 @@ class GroupCommit:
 
     def execute(self, command: Command, ctx: CommandContext) -> UseCase:
         """What ``Stagegate.execute`` does, committed with whatever arrived meanwhile."""
+        return self.execute_judged(command, ctx).use_case
+
+    def execute_judged(self, command: Command, ctx: CommandContext) -> Judged:
+        """What ``Stagegate.execute_judged`` does, committed with whatever arrived meanwhile."""
         with _tracer.start_as_current_span(
             f"command {type(command).__name__}",
             attributes={
@@ -96,7 +100,7 @@ class GroupCommit:
             set_status_on_exception=False,
         ) as span:
             try:
-                use_case = self._execute(command, ctx)
+                judged = self._execute(command, ctx)
             except DomainError as error:
                 span.set_attribute("stagegate.outcome", type(error).__name__)
                 raise
@@ -105,11 +109,11 @@ class GroupCommit:
                 span.set_status(StatusCode.ERROR)
                 raise
             span.set_attribute("stagegate.outcome", "accepted")
-            return use_case
+            return judged
 
-    def _execute(self, command: Command, ctx: CommandContext) -> UseCase:
+    def _execute(self, command: Command, ctx: CommandContext) -> Judged:
         if not isinstance(command, UseCaseCommand):
-            return self.app.execute(command, ctx)
+            return self.app.execute_judged(command, ctx)
         waiting = _Waiting(command, ctx)
         with self._lock:
             self._queue.append(waiting)
@@ -154,8 +158,11 @@ class GroupCommit:
 
     def _alone(self, waiting: _Waiting) -> None:
         try:
-            use_case = self.app.execute(waiting.command, waiting.ctx)
+            judged = self.app.execute_judged(waiting.command, waiting.ctx)
         except BaseException as error:
             waiting.settle(error=error)
             return
-        waiting.settle(outcome=Accepted(use_case.state.key, use_case.version, use_case))
+        use_case = judged.use_case
+        waiting.settle(
+            outcome=Accepted(use_case.state.key, use_case.version, use_case, judged.policy)
+        )

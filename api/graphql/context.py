@@ -10,20 +10,19 @@ from strawberry.fastapi import BaseContext
 from api.auth import BearerCredentials, Principal, authenticate_request
 from api.graphql.cost import CostMeter
 from api.graphql.integrity import IntegrityVerifier
-from domain.application import Stagegate, authorize_read
+from domain.application import Judged, Stagegate, authorize_read
 from domain.commands import Command
 from domain.errors import Forbidden
 from domain.metadata import Actor, CommandContext
 from domain.policy import PolicyInForce
-from domain.usecase import UseCase
 from domain.values import Channel, Role
 from projections.readmodels import ReadModels
 
 
 class Commands(Protocol):
-    """Runs a command for a caller, as ``Stagegate.execute`` does (which is one)."""
+    """Runs a command for a caller, as ``Stagegate.execute_judged`` does (which is one)."""
 
-    def execute(self, command: Command, ctx: CommandContext) -> UseCase: ...
+    def execute_judged(self, command: Command, ctx: CommandContext) -> Judged: ...
 
 
 class Context(BaseContext):
@@ -102,8 +101,14 @@ def get_context(
     request: Request,
     principal: Annotated[Principal | None, Depends(_principal_unless_graphiql_page)],
 ) -> Context:
+    return context_for(request, principal)
+
+
+def context_for(request: Request, principal: Principal | None) -> Context:
+    """The context of one HTTP request's operation, for ``principal`` (None: GraphiQL's
+    page, served without a token)."""
     backends = request.app.state.backends
-    return Context(
+    context = Context(
         backends.stagegate,
         backends.commands,
         backends.read_models,
@@ -112,3 +117,5 @@ def get_context(
         principal,
         request.state.correlation_id,
     )
+    context.request = request
+    return context

@@ -133,13 +133,13 @@ def _use_case_mutation(command_class: type[Command]) -> Any:
         context = info.context
         try:
             command = command_class.parse(to_wire(input))
-            # Read before the write: once it is committed, no read may turn it into an error.
-            policy = context.policy()
-            use_case = context.commands.execute(command, context.command_context())
+            judged = context.commands.execute_judged(command, context.command_context())
         except DomainError as error:
             return error_member(error)  # raises GraphQLError for StoreUnavailable
         _refresh_after_write(context)
-        return UseCase(view=UseCaseView(use_case, policy))
+        # Its gate as the policy it was judged by has it: the policy in force when it was
+        # committed (no read after the write, which could turn a committed write into an error).
+        return UseCase(view=UseCaseView(judged.use_case, judged.policy))
 
     resolve.__annotations__ = {
         "info": strawberry.Info[Context, None],
