@@ -339,6 +339,14 @@ function show(content, title) {
 
 // --- portfolio -----------------------------------------------------------------------------
 
+// What the portfolio's table shows of each use case, on its first page and the pages after.
+const LISTED_USE_CASE = `
+fragment ListedUseCase on UseCase {
+  key title stage businessUnit stageSince
+  gate { next open unmet { code } }
+  returnOnInvestment { proven }
+}`;
+
 const PORTFOLIO = `
 query Portfolio($after: String) {
   portfolio {
@@ -354,25 +362,19 @@ query Portfolio($after: String) {
   useCases(first: 100, after: $after) {
     totalCount
     pageInfo { hasNextPage endCursor }
-    edges { node {
-      key title stage businessUnit stageSince
-      gate { next open unmet { code } }
-      returnOnInvestment { proven }
-    } }
+    edges { node { ...ListedUseCase } }
   }
-}`;
+}
+${LISTED_USE_CASE}`;
 
 const MORE_USE_CASES = `
 query MoreUseCases($after: String) {
   useCases(first: 100, after: $after) {
     pageInfo { hasNextPage endCursor }
-    edges { node {
-      key title stage businessUnit stageSince
-      gate { next open unmet { code } }
-      returnOnInvestment { proven }
-    } }
+    edges { node { ...ListedUseCase } }
   }
-}`;
+}
+${LISTED_USE_CASE}`;
 
 async function allUseCases(first) {
   const nodes = first.edges.map((edge) => edge.node);
