@@ -1,4 +1,4 @@
-"""graphql-core's executor, with plain leaf fields completed in one step.
+"""graphql-core's executor, with plain fields completed in one step.
 
 A 50-row ``useCases`` page with the value fields completes about 3,200 fields, and most of them
 are plain leaves: an attribute read off a dataclass (``amount``, ``month``, ``code``) and turned
@@ -7,7 +7,7 @@ with a resolver (a path entry, a resolve-info object, the argument check, three 
 and the nested completion of a non-null type), and that machinery, not stagegate's resolvers,
 was most of the page's time (bench/RESULTS.md, "The read targets with the value fields").
 
-Two things are done about it:
+Three things are done about it:
 
 - A field whose resolver is a method of its object's type that asks for nothing else (no
   arguments, no ``info``, no permission or extension, not async), such as ``UseCase.key``, is
@@ -21,6 +21,13 @@ Two things are done about it:
   field back to graphql-core's own path, which reads it again (reading an attribute or calling
   such a method has no side effect) and reports it exactly as before: the same error, message
   and path, and the same null propagation.
+- An object, or a list of non-null objects, read off its parent the same way is completed by
+  collecting its fields, as graphql-core does once it has checked the value's kind, without
+  the resolve info and the dispatch on the field's type. A value out of the ordinary (a null,
+  an exception, an awaitable, not a list) goes back to graphql-core's path before anything of
+  it is completed; errors met below are handled as graphql-core handles them, item by item and
+  then for the field. Types with interfaces, which strawberry gives an ``is_type_of`` check,
+  and lists whose items may be null always take graphql-core's path.
 
 Every other field takes graphql-core's path unchanged. ``tests/unit/test_graphql_execution.py``
 holds the short and the long paths to the same answers.
@@ -201,7 +208,7 @@ def _plain_objects(parent_type: GraphQLObjectType) -> dict[str, _PlainObjects]:
     return plain
 
 
-class PlainLeavesInOneStep(StrawberryGraphQLCoreExecutionContext):
+class PlainFieldsInOneStep(StrawberryGraphQLCoreExecutionContext):
     def execute_fields(
         self,
         parent_type: GraphQLObjectType,

@@ -52,7 +52,7 @@ from api.auth import Authenticator, Principal
 from api.graphql.context import Context
 from api.graphql.cost import CostMeter
 from api.graphql.errors import Stage
-from api.graphql.execution import PlainLeavesInOneStep
+from api.graphql.execution import PlainFieldsInOneStep
 from api.graphql.feed import ChangeFeed, FellBehind
 from api.graphql.history import AuditEntry
 from api.graphql.types import UseCase, UseCaseView
@@ -229,7 +229,7 @@ async def _until_behind(events: Any) -> AsyncIterator[CommittedEvent]:
         raise GraphQLError(str(error), extensions={"code": "FELL_BEHIND"}) from None
 
 
-class SubscriptionEventsInThreads(PlainLeavesInOneStep):
+class SubscriptionEventsInThreads(PlainFieldsInOneStep):
     """graphql-core's executor, but each subscription event is executed on a worker thread
     with a context of its own, once for all the subscriptions that ask the same of it.
 

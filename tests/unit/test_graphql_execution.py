@@ -15,7 +15,7 @@ from graphql import GraphQLObjectType
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from api.graphql import execution
-from api.graphql.execution import PlainLeavesInOneStep, resolve_methods_directly
+from api.graphql.execution import PlainFieldsInOneStep, resolve_methods_directly
 
 
 @strawberry.enum
@@ -163,7 +163,7 @@ def test_the_short_paths_answer_what_the_long_path_answers(query: str, errors: i
     long_path = strawberry.Schema(
         Query, execution_context_class=StrawberryGraphQLCoreExecutionContext
     )
-    short = strawberry.Schema(Query, execution_context_class=PlainLeavesInOneStep)
+    short = strawberry.Schema(Query, execution_context_class=PlainFieldsInOneStep)
     resolve_methods_directly(short._schema)
 
     answer = _answer(short, query)
@@ -173,7 +173,7 @@ def test_the_short_paths_answer_what_the_long_path_answers(query: str, errors: i
 
 
 def test_methods_that_ask_for_nothing_else_are_resolved_directly_and_others_are_not() -> None:
-    schema = strawberry.Schema(Query, execution_context_class=PlainLeavesInOneStep)
+    schema = strawberry.Schema(Query, execution_context_class=PlainFieldsInOneStep)
     item = schema._schema.type_map["Item"]
     assert isinstance(item, GraphQLObjectType)
     fields = item.fields
@@ -191,11 +191,11 @@ def test_methods_that_ask_for_nothing_else_are_resolved_directly_and_others_are_
 
 def test_the_short_paths_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without this, short paths that never applied would pass the tests above."""
-    schema = strawberry.Schema(Query, execution_context_class=PlainLeavesInOneStep)
+    schema = strawberry.Schema(Query, execution_context_class=PlainFieldsInOneStep)
     resolve_methods_directly(schema._schema)
     leaves, objects = [], []
     value_of = execution._PlainLeaf.value_of
-    complete_objects = PlainLeavesInOneStep._complete_objects
+    complete_objects = PlainFieldsInOneStep._complete_objects
 
     def counting_leaves(self: Any, source: Any) -> Any:
         leaves.append(source)
@@ -206,7 +206,7 @@ def test_the_short_paths_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
         return complete_objects(self, plain, *args)
 
     monkeypatch.setattr(execution._PlainLeaf, "value_of", counting_leaves)
-    monkeypatch.setattr(PlainLeavesInOneStep, "_complete_objects", counting_objects)
+    monkeypatch.setattr(PlainFieldsInOneStep, "_complete_objects", counting_objects)
     schema.execute_sync("{ items { name shout colour mainPart { label } parts { label } } }")
 
     assert len(leaves) == 9 + 3 + 6  # the items' three leaves, each part's label
