@@ -58,9 +58,16 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
-_READS_ITS_OBJECT = "_is_default"
-"""The mark strawberry gives its default resolver, which reads an attribute off the object;
-a method resolved directly carries it too."""
+_CALLS_ITS_METHOD = "_stagegate_calls_its_method"
+"""The mark of a resolver ``resolve_methods_directly`` made. It is not strawberry's own
+``_is_default``, which says "no resolver of the user's" (its tracing skips such fields)."""
+
+
+def _reads_its_object(resolve: Any) -> bool:
+    """Strawberry's default resolver (an attribute read off the object) or a method called
+    directly: either reads its object and nothing else."""
+    return getattr(resolve, "_is_default", False) or getattr(resolve, _CALLS_ITS_METHOD, False)
+
 
 _NOT_PLAIN = object()
 """What ``_PlainLeaf.value_of`` answers when graphql-core's own path must complete the field."""
@@ -102,7 +109,7 @@ def _plain_leaves(parent_type: GraphQLObjectType) -> dict[str, _PlainLeaf]:
     leaves = {}
     for name, field in parent_type.fields.items():
         resolve = field.resolve
-        if resolve is None or not getattr(resolve, _READS_ITS_OBJECT, False) or field.args:
+        if resolve is None or not _reads_its_object(resolve) or field.args:
             continue
         kind = field.type
         non_null = isinstance(kind, GraphQLNonNull)
@@ -163,7 +170,7 @@ def _calling(method: Callable[[Any], Any]) -> Callable[..., Any]:
     def resolve(source: Any, _info: GraphQLResolveInfo[Any] | None = None) -> Any:
         return method(source)
 
-    setattr(resolve, _READS_ITS_OBJECT, True)
+    setattr(resolve, _CALLS_ITS_METHOD, True)
     return resolve
 
 
@@ -194,7 +201,7 @@ def _plain_objects(parent_type: GraphQLObjectType) -> dict[str, _PlainObjects]:
     plain = {}
     for name, field in parent_type.fields.items():
         resolve = field.resolve
-        if resolve is None or not getattr(resolve, _READS_ITS_OBJECT, False) or field.args:
+        if resolve is None or not _reads_its_object(resolve) or field.args:
             continue
         kind = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
         item_type = None
