@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
 
 from domain.values import InferenceCost, ReadinessConfirmation, ReadinessItem, Value
 
@@ -53,6 +54,7 @@ def month_of(at: datetime) -> str:
     return f"{at.astimezone(UTC):%Y-%m}"
 
 
+@lru_cache(maxsize=1024)  # a page judges the same few dozen months for every use case
 def month_start(month: str) -> datetime:
     year, number = (int(part) for part in month.split("-"))
     return datetime(year, number, 1, tzinfo=UTC)
@@ -119,16 +121,19 @@ def _merged(periods: tuple[CoveredPeriod, ...]) -> tuple[CoveredPeriod, ...]:
     return tuple(merged)
 
 
+@lru_cache(maxsize=1024)
+def month_length(month: str) -> timedelta:
+    start = month_start(month)
+    return next_month_start(start) - start
+
+
 def uncovered(cost: MonthlyCost) -> timedelta:
     """How much of the month no report covers."""
-    start = month_start(cost.month)
-    length = next_month_start(start) - start
-    return length - sum((p.end - p.start for p in cost.covered), timedelta())
+    return month_length(cost.month) - sum((p.end - p.start for p in cost.covered), timedelta())
 
 
 def days_in(month: str) -> int:
-    start = month_start(month)
-    return (next_month_start(start) - start).days
+    return month_length(month).days
 
 
 def reported_in_full(cost: MonthlyCost) -> bool:
