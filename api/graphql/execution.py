@@ -7,7 +7,7 @@ with a resolver (a path entry, a resolve-info object, the argument check, three 
 and the nested completion of a non-null type), and that machinery, not stagegate's resolvers,
 was most of the page's time (bench/RESULTS.md, "The read targets with the value fields").
 
-Three things are done about it:
+What is done about it:
 
 - A field whose resolver is a method of its object's type that asks for nothing else (no
   arguments, no ``info``, no permission or extension, not async), such as ``UseCase.key``, is
@@ -20,7 +20,9 @@ Three things are done about it:
   ordinary (an exception, a null for a non-null field, a value the scalar refuses) sends the
   field back to graphql-core's own path, which reads it again (reading an attribute or calling
   such a method has no side effect) and reports it exactly as before: the same error, message
-  and path, and the same null propagation.
+  and path, and the same null propagation. A value a built-in scalar would answer unchanged (a
+  ``str`` for String, an ``int`` within 32 bits for Int, a finite ``float`` for Float, a
+  ``bool`` for Boolean) is answered without calling the scalar.
 - An object, or a list of non-null objects, read off its parent the same way is completed by
   collecting its fields, as graphql-core does once it has checked the value's kind, without
   the resolve info and the dispatch on the field's type. A value out of the ordinary (a null,
@@ -29,12 +31,16 @@ Three things are done about it:
   then for the field. Types with interfaces, which strawberry gives an ``is_type_of`` check,
   and lists whose items may be null always take graphql-core's path.
 
+How each field of an object is taken is decided once per field set of the query, not once per
+object: every item of a list shares it (``PlainFieldsInOneStep._plan``).
+
 Every other field takes graphql-core's path unchanged. ``tests/unit/test_graphql_execution.py``
 holds the short and the long paths to the same answers.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -42,13 +48,18 @@ from functools import cache
 from typing import Any
 
 from graphql import (
+    GraphQLBoolean,
+    GraphQLFloat,
+    GraphQLInt,
     GraphQLLeafType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
+    GraphQLScalarType,
     GraphQLSchema,
+    GraphQLString,
     Undefined,
     is_leaf_type,
 )
@@ -77,20 +88,51 @@ _PLAIN_VALUES = frozenset({str, int, float, bool, Decimal, datetime, date})
 """Kinds of value that are neither an error nor awaitable, so need no closer look."""
 
 
-class _PlainLeaf:
-    __slots__ = ("non_null", "read", "scalar")
+_BUILT_IN_SCALARS: dict[GraphQLScalarType, type] = {
+    GraphQLString: str,
+    GraphQLInt: int,
+    GraphQLFloat: float,
+    GraphQLBoolean: bool,
+}
+_INT_RANGE = range(-(2**31), 2**31)
+"""GraphQL's ``Int``: 32 bits, signed."""
 
-    def __init__(self, read: Callable[..., Any], scalar: GraphQLLeafType, non_null: bool):
+
+class _PlainLeaf:
+    __slots__ = ("attribute", "exact_type", "non_null", "read", "scalar")
+
+    def __init__(
+        self,
+        read: Callable[..., Any],
+        scalar: GraphQLLeafType,
+        non_null: bool,
+        attribute: str | None = None,
+    ):
         self.read = read
+        self.attribute = attribute
+        """The attribute ``read`` reads, where that is all it does: read here without a call."""
         self.scalar = scalar
         self.non_null = non_null
+        self.exact_type = (
+            _BUILT_IN_SCALARS.get(scalar) if isinstance(scalar, GraphQLScalarType) else None
+        )
+        """For a built-in scalar, the Python type its values pass through as they are (the
+        scalar's coercion answers an ``int`` in range, a finite ``float``, any ``str`` or
+        ``bool`` unchanged); other values are coerced by the scalar."""
 
     def value_of(self, source: Any) -> Any:
         try:
-            value = self.read(source, None)
+            attribute = self.attribute
+            value = getattr(source, attribute) if attribute is not None else self.read(source, None)
+            kind = type(value)
+            if kind is self.exact_type and (
+                (kind is not int or value in _INT_RANGE)
+                and (kind is not float or math.isfinite(value))
+            ):
+                return value
             if value is None or value is Undefined:
                 return _NOT_PLAIN if self.non_null else None
-            if type(value) not in _PLAIN_VALUES and (
+            if kind not in _PLAIN_VALUES and (
                 isinstance(value, Exception) or hasattr(value, "__await__")
             ):
                 return _NOT_PLAIN
@@ -124,10 +166,11 @@ def _plain_leaves(parent_type: GraphQLObjectType) -> dict[str, _PlainLeaf]:
             and definition.default_resolver is getattr
         ):
             # What strawberry's default resolver does, without its two calls around it.
-            read: Callable[..., Any] = _attribute(definition.python_name)
+            leaves[name] = _PlainLeaf(
+                _attribute(definition.python_name), kind, non_null, definition.python_name
+            )
         else:
-            read = resolve
-        leaves[name] = _PlainLeaf(read, kind, non_null)
+            leaves[name] = _PlainLeaf(resolve, kind, non_null)
     return leaves
 
 
@@ -215,7 +258,14 @@ def _plain_objects(parent_type: GraphQLObjectType) -> dict[str, _PlainObjects]:
     return plain
 
 
+_Step = tuple[str, FieldDetailsList, "_PlainLeaf | None", "_PlainObjects | None"]
+"""A field of a plan: its response name, its nodes, and how it may be taken the short way."""
+
+
 class PlainFieldsInOneStep(StrawberryGraphQLCoreExecutionContext):
+    _plans: dict[int, tuple[GroupedFieldSet, GraphQLObjectType, list[_Step] | None]] | None = None
+    """Each grouped field set's plan, by the set's identity (``_plan``), for one execution."""
+
     def execute_fields(
         self,
         parent_type: GraphQLObjectType,
@@ -226,12 +276,11 @@ class PlainFieldsInOneStep(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         """graphql-core's ``execute_fields``, field by field in the query's order, with the
         plain fields taken the short way."""
-        leaves = _plain_leaves(parent_type)
-        objects = _plain_objects(parent_type)
         # strawberry gives every execution a manager, empty unless an extension resolves
         # fields; a middleware must see every field, so then every field takes the long path.
         middleware = self.middleware_manager
-        if (not leaves and not objects) or (middleware is not None and middleware.middlewares):
+        plan = self._plan(parent_type, grouped_field_set)
+        if plan is None or (middleware is not None and middleware.middlewares):
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
@@ -239,23 +288,23 @@ class PlainFieldsInOneStep(StrawberryGraphQLCoreExecutionContext):
         is_awaitable = self.is_awaitable
         awaitable_fields: list[str] = []
         try:
-            for response_name, field_details_list in grouped_field_set.items():
-                node = field_details_list[0].node
-                if not node.arguments:
-                    name = node.name.value
-                    leaf = leaves.get(name)
-                    plain = leaf.value_of(source_value) if leaf is not None else _NOT_PLAIN
-                    if plain is _NOT_PLAIN and name in objects:
-                        plain = self._complete_objects(
-                            objects[name],
-                            source_value,
-                            Path(path, response_name, parent_type.name),
-                            field_details_list,
-                            position_context,
-                        )
-                    if plain is not _NOT_PLAIN:
-                        results[response_name] = plain
-                        if leaf is None and is_awaitable(plain):
+            for response_name, field_details_list, leaf, objects in plan:
+                if leaf is not None:
+                    value = leaf.value_of(source_value)
+                    if value is not _NOT_PLAIN:
+                        results[response_name] = value
+                        continue
+                if objects is not None:
+                    value = self._complete_objects(
+                        objects,
+                        source_value,
+                        Path(path, response_name, parent_type.name),
+                        field_details_list,
+                        position_context,
+                    )
+                    if value is not _NOT_PLAIN:
+                        results[response_name] = value
+                        if is_awaitable(value):
                             awaitable_fields.append(response_name)
                         continue
                 result = self.execute_field(
@@ -282,6 +331,40 @@ class PlainFieldsInOneStep(StrawberryGraphQLCoreExecutionContext):
             return results
 
         return get_results()
+
+    def _plan(
+        self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
+    ) -> list[_Step] | None:
+        """How each field of ``grouped_field_set`` is taken (None: every one the long way).
+
+        graphql-core collects an object's fields once per field of the query (its memo), so
+        every item of a list comes with the same grouped field set: the plan is made once for
+        all of them, and kept with the set, as graphql-core keeps its memo, so that the set's
+        identity cannot be reused within the execution."""
+        plans = self._plans
+        if plans is None:
+            plans = self._plans = {}
+        kept = plans.get(id(grouped_field_set))
+        if kept is not None and kept[0] is grouped_field_set and kept[1] is parent_type:
+            return kept[2]
+        leaves = _plain_leaves(parent_type)
+        objects = _plain_objects(parent_type)
+        plan: list[_Step] | None = None
+        if leaves or objects:
+            plan = []
+            for response_name, field_details_list in grouped_field_set.items():
+                node = field_details_list[0].node
+                name = None if node.arguments else node.name.value
+                plan.append(
+                    (
+                        response_name,
+                        field_details_list,
+                        leaves.get(name) if name is not None else None,
+                        objects.get(name) if name is not None else None,
+                    )
+                )
+        plans[id(grouped_field_set)] = (grouped_field_set, parent_type, plan)
+        return plan
 
     def _complete_objects(
         self,

@@ -103,6 +103,18 @@ class Item:
         return Tag(name=self.name)
 
 
+@strawberry.type
+class Reading:
+    """Values of the kinds built-in scalars pass through unchanged, and of the kinds they
+    convert or refuse: an int beyond 32 bits, a float that is not finite, a bool for an Int,
+    an int for a Float or a String."""
+
+    whole: int
+    ratio: float
+    flag: bool
+    text: str
+
+
 def _item(*values: Any) -> Item:
     """An item holding what it is given, the wrong kinds of value included."""
     names = ("name", "count", "colour", "price", "note", "must", "number")
@@ -117,6 +129,17 @@ class Query:
             _item("a", 1, Colour.RED, Decimal("1.50"), None, "x", 1),
             _item("b", 2, Colour.BLUE, Decimal("2"), "n", None, 2),
             _item("c", 3, Colour.RED, Decimal("0.1"), "m", "z", "three"),
+        ]
+
+    @strawberry.field
+    def readings(self) -> list[Reading | None]:
+        odd: list[Any] = [
+            (2**31, float("nan"), True, 7),
+            (True, 3, False, 2.5),
+            (-(2**31), float("inf"), 1, "text"),
+        ]
+        return [Reading(whole=1, ratio=0.5, flag=True, text="plain")] + [
+            Reading(whole=w, ratio=r, flag=f, text=t) for w, r, f, t in odd
         ]
 
     @strawberry.field
@@ -142,6 +165,7 @@ QUERIES = [  # each with the number of errors it has, on either path
     ("{ items { name looseParts { label weight } tag { name } } }", 3),
     ("{ strict { name mainPart { weight } parts { weight } } }", 0),
     ("{ items { name gappyParts { label } } }", 1),
+    ("{ readings { whole ratio flag text } }", 2),  # 2**31 and inf: each nulls its item
 ]
 
 
