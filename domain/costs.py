@@ -17,10 +17,10 @@ part of one, does not meet the requirement ("tracked and bounded" means reported
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from functools import lru_cache
 
 from domain.values import InferenceCost, ReadinessConfirmation, ReadinessItem, Value
 
@@ -54,9 +54,13 @@ def month_of(at: datetime) -> str:
     return f"{at.astimezone(UTC):%Y-%m}"
 
 
-@lru_cache(maxsize=1024)  # a page judges the same few dozen months for every use case
+def _year_and_month(month: str) -> tuple[int, int]:
+    year, _, number = month.partition("-")
+    return int(year), int(number)
+
+
 def month_start(month: str) -> datetime:
-    year, number = (int(part) for part in month.split("-"))
+    year, number = _year_and_month(month)
     return datetime(year, number, 1, tzinfo=UTC)
 
 
@@ -121,10 +125,21 @@ def _merged(periods: tuple[CoveredPeriod, ...]) -> tuple[CoveredPeriod, ...]:
     return tuple(merged)
 
 
-@lru_cache(maxsize=1024)
+_MONTH_LENGTHS = tuple(
+    timedelta(days=days) for days in (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+)
+_LEAP_FEBRUARY = timedelta(days=29)
+
+
 def month_length(month: str) -> timedelta:
-    start = month_start(month)
-    return next_month_start(start) - start
+    # Called for every month of every use case of a page (costByMonth, the budget rule), so
+    # read off a table: two datetimes subtracted, or the calendar module, cost 8 % of a page.
+    year, number = _year_and_month(month)
+    if not 1 <= number <= 12:
+        raise ValueError(f"month must be 1-12 in {month!r}")
+    if number == 2 and calendar.isleap(year):
+        return _LEAP_FEBRUARY
+    return _MONTH_LENGTHS[number - 1]
 
 
 def uncovered(cost: MonthlyCost) -> timedelta:
@@ -137,7 +152,12 @@ def days_in(month: str) -> int:
 
 
 def reported_in_full(cost: MonthlyCost) -> bool:
-    return uncovered(cost) < FULL_MONTH_SLACK
+    return leaves_less_than_a_day(uncovered(cost))
+
+
+def leaves_less_than_a_day(left_uncovered: timedelta) -> bool:
+    """Whether a month that ``uncovered`` leaves this much of counts as reported in full."""
+    return left_uncovered < FULL_MONTH_SLACK
 
 
 @dataclass(frozen=True)

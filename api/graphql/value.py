@@ -55,7 +55,8 @@ def cost_by_month(state: UseCaseState, last: int | None) -> list[MonthlyCost]:
     months = sorted(state.monthly_costs)
     for month in months if last is None else months[-last:] if last else []:
         for currency, cost in sorted(state.monthly_costs[month].items()):
-            in_full = costs.reported_in_full(cost)
+            left_uncovered = costs.uncovered(cost)
+            in_full = costs.leaves_less_than_a_day(left_uncovered)
             limit = budget.amount if budget is not None and budget.currency == currency else None
             days = costs.days_in(month)
             found.append(
@@ -63,7 +64,7 @@ def cost_by_month(state: UseCaseState, last: int | None) -> list[MonthlyCost]:
                     month=month,
                     currency=currency,
                     amount=cost.amount,
-                    days_reported=round(days - costs.uncovered(cost).total_seconds() / 86_400, 2),
+                    days_reported=round(days - left_uncovered.total_seconds() / 86_400, 2),
                     days_in_month=days,
                     reported_in_full=in_full,
                     budget=limit,

@@ -10,7 +10,14 @@ import pytest
 
 from domain import commands as c
 from domain.application import Stagegate
-from domain.costs import Budget, MonthlyCosts, add_cost, reported_in_full, within_budget_problem
+from domain.costs import (
+    Budget,
+    MonthlyCosts,
+    add_cost,
+    month_length,
+    reported_in_full,
+    within_budget_problem,
+)
 from domain.errors import GateBlocked
 from domain.gates import RequirementCode as R
 from domain.values import InferenceCost, Stage
@@ -24,6 +31,20 @@ def _cost(start: datetime, end: datetime, amount: str, currency: str = "EUR") ->
     return InferenceCost(
         period_start=start, period_end=end, amount=Decimal(amount), currency=currency
     )
+
+
+def test_a_months_length_is_the_calendars() -> None:
+    for year in range(1970, 2101):  # leap years, 2000 (one) and 2100 (not one) included
+        for number in range(1, 13):
+            start = datetime(year, number, 1, tzinfo=UTC)
+            following = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
+            assert month_length(f"{year}-{number:02d}") == following - start, (year, number)
+
+
+@pytest.mark.parametrize("month", ["2026-13", "2026-00", "2026", "twelve"])
+def test_a_month_that_is_none_is_refused(month: str) -> None:
+    with pytest.raises(ValueError, match=r"month must be 1-12|invalid literal for int"):
+        month_length(month)
 
 
 def test_a_report_across_months_is_shared_by_its_time_in_each_and_adds_up() -> None:
