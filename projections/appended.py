@@ -24,7 +24,7 @@ from domain import clock
 from domain.policy import PolicyInForce
 from domain.usecase import UseCase
 from domain.usecase import events as e
-from domain.values import InferenceCost, Stage
+from domain.values import Adoption, InferenceCost, Stage
 from projections.history import HistoryEntry, history_entry
 from projections.summaries import UseCaseSummary, summarize
 
@@ -48,6 +48,9 @@ class StageAndCostView(Protocol):
 
     def record_cost(self, number: int, use_case_id: str, cost: InferenceCost) -> None:
         """A cost report, numbered as its event."""
+
+    def record_adoption(self, number: int, event: e.AdoptionRecorded) -> None:
+        """An adoption reading, numbered as its event (its version and time are the event's)."""
 
 
 class ReadModelView(HistoryView, SummaryView, StageAndCostView, Protocol):
@@ -96,11 +99,14 @@ def project_summary(
 
 
 def project_stage_or_cost(view: StageAndCostView, number: int, event: Any) -> None:
-    """What one event adds to the stage periods or the costs, if anything."""
+    """What one event adds to the stage periods, the costs or the adoption readings, if
+    anything."""
     if isinstance(event, STAGE_EVENTS):
         view.enter_stage(str(event.originator_id), stage_entered(event), event.timestamp)
     elif isinstance(event, e.InferenceCostRecorded):
         view.record_cost(number, str(event.originator_id), event.cost)
+    elif isinstance(event, e.AdoptionRecorded):
+        view.record_adoption(number, event)
 
 
 def project_append(
@@ -136,6 +142,8 @@ class InMemoryView:
     periods: dict[str, list[tuple[str, datetime, datetime | None]]] = field(default_factory=dict)
     """Per use case: (stage, entered at, left at or None while it is there), in order."""
     costs: dict[int, tuple[str, InferenceCost]] = field(default_factory=dict)
+    adoption: dict[int, tuple[str, int, Adoption]] = field(default_factory=dict)
+    """By event number: (use case, the version it was recorded at, the reading)."""
 
     def write_summary(self, summary: UseCaseSummary) -> None:
         self.summaries[summary.id] = summary
@@ -152,3 +160,6 @@ class InMemoryView:
 
     def record_cost(self, number: int, use_case_id: str, cost: InferenceCost) -> None:
         self.costs[number] = (use_case_id, cost)
+
+    def record_adoption(self, number: int, event: e.AdoptionRecorded) -> None:
+        self.adoption[number] = (str(event.originator_id), event.originator_version, event.adoption)

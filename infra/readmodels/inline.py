@@ -28,6 +28,7 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 
 from domain.application import Appended
+from domain.usecase import events as e
 from domain.values import InferenceCost
 from infra.database import Cursor, Database
 from infra.readmodels.history import COLUMNS as HISTORY_COLUMNS
@@ -56,6 +57,8 @@ class ReadModelRows:
     transitions: dict[str, list[tuple[str, Any]]]
     costs: list[tuple[int, tuple[Any, ...]]]
     """(index of the event in the append, its costs row without the notification id)."""
+    adoption: list[tuple[int, tuple[Any, ...]]]
+    """(index of the event in the append, its adoption row without the notification id)."""
     written: bool = field(default=False)
     """Set in the transaction once the rows are written (reset by a retried attempt)."""
 
@@ -68,7 +71,7 @@ class PendingRows:
     def __init__(self, summaries: SummaryProjection, history: HistoryProjection) -> None:
         self._summaries = summaries
         self._history = history
-        self.rows = ReadModelRows([], [], [], [], {}, [])
+        self.rows = ReadModelRows([], [], [], [], {}, [], [])
 
     def write_summary(self, summary: UseCaseSummary) -> None:
         self.rows.summaries.append(self._summaries.row(summary))
@@ -86,6 +89,9 @@ class PendingRows:
 
     def record_cost(self, number: int, use_case_id: str, cost: InferenceCost) -> None:
         self.rows.costs.append((number, self._summaries.cost_values(use_case_id, cost)))
+
+    def record_adoption(self, number: int, event: e.AdoptionRecorded) -> None:
+        self.rows.adoption.append((number, self._summaries.adoption_row(number, event)[1:]))
 
 
 class InlineReadModels:
@@ -175,6 +181,9 @@ class InlineReadModels:
         self._summaries.write_transitions(curs, rows.transitions)
         self._summaries.write_costs(
             curs, [(notification_ids[index], *row) for index, row in rows.costs]
+        )
+        self._summaries.write_adoption(
+            curs, [(notification_ids[index], *row) for index, row in rows.adoption]
         )
         curs.execute(self._move_positions, (notification_ids[-1], *self._names))
 

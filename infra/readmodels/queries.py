@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,7 +11,7 @@ from domain.policy import POLICY_ID
 from domain.state import UseCaseState
 from domain.values import Stage
 from infra.database import Database
-from infra.readmodels.schema import COSTS, HISTORY, LINKS, PERIODS, SUMMARIES, UNMET
+from infra.readmodels.schema import ADOPTION, COSTS, HISTORY, LINKS, PERIODS, SUMMARIES, UNMET
 from projections.history import HistoryEntry
 from projections.readmodels import (
     AdoptionReading,
@@ -28,7 +27,6 @@ from projections.readmodels import (
 )
 
 _DONE = ("scale", "retired")
-_ADOPTION = "AdoptionRecorded"
 """The history's event type of an adoption reading."""
 _RECORD_COLUMNS = "s.id, s.key, s.version, s.registered_at, s.updated_at, s.state_json"
 # Strongest on all three dimensions first: the weakest score decides, then readiness (the
@@ -75,6 +73,7 @@ class SqlQueries:
         self.history_table = t(HISTORY)
         self.links_table = t(LINKS)
         self.periods_table, self.costs_table = t(PERIODS), t(COSTS)
+        self.adoption_table = t(ADOPTION)
 
     # --- use cases -------------------------------------------------------------------------
 
@@ -204,8 +203,8 @@ class SqlQueries:
         newest: bool = False,
         until_version: int | None = None,
     ) -> dict[str, Page[AdoptionReading]]:
-        """See ``ReadModels.adoption_series``: the history's adoption events, numbered per use
-        case in the order they were measured, in one query for every use case asked about."""
+        """See ``ReadModels.adoption_series``: the adoption readings, numbered per use case in
+        the order they were measured, in one query for every use case asked about."""
         if not use_case_ids:
             return {}
         if after is not None and len(use_case_ids) != 1:
@@ -216,27 +215,25 @@ class SqlQueries:
         if after_version is not None:
             # Past the cursor's reading, in measuring order (ties: recorded order).
             cursor_join = (
-                f" JOIN {self.history_table} c ON c.aggregate_id = h.aggregate_id"
-                " AND c.version = %s"
+                f" JOIN {self.adoption_table} c ON c.use_case_id = a.use_case_id AND c.version = %s"
             )
             params.append(after_version)
             beyond = "<" if newest else ">"
             past = (
-                f" AND (h.business_time {beyond} c.business_time OR (h.business_time ="
-                f" c.business_time AND h.version {beyond} c.version))"
+                f" AND (a.measured_at {beyond} c.measured_at OR (a.measured_at ="
+                f" c.measured_at AND a.version {beyond} c.version))"
             )
         if until_version is not None:  # the use case as it stood at a version (asOf)
-            past += " AND h.version <= %s"
+            past += " AND a.version <= %s"
         ids = ", ".join(["%s"] * len(use_case_ids))
         rows = self._select(
-            "SELECT aggregate_id, version, recorded_at, payload FROM ("
-            " SELECT h.aggregate_id, h.version, h.recorded_at, h.payload, ROW_NUMBER() OVER"
-            f" (PARTITION BY h.aggregate_id ORDER BY h.business_time {order}, h.version"
-            f" {order}) AS n FROM {self.history_table} h{cursor_join}"
-            # The type written out, not a parameter: a generic plan of a prepared statement
-            # could not use the partial index on adoption events (stagegate_history_adoption).
-            f" WHERE h.event_type = '{_ADOPTION}' AND h.aggregate_id IN ({ids}){past}"
-            ") ranked WHERE n <= %s ORDER BY aggregate_id, n",
+            "SELECT use_case_id, version, measured_at, active_users, target_users, recorded_at"
+            " FROM ( SELECT a.use_case_id, a.version, a.measured_at, a.active_users,"
+            " a.target_users, a.recorded_at, ROW_NUMBER() OVER (PARTITION BY a.use_case_id"
+            f" ORDER BY a.measured_at {order}, a.version {order}) AS n"
+            f" FROM {self.adoption_table} a{cursor_join}"
+            f" WHERE a.use_case_id IN ({ids}){past}"
+            ") ranked WHERE n <= %s ORDER BY use_case_id, n",
             [
                 *params,
                 *use_case_ids,
@@ -244,16 +241,16 @@ class SqlQueries:
                 size + 1,
             ],
         )
+        read_ts = self.db.read_required_ts
         by_use_case: dict[str, list[AdoptionReading]] = {i: [] for i in use_case_ids}
         for row in rows:
-            adoption = json.loads(row["payload"])["adoption"]
-            by_use_case[str(row["aggregate_id"])].append(
+            by_use_case[str(row["use_case_id"])].append(
                 AdoptionReading(
                     version=int(row["version"]),
-                    active_users=int(adoption["active_users"]),
-                    target_users=int(adoption["target_users"]),
-                    measured_at=datetime.fromisoformat(adoption["measured_at"]),
-                    recorded_at=self.db.read_required_ts(row["recorded_at"]),
+                    active_users=int(row["active_users"]),
+                    target_users=int(row["target_users"]),
+                    measured_at=read_ts(row["measured_at"]),
+                    recorded_at=read_ts(row["recorded_at"]),
                 )
             )
         pages = {}

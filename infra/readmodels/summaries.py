@@ -1,4 +1,5 @@
-"""The summaries read model: a row per use case, its unmet codes, stage periods, and costs.
+"""The summaries read model: a row per use case, its unmet codes, stage periods, costs and
+adoption readings.
 
 Events are applied to the use-case aggregates themselves (kept in a bounded cache, or loaded
 from the summary row this projection wrote), so every summary is what the domain would say.
@@ -26,7 +27,7 @@ from domain.values import InferenceCost, Stage
 from infra.database import Cursor, Database
 from infra.readmodels import faults
 from infra.readmodels.runner import LoggedEvent
-from infra.readmodels.schema import COSTS, LINKS, PERIODS, SUMMARIES, UNMET
+from infra.readmodels.schema import ADOPTION, COSTS, LINKS, PERIODS, SUMMARIES, UNMET
 from infra.recorders import select_latest_of_many
 from infra.serialization import upcast
 from projections.appended import (
@@ -41,7 +42,16 @@ CACHE_SIZE = 20_000
 REBUILD_CHUNK = 1_000
 """Use cases loaded per query when rebuilding."""
 REBUILD_PAGE = 10_000
-"""Stage and cost events read per query when rebuilding."""
+"""Stage, cost and adoption events read per query when rebuilding."""
+ADOPTION_COLUMNS = (
+    "notification_id",
+    "use_case_id",
+    "version",
+    "measured_at",
+    "active_users",
+    "target_users",
+    "recorded_at",
+)
 _CHILD_ROWS = ("unmet_codes", "external_models")
 """Summary fields kept as rows of tables of their own (``UNMET``, ``LINKS``)."""
 _COLUMNS = [f.name for f in fields(UseCaseSummary) if f.name not in _CHILD_ROWS]
@@ -84,6 +94,7 @@ class SummaryProjection:
         self._links = t(LINKS)
         self._periods = t(PERIODS)
         self._costs = t(COSTS)
+        self._adoption = t(ADOPTION)
         self._events = events_table
         self._copy_summary_rows = f"COPY {self._summaries} ({', '.join(_COLUMNS)}) FROM STDIN"
         self._copy_periods = (
@@ -93,8 +104,10 @@ class SummaryProjection:
             f"COPY {self._costs} (notification_id, use_case_id, period_start, period_end,"
             " amount, currency) FROM STDIN"
         )
+        self._copy_adoption = f"COPY {self._adoption} ({', '.join(ADOPTION_COLUMNS)}) FROM STDIN"
         topics = ", ".join(
-            f"'{get_topic(cls)}'" for cls in (*STAGE_EVENTS, e.InferenceCostRecorded)
+            f"'{get_topic(cls)}'"
+            for cls in (*STAGE_EVENTS, e.InferenceCostRecorded, e.AdoptionRecorded)
         )
         self._read_period_and_cost_events = (
             f"SELECT notification_id, originator_id, originator_version, topic, state"
@@ -137,7 +150,7 @@ class SummaryProjection:
             self._dirty[key] = aggregate
             try:
                 project_stage_or_cost(rows, logged.notification_id, event)
-            except ValueError as error:  # a cost the store cannot hold; its summary counts it
+            except ValueError as error:  # a time the store cannot hold; the summary counts it
                 faults.record(
                     curs,
                     self.db,
@@ -148,6 +161,7 @@ class SummaryProjection:
                     error,
                 )
         self.write_costs(curs, rows.costs)
+        self.write_adoption(curs, rows.adoption)
 
     def finish(self, curs: Cursor, position: int) -> None:
         assert self._policy is not None
@@ -240,11 +254,12 @@ class SummaryProjection:
     def _copy_periods_and_costs(
         self, curs: Cursor, head: int, mapper: Mapper[Any], unloadable: set[str]
     ) -> None:
-        """Stage periods and costs from their own events (a small share of the log), decoded
-        as every event is, a page at a time in log order; none of use cases that could not
-        be loaded (as live, where their events were set aside whole)."""
+        """Stage periods, costs and adoption readings from their own events (a small share of
+        the log), decoded as every event is, a page at a time in log order; none of use cases
+        that could not be loaded (as live, where their events were set aside whole)."""
         periods: list[tuple[Any, ...]] = []
         costs: list[tuple[Any, ...]] = []
+        adoption: list[tuple[Any, ...]] = []
         open_periods: dict[str, tuple[str, Any]] = {}  # use case -> (stage, entered_at)
         after = 0
         while True:
@@ -266,6 +281,9 @@ class SummaryProjection:
                     if isinstance(event, e.InferenceCostRecorded):
                         costs.append(self.cost_row(notification_id, event))
                         continue
+                    if isinstance(event, e.AdoptionRecorded):
+                        adoption.append(self.adoption_row(notification_id, event))
+                        continue
                     entered_at = self.db.ts(event.timestamp)
                 except Exception as error:
                     version = stored.originator_version
@@ -279,7 +297,11 @@ class SummaryProjection:
                 break
             after = int(rows[-1]["notification_id"])
         periods.extend((key, stage, at, None) for key, (stage, at) in open_periods.items())
-        for statement, values in ((self._copy_periods, periods), (self._copy_costs, costs)):
+        for statement, values in (
+            (self._copy_periods, periods),
+            (self._copy_costs, costs),
+            (self._copy_adoption, adoption),
+        ):
             with curs.copy(statement) as copy:  # type: ignore[attr-defined]
                 for value in values:
                     copy.write_row(value)
@@ -287,6 +309,19 @@ class SummaryProjection:
     def cost_row(self, notification_id: int, event: e.InferenceCostRecorded) -> tuple[Any, ...]:
         """The costs row of one cost event (ValueError for a time the store cannot hold)."""
         return (notification_id, *self.cost_values(str(event.originator_id), event.cost))
+
+    def adoption_row(self, notification_id: int, event: e.AdoptionRecorded) -> tuple[Any, ...]:
+        """The adoption row of one reading (ValueError for a time the store cannot hold)."""
+        reading = event.adoption
+        return (
+            notification_id,
+            str(event.originator_id),
+            event.originator_version,
+            self.db.ts(reading.measured_at),
+            reading.active_users,
+            reading.target_users,
+            self.db.ts(event.timestamp),
+        )
 
     def cost_values(self, use_case_id: str, cost: InferenceCost) -> tuple[Any, ...]:
         """A costs row but its notification id."""
@@ -444,6 +479,10 @@ class SummaryProjection:
         columns = ("notification_id", "use_case_id", "period_start", "period_end", "amount")
         self.db.insert_rows(curs, self._costs, (*columns, "currency"), rows)
 
+    def write_adoption(self, curs: Cursor, rows: list[tuple[Any, ...]]) -> None:
+        """Insert adoption rows (``adoption_row``)."""
+        self.db.insert_rows(curs, self._adoption, ADOPTION_COLUMNS, rows)
+
     def write_transitions(
         self, curs: Cursor, transitions_by_use_case: dict[str, list[tuple[str, Any]]]
     ) -> None:
@@ -474,12 +513,16 @@ class _StageAndCostRows:
     def __init__(self, projection: SummaryProjection) -> None:
         self._projection = projection
         self.costs: list[tuple[Any, ...]] = []
+        self.adoption: list[tuple[Any, ...]] = []
 
     def enter_stage(self, use_case_id: str, stage: str, at: datetime) -> None:
         self._projection._transitions.setdefault(use_case_id, []).append((stage, at))
 
     def record_cost(self, number: int, use_case_id: str, cost: InferenceCost) -> None:
         self.costs.append((number, *self._projection.cost_values(use_case_id, cost)))
+
+    def record_adoption(self, number: int, event: e.AdoptionRecorded) -> None:
+        self.adoption.append(self._projection.adoption_row(number, event))
 
 
 class _SummaryRows:

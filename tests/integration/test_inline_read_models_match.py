@@ -4,6 +4,7 @@ as an in-memory view keeps it: the SQL view is that function's rows, on both sto
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain import commands as c
@@ -38,6 +39,12 @@ def test_the_rows_written_with_each_append_are_the_projection_of_it(services: Se
     journeys[0].reach(Stage.DEPLOYMENT)
     journeys[1].issue(c.ScorePriority, **PRIORITY)
     journeys[2].report_cost("7.25")
+    # Two readings, the later one measured first: the series is in measuring order.
+    now = datetime.now(UTC)
+    for active, measured_at in ((30, now - timedelta(days=1)), (20, now - timedelta(days=2))):
+        journeys[2].issue(
+            c.RecordAdoption, active_users=active, target_users=50, measured_at=measured_at
+        )
     services.read_models.refresh()
 
     records = services.read_models.use_cases(UseCaseFilter(), 100, None).items
@@ -52,3 +59,18 @@ def test_the_rows_written_with_each_append_are_the_projection_of_it(services: Se
         assert [dataclasses.astuple(e) for e in stored] == [
             dataclasses.astuple(e) for e in projected
         ]
+
+    ids = [str(app.use_case(journey.key).id) for journey in journeys]
+    series = services.read_models.adoption_series(ids, 100, None)
+    stored_readings = sorted(
+        (use_case_id, r.version, r.active_users, r.target_users, r.measured_at)
+        for use_case_id, page in series.items()
+        for r in page.items
+    )
+    projected_readings = sorted(
+        (use_case_id, version, a.active_users, a.target_users, a.measured_at)
+        for use_case_id, version, a in view.adoption.values()
+    )
+    assert len(projected_readings) == 2
+    assert stored_readings == projected_readings
+    assert [r.active_users for r in series[ids[2]].items] == [20, 30]

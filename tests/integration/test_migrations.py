@@ -32,7 +32,7 @@ from infra import migrations
 from infra.audit import verify_all
 from infra.bootstrap import Services, bootstrap
 from infra.migrations import LEGACY_VERSION_TABLE, REVISION_TABLE, SchemaNotReady
-from infra.readmodels.schema import LINKS, SUMMARIES, UNMET
+from infra.readmodels.schema import ADOPTION, LINKS, SUMMARIES, UNMET
 from infra.registries import SECRETS as REGISTRY_SECRETS
 from infra.settings import Settings
 from projections.readmodels import UseCaseFilter
@@ -174,6 +174,11 @@ def _read_models(services: Services) -> Any:
     read_models = services.read_models
     page = read_models.use_cases(UseCaseFilter(), 100, None)
     summaries = sorted((r.id, r.version, r.state.model_dump_json()) for r in page.items)
+    ids = sorted(r.id for r in page.items)
+    adoption = {
+        i: [(a.version, a.active_users, a.measured_at) for a in series.items]
+        for i, series in read_models.adoption_series(ids, 100, None).items()
+    }
     history = [
         [
             (e.notification_id, e.version, e.event_type, e.payload)
@@ -181,7 +186,7 @@ def _read_models(services: Services) -> Any:
         ]
         for r in sorted(page.items, key=lambda r: r.id)
     ]
-    return summaries, history
+    return summaries, adoption, history
 
 
 @pytest.mark.parametrize("store", STORES)
@@ -206,7 +211,15 @@ def test_the_last_release_before_migrations_is_upgraded_with_nothing_lost(
             [snapshots] = [t for t in before if t in ("stagegate_snapshots", "stored_snapshots")]
             derived = {snapshots, SUMMARIES, UNMET, REVISION_TABLE, LEGACY_VERSION_TABLE}
             derived |= {LINKS, REGISTRY_SECRETS}  # new, and empty
+            derived.add(ADOPTION)  # new, and filled from the log (0007)
             assert before[SUMMARIES], "the fixture has nothing derived"
+            adoption_events = [
+                row
+                for row in before["stagegate_history"]
+                if "AdoptionRecorded" in [str(value) for value in row]
+            ]
+            assert adoption_events, "the fixture records no adoption"
+            assert len(after[ADOPTION]) == len(adoption_events)
             assert after[snapshots] == []
             assert len(after[SUMMARIES]) == len(before[SUMMARIES])
             assert {t: rows for t, rows in after.items() if t not in derived} == {
@@ -327,7 +340,7 @@ def test_db_status_and_a_second_upgrade_find_nothing_to_do(
         try:
             pending = migrations.status(services)
             assert (pending.current, pending.legacy_version) == (None, 2)
-            assert pending.pending == ("0002", "0003", "0004", "0005", "0006")
+            assert pending.pending == ("0002", "0003", "0004", "0005", "0006", "0007")
             assert not pending.is_current
 
             assert migrations.upgrade(services) == pending
