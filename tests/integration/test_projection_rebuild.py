@@ -81,6 +81,7 @@ def _assert_covers_the_read_models(services: Services, stats: WorkloadStats, liv
         "RolledBack",
         "QualityAlertResolved",
         "InferenceCostRecorded",
+        "AdoptionRecorded",
         "MeasurementRecorded",
         "ValueStated",
     ):
@@ -89,6 +90,7 @@ def _assert_covers_the_read_models(services: Services, stats: WorkloadStats, liv
     assert len(live[schema.SUMMARIES]) == stats.commands["RegisterUseCase"]
     assert live[schema.UNMET], "no use case had an unmet requirement"
     assert live[schema.COSTS]
+    assert live[schema.ADOPTION], "no adoption reading"
     assert len(live[schema.PERIODS]) > len(live[schema.SUMMARIES])
 
 
