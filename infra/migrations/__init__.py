@@ -230,6 +230,24 @@ def migrating() -> Target:
     return target
 
 
+def rebuild_from_the_log(projection: str, tables: tuple[str, ...]) -> None:
+    """In a migration: empty ``tables`` (the projection's, named as they stand at that
+    revision), forget what it set aside, and move ``projection`` back to the start of the log,
+    so that ``upgrade`` rebuilds it from the log before the service starts."""
+    from alembic import op
+
+    db = migrating().database
+    for table in tables:
+        op.execute(f"DELETE FROM {db.table(table)}")
+    op.execute(
+        f"DELETE FROM {db.table('stagegate_projection_faults')} WHERE projection = '{projection}'"
+    )
+    op.execute(
+        f"UPDATE {db.table('stagegate_projection_positions')} SET position = 0"
+        f" WHERE projection = '{projection}'"
+    )
+
+
 def context_options(config: Config) -> dict[str, Any]:
     """The options ``env.py`` gives Alembic's migration context."""
     return {

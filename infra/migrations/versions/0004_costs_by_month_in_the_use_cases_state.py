@@ -19,7 +19,7 @@ definition, so that this migration does the same thing whatever later releases c
 
 from alembic import op
 
-from infra.migrations import migrating
+from infra.migrations import migrating, rebuild_from_the_log
 
 revision = "0004"
 down_revision = "0003"
@@ -79,15 +79,7 @@ def _recreate_summaries(judging_columns: str) -> None:
     }
     for name, columns in indexes.items():
         op.execute(f"CREATE INDEX stagegate_summaries_{name} ON {summaries} ({columns})")
-    for table in _EMPTIED:
-        op.execute(f"DELETE FROM {db.table(table)}")
-    op.execute(
-        f"DELETE FROM {db.table('stagegate_projection_faults')} WHERE projection = 'summaries'"
-    )
-    op.execute(
-        f"UPDATE {db.table('stagegate_projection_positions')} SET position = 0"
-        " WHERE projection = 'summaries'"
-    )
+    rebuild_from_the_log("summaries", _EMPTIED)
 
 
 def downgrade() -> None:

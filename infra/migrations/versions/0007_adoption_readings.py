@@ -18,7 +18,7 @@ so that this migration does the same thing whatever later releases change.
 
 from alembic import op
 
-from infra.migrations import migrating
+from infra.migrations import migrating, rebuild_from_the_log
 
 revision = "0007"
 down_revision = "0006"
@@ -51,15 +51,7 @@ def upgrade() -> None:
         " (use_case_id, measured_at, version)"
     )
     _drop_index("stagegate_history_adoption")
-    for table in _SUMMARIES_TABLES:
-        op.execute(f"DELETE FROM {db.table(table)}")
-    op.execute(
-        f"DELETE FROM {db.table('stagegate_projection_faults')} WHERE projection = 'summaries'"
-    )
-    op.execute(
-        f"UPDATE {db.table('stagegate_projection_positions')} SET position = 0"
-        " WHERE projection = 'summaries'"
-    )
+    rebuild_from_the_log("summaries", _SUMMARIES_TABLES)
 
 
 def downgrade() -> None:
