@@ -27,7 +27,6 @@ from projections.readmodels import (
 )
 
 _DONE = ("scale", "retired")
-"""The history's event type of an adoption reading."""
 _RECORD_COLUMNS = "s.id, s.key, s.version, s.registered_at, s.updated_at, s.state_json"
 # Strongest on all three dimensions first: the weakest score decides, then readiness (the
 # hardest to change and the most predictive), then the total; unscored use cases come last.
