@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from strawberry.fastapi import BaseContext
@@ -17,6 +17,9 @@ from domain.metadata import Actor, CommandContext
 from domain.policy import PolicyInForce
 from domain.values import Channel, Role
 from projections.readmodels import ReadModels
+
+if TYPE_CHECKING:  # api.app builds the contexts' app, and imports this module
+    from api.app import Backends
 
 
 class Commands(Protocol):
@@ -104,18 +107,24 @@ def get_context(
     return context_for(request, principal)
 
 
+def backend_arguments(backends: Backends) -> dict[str, Any]:
+    """What a context takes of the app's backends, as ``Context``'s keyword arguments."""
+    return {
+        "stagegate": backends.stagegate,
+        "commands": backends.commands,
+        "read_models": backends.read_models,
+        "verify_integrity": backends.verify_integrity,
+        "webhooks": backends.webhooks,
+    }
+
+
 def context_for(request: Request, principal: Principal | None) -> Context:
     """The context of one HTTP request's operation, for ``principal`` (None: GraphiQL's
     page, served without a token)."""
-    backends = request.app.state.backends
     context = Context(
-        backends.stagegate,
-        backends.commands,
-        backends.read_models,
-        backends.verify_integrity,
-        backends.webhooks,
-        principal,
-        request.state.correlation_id,
+        **backend_arguments(request.app.state.backends),
+        principal=principal,
+        correlation_id=request.state.correlation_id,
     )
     context.request = request
     return context

@@ -49,7 +49,7 @@ from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import Authenticator, Principal
-from api.graphql.context import Context
+from api.graphql.context import Context, backend_arguments
 from api.graphql.cost import CostMeter
 from api.graphql.errors import Stage
 from api.graphql.execution import PlainFieldsInOneStep
@@ -403,14 +403,9 @@ def presented_token(params: dict[str, object]) -> str:
 
 def _subscription_context(websocket: WebSocket) -> SubscriptionContext:
     state = websocket.app.state
-    backends = state.backends
     return SubscriptionContext(
         feed=state.change_feed,
         authenticate=state.authenticate,
-        stagegate=backends.stagegate,
-        commands=backends.commands,
-        read_models=backends.read_models,
-        verify_integrity=backends.verify_integrity,
-        webhooks=backends.webhooks,
+        **backend_arguments(state.backends),
         correlation_id=str(uuid.uuid4()),
     )

@@ -13,7 +13,7 @@ import strawberry
 from api.auth import Principal
 from api.graphql import execution
 from api.graphql import schema as schema_module
-from api.graphql.context import Context
+from api.graphql.context import Context, backend_arguments
 from domain.values import Role
 from infra.bootstrap import Services
 from infra.demo import DEMO_KEYS, load_demo
@@ -40,13 +40,9 @@ def test_the_portfolio_pages_answer_alike_on_both_paths(
             execution, "_plain_leaves", plain_leaves if schema is short else lambda _: {}
         )
         context = Context(
-            backends.stagegate,
-            backends.commands,
-            backends.read_models,
-            backends.verify_integrity,
-            backends.webhooks,
-            Principal(actor=actor, token_id="t"),
-            "correlation",
+            **backend_arguments(backends),
+            principal=Principal(actor=actor, token_id="t"),
+            correlation_id="correlation",
         )
         result = schema.execute_sync(query, variable_values=variables, context_value=context)
         assert not result.errors, result.errors
