@@ -110,7 +110,8 @@ class _PlainLeaf:
     ):
         self.read = read
         self.attribute = attribute
-        """The attribute ``read`` reads, where that is all it does: read here without a call."""
+        """The attribute ``read`` reads, where that is all it does: then it is read here,
+        without calling ``read``."""
         self.scalar = scalar
         self.non_null = non_null
         self.exact_type = (
@@ -166,19 +167,10 @@ def _plain_leaves(parent_type: GraphQLObjectType) -> dict[str, _PlainLeaf]:
             and definition.default_resolver is getattr
         ):
             # What strawberry's default resolver does, without its two calls around it.
-            leaves[name] = _PlainLeaf(
-                _attribute(definition.python_name), kind, non_null, definition.python_name
-            )
+            leaves[name] = _PlainLeaf(resolve, kind, non_null, definition.python_name)
         else:
             leaves[name] = _PlainLeaf(resolve, kind, non_null)
     return leaves
-
-
-def _attribute(name: str) -> Callable[..., Any]:
-    def read(source: Any, _info: None = None) -> Any:
-        return getattr(source, name)
-
-    return read
 
 
 def resolve_methods_directly(schema: GraphQLSchema) -> None:
