@@ -22,7 +22,18 @@ from __future__ import annotations
 
 import os
 
+from opentelemetry import trace
+
 _configured = False
+_NOT_RECORDING = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+
+
+def recording() -> bool:
+    """Whether spans go anywhere: an SDK's tracer provider is installed (by ``configure``,
+    or by whoever set one up in this process). Without one the API's spans are no-ops, but
+    making them still cost a command and a GraphQL operation about 50 µs between them, a
+    few per cent of a command's CPU, so their makers ask this first."""
+    return not isinstance(trace.get_tracer_provider(), _NOT_RECORDING)
 
 
 class TracingNotInstalled(RuntimeError):

@@ -3,7 +3,7 @@
 A refusal the API means to give (no permission, a page too large, a query that does not
 validate, a cost limit, the store unavailable) is one WARNING line per request, without a
 traceback; anything else is unexpected, logged at ERROR with its traceback and masked to the
-caller (``MaskErrors``). String literals a caller wrote into the query are never logged.
+caller (``MaskUnexpected``). String literals a caller wrote into the query are never logged.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
 from strawberry.types import ExecutionContext
 
 from api.redaction import without_string_literals
@@ -28,6 +29,21 @@ def is_unexpected(error: GraphQLError) -> bool:
     """An exception the API did not raise on purpose (a bug, an outage it did not name)."""
     original = error.original_error
     return original is not None and not isinstance(original, PermissionError | GraphQLError)
+
+
+class MaskUnexpected(MaskErrors):
+    """strawberry's ``MaskErrors`` for what ``is_unexpected``: the message is replaced, the
+    error logged in full (``ReportingSchema``). Strawberry asks whether a result has errors
+    with an ``isinstance`` of a runtime-checkable protocol, which costs about 25 µs per
+    operation (1.4 % of a command's CPU); reading the attribute answers the same."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=is_unexpected)
+
+    def _process_result(self, result: object) -> None:
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
 
 
 class ReportingSchema(strawberry.Schema):

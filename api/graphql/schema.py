@@ -17,7 +17,6 @@ from eventsourcing.application import AggregateNotFoundError
 from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
-    MaskErrors,
     MaxTokensLimiter,
     ParserCache,
     ValidationCache,
@@ -40,7 +39,7 @@ from api.graphql.execution import resolve_methods_directly
 from api.graphql.history import AuditEntry
 from api.graphql.node import AUDIT_ENTRY, USE_CASE, Node, parse_global_id
 from api.graphql.readside import ReadQueries
-from api.graphql.reporting import ReportingSchema, is_unexpected
+from api.graphql.reporting import MaskUnexpected, ReportingSchema
 from api.graphql.subscriptions import Subscription, SubscriptionEventsInThreads
 from api.graphql.tracing import OperationSpans
 from api.graphql.types import Policy, Principal, UseCase, UseCaseView
@@ -214,7 +213,7 @@ def build_schema(max_depth: int, max_aliases: int, introspection: bool = True) -
         lambda: MaxTokensLimiter(max_token_count=4000),
         # Unexpected failures (a database outage, a bug) are logged in full but answered with
         # a generic message, so no internals leak to callers.
-        lambda: MaskErrors(should_mask_error=is_unexpected),
+        MaskUnexpected,
         # A span per operation; without a tracing SDK configured (infra/tracing.py) its
         # spans are the OpenTelemetry API's no-ops.
         OperationSpans,
