@@ -69,3 +69,35 @@ def test_the_generic_typed_snapshot_refuses_to_load_a_state_it_cannot_type(
     untyped = mapper.to_domain_event(mapper.to_stored_event(TypedStateSnapshot.take(far_along)))
     with pytest.raises(AssertionError, match="dict"):
         untyped.mutate(None)
+
+
+def test_a_save_snapshots_the_use_case_as_saved_without_reading_it_back(
+    memory_app: Stagegate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every fifth event here: the snapshot is of the aggregate in hand, equal to what the
+    store's events replay to. The store is not read to take it: the library's way read the
+    use case back at the snapshot's version (``lte``), where commands read the latest."""
+    journey = Journey(memory_app).register()
+    reads: list[dict[str, object]] = []
+    select_events = memory_app.recorder.select_events
+
+    def counted(*args: object, **kwargs: object) -> object:
+        if kwargs.get("lte") is not None:
+            reads.append(kwargs)
+        return select_events(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(memory_app.recorder, "select_events", counted)
+    use_case = journey.reach(Stage.MEASUREMENT).use_case
+    snapshots = memory_app.snapshots
+    assert snapshots is not None
+    taken = list(snapshots.get(use_case.id))
+    assert [snapshot.originator_version for snapshot in taken] == list(
+        range(5, use_case.version + 1, 5)
+    )
+    assert reads == []
+    monkeypatch.undo()
+    for snapshot in taken:
+        replayed = memory_app.repository.get(
+            use_case.id, version=snapshot.originator_version, deepcopy_from_cache=True
+        )
+        assert snapshot.mutate(None) == replayed
