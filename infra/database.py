@@ -12,7 +12,9 @@ what it means, and the code calling it reads the same for both stores.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -446,6 +448,22 @@ class Database:
             rows,
         )
 
+    @contextlib.contextmanager
+    def writes_together(self, curs: Cursor) -> Iterator[Cursor]:
+        """A cursor for writes whose results nobody reads (INSERT, UPDATE, DELETE without
+        RETURNING), in the order given. On PostgreSQL they are sent as few statements as
+        their tables allow: consecutive writes become one statement, each a data-modifying
+        ``WITH`` part, until a write meets a table an earlier part of that statement writes
+        (the parts of one statement all see the database as it stood before it, so the
+        second write to a table starts the next statement). An append's read-model rows
+        were nine statements after its events; psycopg spends about 23 µs of the server's
+        CPU on each statement in a pipeline, and PostgreSQL its own. SQLite, in process,
+        runs each write as it comes; on PostgreSQL nothing held is sent if the block raises.
+        Anything but such a write is refused (ValueError), on both stores."""
+        group = _WritesTogether(curs, hold=self._postgres)
+        yield group
+        group.send()
+
     def insert_many(
         self, curs: Cursor, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> None:
@@ -581,6 +599,67 @@ _SQLITE_TYPES = {
     "bool": "INTEGER",
     "bigint": "INTEGER",
 }
+
+
+_RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
+_WRITTEN_TABLE = re.compile(r"\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\S+)", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=512)
+def _written_table(sql: str) -> str:
+    """The table an INSERT, UPDATE or DELETE without RETURNING writes; ValueError for any
+    other statement. Cached: the statements are stagegate's own, a few hundred texts at
+    most, and searching a summary's 2 KB upsert took a tenth of a command's time."""
+    written = _WRITTEN_TABLE.match(sql)
+    if written is None or _RETURNING.search(sql):
+        raise ValueError(f"not a write whose result nobody reads: {sql[:80]!r}")
+    return written.group(1)
+
+
+class _WritesTogether:
+    """``Database.writes_together``: on PostgreSQL (``hold``) writes held, then sent as one
+    statement per run of writes to distinct tables; on SQLite each run as it comes."""
+
+    def __init__(self, curs: Cursor, hold: bool) -> None:
+        self._curs = curs
+        self._hold = hold
+        self._held: list[tuple[str, Sequence[Any]]] = []
+        self._tables: set[str] = set()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        table = _written_table(sql)
+        if not self._hold:
+            self._curs.execute(sql, params)
+            return
+        if table in self._tables:
+            self.send()
+        self._held.append((sql, params))
+        self._tables.add(table)
+
+    def executemany(self, sql: str, params_seq: Iterable[Sequence[Any]]) -> None:
+        if not self._hold:
+            _written_table(sql)
+            self._curs.executemany(sql, params_seq)
+            return
+        for params in params_seq:
+            self.execute(sql, params)
+
+    def fetchall(self) -> list[dict[str, Any]]:
+        raise TypeError("writes sent together return no rows")
+
+    def fetchone(self) -> dict[str, Any] | None:
+        raise TypeError("writes sent together return no rows")
+
+    def send(self) -> None:
+        held, self._held, self._tables = self._held, [], set()
+        if len(held) == 1:
+            self._curs.execute(*held[0])
+        elif held:
+            parts = ", ".join(f"w{n} AS ({sql})" for n, (sql, _) in enumerate(held))
+            # psycopg numbers the %s placeholders in the order they appear: the parts' own.
+            self._curs.execute(
+                f"WITH {parts} SELECT 1", [value for _, params in held for value in params]
+            )
 
 
 def _json_value(value: Any) -> Any:

@@ -161,8 +161,8 @@ class InlineReadModels:
         if any(positions.get(name) != head_before for name in self._names):
             return
         try:
-            with savepoint():
-                self._write(curs, rows, notification_ids)
+            with savepoint(), self.db.writes_together(curs) as writes:
+                self._write(writes, rows, notification_ids)
         except Exception as error:
             log.warning(
                 "read-model rows of notifications %s..%s were not written with them; the"

@@ -6,6 +6,9 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
+
+import pytest
 
 from domain import commands as c
 from domain.usecase.aggregate import use_case_id
@@ -165,3 +168,77 @@ def test_a_consistent_read_sees_one_snapshot(services: Services) -> None:
     writer.join(10)
     assert not writer.is_alive()
     assert db.select(f"SELECT n FROM {name}") == [{"n": 2}]
+
+
+class _Counted:
+    """A cursor that records the statements it is given."""
+
+    def __init__(self, curs: Any) -> None:
+        self.curs = curs
+        self.sent: list[str] = []
+
+    def execute(self, sql: str, params: Any = ()) -> None:
+        self.sent.append(sql)
+        self.curs.execute(sql, params)
+
+    def executemany(self, sql: str, params_seq: Any) -> None:
+        self.sent.append(sql)
+        self.curs.executemany(sql, params_seq)
+
+
+def test_writes_together_mean_what_they_mean_one_by_one(services: Services) -> None:
+    """A key deleted, then written again in the same group of writes, and a row inserted
+    then updated: as each would be alone. PostgreSQL sends four writes as two statements
+    (the second write to a table starts the next); SQLite runs each as it comes."""
+    db = services.database
+    kept, notes = db.table("stagegate_together_kept"), db.table("stagegate_together_notes")
+    with db.transaction() as curs:
+        curs.execute(f"CREATE TABLE {kept} (k TEXT PRIMARY KEY, v INTEGER)")
+        curs.execute(f"CREATE TABLE {notes} (k TEXT PRIMARY KEY, n INTEGER)")
+        curs.executemany(f"INSERT INTO {kept} (k, v) VALUES (%s, %s)", [("x", 1), ("y", 2)])
+    with db.transaction() as curs:
+        counted = _Counted(curs)
+        with db.writes_together(counted) as writes:  # type: ignore[arg-type]
+            writes.execute(f"DELETE FROM {kept} WHERE k IN (%s, %s)", ("x", "y"))
+            writes.execute(f"INSERT INTO {notes} (k, n) VALUES (%s, %s)", ("x", 0))
+            writes.execute(f"INSERT INTO {kept} (k, v) VALUES (%s, %s)", ("x", 10))
+            writes.executemany(f"UPDATE {notes} SET n = n + %s WHERE k = %s", [(5, "x")])
+        rows = {
+            "kept": sorted((r["k"], r["v"]) for r in _all(curs, kept)),
+            "notes": sorted((r["k"], r["n"]) for r in _all(curs, notes)),
+        }
+    assert rows == {"kept": [("x", 10)], "notes": [("x", 5)]}
+    if db.is_postgres:
+        assert len(counted.sent) == 2
+        assert all(sql.startswith("WITH ") for sql in counted.sent)
+    else:
+        assert len(counted.sent) == 4
+
+
+def _all(curs: Any, table: str) -> list[dict[str, Any]]:
+    curs.execute(f"SELECT * FROM {table}")
+    return curs.fetchall()
+
+
+def test_writes_together_refuse_what_is_not_a_write_and_send_nothing_after_a_failure(
+    services: Services,
+) -> None:
+    db = services.database
+    probe = db.table("stagegate_together_probe")
+    with db.transaction() as curs:
+        curs.execute(f"CREATE TABLE {probe} (k TEXT PRIMARY KEY)")
+        with db.writes_together(curs) as writes:
+            with pytest.raises(ValueError, match="not a write"):
+                writes.execute(f"SELECT k FROM {probe}")
+            with pytest.raises(ValueError, match="not a write"):
+                writes.execute(f"INSERT INTO {probe} (k) VALUES (%s) RETURNING k", ("a",))
+        counted = _Counted(curs)
+
+        def fails_half_way() -> None:
+            with db.writes_together(counted) as writes:  # type: ignore[arg-type]
+                writes.execute(f"INSERT INTO {probe} (k) VALUES (%s)", ("b",))
+                raise RuntimeError("the rows could not all be built")
+
+        with pytest.raises(RuntimeError):
+            fails_half_way()
+    assert counted.sent == ([] if db.is_postgres else [f"INSERT INTO {probe} (k) VALUES (%s)"])
