@@ -152,12 +152,11 @@ class Appends:
                 for row in plan.hash_lookup.fetchall()
             }
         links = chain.chain_rows(plan.stored_events, previous)
-        with self.db.writes_together(curs) as writes:
+        # Live subscribers in every process hear of it once it commits (``infra.live``).
+        with self.db.writes_together(curs, announcing_append=True) as writes:
             self.db.insert_rows(writes, self.hashes_table, chain.COLUMNS, links)
             if plan.notifications:
                 self.db.insert_rows(writes, self._outbox_table, outbox.COLUMNS, plan.notifications)
-        # Live subscribers in every process hear of it once it commits (``infra.live``).
-        self.db.announce_append(curs)
         if plan.read_models is not None and plan.positions_lookup is not None:
             assert self.read_models is not None
             positions = {

@@ -240,19 +240,11 @@ class Database:
 
     # --- telling followers of the log --------------------------------------------------------
 
-    def announce_append(self, curs: Cursor) -> None:
-        """In an appending transaction: have every process that follows the log woken once it
-        commits (``append_signal``). PostgreSQL delivers a NOTIFY sent in a transaction at its
-        commit, to every listening connection (other processes' too), and never for one
-        undone. A SQLite file is served by one process: nothing to send, its appends wake its
-        follower themselves, after their commit (``AppendSignal.appended``)."""
-        if isinstance(self.datastore, PostgresDatastore):
-            curs.execute("SELECT pg_notify(%s, %s)", (APPENDS_CHANNEL, self.datastore.schema))
-
     def append_signal(self) -> AppendSignal:
         """A new wake-up for one follower of the log: on PostgreSQL a connection of its own
-        listening for ``announce_append``'s notifications (the caller closes it); on SQLite
-        an event this process's appends set."""
+        listening for the appends' notifications (``writes_together``'s
+        ``announcing_append``; the caller closes it); on SQLite an event this process's
+        appends set."""
         if isinstance(self.datastore, PostgresDatastore):
             pool = self.datastore.pool
             params = dict(pool.kwargs) if isinstance(pool.kwargs, dict) else {}
@@ -449,7 +441,7 @@ class Database:
         )
 
     @contextlib.contextmanager
-    def writes_together(self, curs: Cursor) -> Iterator[Cursor]:
+    def writes_together(self, curs: Cursor, *, announcing_append: bool = False) -> Iterator[Cursor]:
         """A cursor for writes whose results nobody reads (INSERT, UPDATE, DELETE without
         RETURNING), in the order given. On PostgreSQL they are sent as few statements as
         their tables allow: consecutive writes become one statement, each a data-modifying
@@ -459,10 +451,21 @@ class Database:
         were nine statements after its events; psycopg spends about 23 µs of the server's
         CPU on each statement in a pipeline, and PostgreSQL its own. SQLite, in process,
         runs each write as it comes; on PostgreSQL nothing held is sent if the block raises.
-        Anything but such a write is refused (ValueError), on both stores."""
+        Anything but such a write is refused (ValueError), on both stores.
+
+        ``announcing_append``, in an appending transaction: have every process that follows
+        the log woken once it commits (``append_signal``). PostgreSQL delivers a NOTIFY sent
+        in a transaction at its commit, to every listening connection (other processes'
+        too), and never for one undone; it is sent by the last statement. A SQLite file is
+        served by one process: nothing to send, its appends wake its follower themselves,
+        after their commit (``AppendSignal.appended``)."""
         group = _WritesTogether(curs, hold=self._postgres)
         yield group
-        group.send()
+        datastore = self.datastore
+        if announcing_append and isinstance(datastore, PostgresDatastore):
+            group.send((APPENDS_CHANNEL, datastore.schema))
+        else:
+            group.send()
 
     def insert_many(
         self, curs: Cursor, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
@@ -650,16 +653,22 @@ class _WritesTogether:
     def fetchone(self) -> dict[str, Any] | None:
         raise TypeError("writes sent together return no rows")
 
-    def send(self) -> None:
+    def send(self, notify: tuple[str, str] | None = None) -> None:
+        """Send what is held, as one statement; with ``notify`` (channel, payload), that
+        statement (or one of its own, if nothing is held) also sends the NOTIFY."""
         held, self._held, self._tables = self._held, [], set()
-        if len(held) == 1:
+        last = "SELECT pg_notify(%s, %s)" if notify else "SELECT 1"
+        if not held:
+            if notify:
+                self._curs.execute(last, notify)
+        elif len(held) == 1 and not notify:
             self._curs.execute(*held[0])
-        elif held:
+        else:
             parts = ", ".join(f"w{n} AS ({sql})" for n, (sql, _) in enumerate(held))
-            # psycopg numbers the %s placeholders in the order they appear: the parts' own.
-            self._curs.execute(
-                f"WITH {parts} SELECT 1", [value for _, params in held for value in params]
-            )
+            # psycopg numbers the %s placeholders in the order they appear: the parts' own,
+            # then the NOTIFY's.
+            values = [value for _, params in held for value in params]
+            self._curs.execute(f"WITH {parts} {last}", [*values, *(notify or ())])
 
 
 def _json_value(value: Any) -> Any:

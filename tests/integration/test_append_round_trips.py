@@ -57,13 +57,13 @@ def test_a_command_on_a_held_use_case_is_its_append_in_two_round_trips(
     assert exchanges == ["sync", "end of a pipeline block"]
 
 
-def test_the_rows_written_after_the_events_go_in_four_statements(
+def test_the_rows_written_after_the_events_go_in_three_statements(
     postgres_services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """After the events' insert: their hashes; the NOTIFY; the history, summary and the
-    deletion of its child rows; its unmet codes and the projections' positions (the unmet
-    codes' second write to their table starts a statement). Eight statements, before the
-    writes were sent together."""
+    """After the events' insert: their hashes, with the NOTIFY that wakes followers of the
+    log; the history, summary and the deletion of its child rows; its unmet codes and the
+    projections' positions (the unmet codes' second write to their table starts a
+    statement). Eight statements, before the writes were sent together."""
     grouped = GroupCommit(postgres_services.app)
     journey = Journey(postgres_services.app).register()
     grouped.execute(c.ScorePriority.parse({"key": journey.key, **PRIORITY}), ctx())
@@ -81,12 +81,13 @@ def test_the_rows_written_after_the_events_go_in_four_statements(
 
     events = next(i for i, s in enumerate(statements) if "INSERT INTO" in s and "_events" in s)
     after = statements[events + 1 :]
-    assert len(after) == 4, after
+    assert len(after) == 3, after
+    assert after[0].startswith("WITH ")
     assert "stagegate_event_hashes" in after[0]
-    assert "pg_notify" in after[1]
-    assert after[2].startswith("WITH ")
+    assert after[0].endswith("SELECT pg_notify(%s, %s)")
+    assert after[1].startswith("WITH ")
     for table in ("stagegate_history", "stagegate_use_case_summaries", "DELETE FROM"):
-        assert table in after[2]
-    assert after[3].startswith("WITH ")
-    assert 'stagegate_use_case_unmet" (use_case_id, code)' in after[3]
-    assert "stagegate_projection_positions" in after[3]
+        assert table in after[1]
+    assert after[2].startswith("WITH ")
+    assert 'stagegate_use_case_unmet" (use_case_id, code)' in after[2]
+    assert "stagegate_projection_positions" in after[2]
