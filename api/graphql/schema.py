@@ -214,8 +214,8 @@ def build_schema(max_depth: int, max_aliases: int, introspection: bool = True) -
         # Unexpected failures (a database outage, a bug) are logged in full but answered with
         # a generic message, so no internals leak to callers.
         MaskUnexpected,
-        # A span per operation; without a tracing SDK configured (infra/tracing.py) its
-        # spans are the OpenTelemetry API's no-ops.
+        # A span per operation; without a tracing SDK configured (infra/tracing.py) none
+        # is made.
         OperationSpans,
     ]
     schema = ReportingSchema(
