@@ -72,6 +72,9 @@ class LogFollower:
         self._lock = threading.Lock()
         """Guards the readers and the thread's start."""
         self._thread: threading.Thread | None = None
+        self._positioned = threading.Event()
+        """Set once the position is read (the thread starts on the first ``follow``, and
+        opens a listening connection first, which may take a while under load)."""
 
     # --- ChangeSource ----------------------------------------------------------------------
 
@@ -92,6 +95,9 @@ class LogFollower:
                 self._readers = [r for r in self._readers if r is not reader]
 
         return unfollow
+
+    def wait_following(self, timeout: float) -> bool:
+        return self._positioned.wait(timeout)
 
     def stop(self) -> None:
         """Stop the thread (for good: the process is closing its services)."""
@@ -136,6 +142,7 @@ class LogFollower:
             # then both read and heard (read twice is read once: the position moves past it).
             if self._position is None:
                 self._position = self._read_head()
+            self._positioned.set()
             self._read_past_position()
             while not self._stop.is_set():
                 if signal.wait(WAIT_SECONDS) and not self._stop.is_set():

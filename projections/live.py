@@ -77,3 +77,7 @@ class ChangeSource(Protocol):
         from then on goes to ``deliver`` (called from another thread, one page at a time),
         in the log's order, with what ``interest`` asks for when the page is read. Returns
         what stops this reader's deliveries."""
+
+    def wait_following(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until the log is followed from a position read
+        after the first ``follow``: from then on every commit is delivered. Whether it is."""

@@ -18,6 +18,8 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
 from typing import Any, TypeVar
 
+from starlette.concurrency import run_in_threadpool
+
 from projections.live import ChangeSource, CommittedEvent, Interest
 
 T = TypeVar("T")
@@ -26,6 +28,8 @@ MAX_BACKLOG = 1_000
 """Events a subscription may have waiting for its client before it is ended."""
 SHARED = 512
 """Recent events' payloads and executions kept to be shared (``shared``, ``executed_once``)."""
+FOLLOWING_SECONDS = 10.0
+"""How long a new subscription waits for the log to be followed before it is held anyway."""
 
 
 class FellBehind(Exception):
@@ -112,6 +116,16 @@ class ChangeFeed:
             if use_case_id is not None and not group:
                 self._by_use_case.pop(use_case_id, None)
             self._interest_changed()
+
+    async def following(self) -> None:
+        """Return once every commit from now on reaches the subscriptions: the source reads
+        the log from a position read after it was first asked to follow. A subscription is
+        held only then; had it been held before, commits made while the follower was still
+        connecting were passed over. Given up after ``FOLLOWING_SECONDS`` (the store is not
+        answering: the follower catches up from its position once it does)."""
+        if self._source.wait_following(0):
+            return
+        await run_in_threadpool(self._source.wait_following, FOLLOWING_SECONDS)
 
     def shared(self, event: CommittedEvent, kind: str, build: Callable[[CommittedEvent], T]) -> T:
         """One payload of ``kind`` per event for every subscription it goes to (so that

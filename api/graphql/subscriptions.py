@@ -196,6 +196,7 @@ async def _use_case_changes(
     # Only events read with the use case loaded: one committed as the subscription began
     # may have been read before the follower knew of it.
     with context.feed.subscribe(lambda event: event.use_case is not None, use_case) as events:
+        await context.feed.following()
         context.held()
         async for event in _until_behind(events):
             yield context.feed.shared(event, "useCaseChanged", _use_case_as_changed)
@@ -214,6 +215,7 @@ async def _lifecycle(
         (lambda _: True) if stages is None else (lambda event: event.in_any_of(stages))
     )
     with context.feed.subscribe(wants) as events:
+        await context.feed.following()
         context.held()
         async for event in _until_behind(events):
             yield context.feed.shared(event, "lifecycle", LifecycleEntry.of)

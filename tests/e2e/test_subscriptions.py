@@ -9,6 +9,7 @@ order. The cross-process case is ``tests/integration/test_two_servers.py``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from fastapi import FastAPI
 from api.graphql import subscriptions
 from domain.usecase import use_case_id
 from infra.bootstrap import Services
+from infra.database import AppendSignal, Database
 from infra.web import build_api
 from tests.builders import PRIORITY, TECH, unique_key
 from tests.e2e.conftest import Api, Tokens
@@ -157,6 +159,29 @@ def test_a_viewer_sees_each_change_but_its_history_is_null_with_forbidden(
 
 
 # --- what is told, and when ---------------------------------------------------------------
+
+
+def test_a_commit_made_while_the_log_follower_connects_is_told(
+    live: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first subscription starts the process's follower of the log, which connects to
+    listen before it reads where the log stands: slow under load. The subscription is held
+    only once it has, so a commit made just after the pong is told (it was passed over)."""
+    listen = Database.append_signal
+
+    def slowly(db: Database) -> AppendSignal:
+        time.sleep(0.5)
+        return listen(db)
+
+    monkeypatch.setattr(Database, "append_signal", slowly)
+    key = unique_key("early")
+    register(live.api, key)
+    with live.socket() as socket:
+        socket.authenticate(live.api.tokens.auditor)
+        socket.subscribe_held("changed", CHANGED, {"key": key})
+        assert alert(live.api, key, "a1")["__typename"] == "UseCase"
+        seen = socket.next("changed")
+    assert seen["data"]["useCaseChanged"]["version"] == 2
 
 
 def test_a_ping_after_subscribing_is_answered_once_the_subscriptions_are_held(

@@ -32,6 +32,9 @@ class FakeFollower:
         self.readers.append(reader)
         return lambda: self.readers.remove(reader)
 
+    def wait_following(self, timeout: float) -> bool:
+        return True
+
     def page(self, events: Sequence[CommittedEvent]) -> None:
         """Deliver a page from a thread of its own, as the follower does."""
         for deliver, _ in self.readers:
