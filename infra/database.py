@@ -128,6 +128,20 @@ class Database:
             with self.datastore.transaction(commit=True) as curs:
                 yield SQLiteCursor(curs)
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[Cursor]:
+        """A transaction that only reads. On SQLite it is on one of the pool's readers'
+        connections, ended by a rollback: the pool hands its one writer's connection to one
+        caller at a time, so a read that took it waited for every append in flight (and its
+        file sync) and for every other read. In write-ahead-log mode a reader sees what was
+        committed when it first reads, whatever commits meanwhile."""
+        if isinstance(self.datastore, PostgresDatastore):
+            with self.datastore.transaction(commit=True) as curs:
+                yield curs
+        else:
+            with self.datastore.transaction(commit=False) as curs:
+                yield SQLiteCursor(curs)
+
     def select(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """The rows of one read-only statement.
 
@@ -139,7 +153,7 @@ class Database:
             with self.datastore.get_connection() as conn, conn.cursor() as curs:
                 curs.execute(sql, params)
                 return curs.fetchall()
-        with self.transaction() as cursor:
+        with self._reading() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall()
 
@@ -261,9 +275,10 @@ class Database:
 
         PostgreSQL's default (READ COMMITTED) gives each statement its own snapshot, so the
         transaction asks for REPEATABLE READ. An SQLite transaction reads one snapshot from
-        its first read on (a writer cannot commit under it), so it needs nothing more.
+        its first read on (write-ahead logging keeps it while writers commit), so it needs
+        nothing more.
         """
-        with self.transaction() as curs:
+        with self._reading() as curs:
             if self._postgres:
                 curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield curs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -242,3 +243,38 @@ def test_writes_together_refuse_what_is_not_a_write_and_send_nothing_after_a_fai
         with pytest.raises(RuntimeError):
             fails_half_way()
     assert counted.sent == ([] if db.is_postgres else [f"INSERT INTO {probe} (k) VALUES (%s)"])
+
+
+def test_reads_do_not_wait_for_a_write_in_flight(services: Services) -> None:
+    """On SQLite the pool lends its one writer's connection to one caller at a time: reads
+    that took it waited behind every append (and its file sync) and every other read."""
+    db = services.database
+    writing, finish = threading.Event(), threading.Event()
+
+    def write() -> None:
+        with db.transaction() as curs:
+            curs.execute(f"UPDATE {db.table(POSITIONS)} SET position = position")
+            writing.set()
+            finish.wait(30)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert writing.wait(30)
+        with ThreadPoolExecutor(2) as pool:
+            selected = pool.submit(db.select, f"SELECT COUNT(*) AS n FROM {db.table(POSITIONS)}")
+
+            def consistently() -> int:
+                with db.consistent_read() as curs:
+                    curs.execute(f"SELECT COUNT(*) AS n FROM {db.table(POSITIONS)}")
+                    row = curs.fetchone()
+                    assert row is not None
+                    return int(row["n"])
+
+            read = pool.submit(consistently)
+            # Answered while the write is still open (it ends only after).
+            assert int(selected.result(timeout=10)[0]["n"]) > 0
+            assert read.result(timeout=10) > 0
+    finally:
+        finish.set()
+        writer.join()
