@@ -118,28 +118,25 @@ class Database:
             .as_string(None),
         ]
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Cursor]:
+    def transaction(self) -> contextlib.AbstractContextManager[Cursor]:
         """A transaction that commits when the block ends without an exception."""
-        if isinstance(self.datastore, PostgresDatastore):
-            with self.datastore.transaction(commit=True) as curs:
-                yield curs
-        else:
-            with self.datastore.transaction(commit=True) as curs:
-                yield SQLiteCursor(curs)
+        return self._transaction(writes=True)
 
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[Cursor]:
+    def _reading(self) -> contextlib.AbstractContextManager[Cursor]:
         """A transaction that only reads. On SQLite it is on one of the pool's readers'
         connections, ended by a rollback: the pool hands its one writer's connection to one
         caller at a time, so a read that took it waited for every append in flight (and its
         file sync) and for every other read. In write-ahead-log mode a reader sees what was
         committed when it first reads, whatever commits meanwhile."""
+        return self._transaction(writes=False)
+
+    @contextlib.contextmanager
+    def _transaction(self, *, writes: bool) -> Iterator[Cursor]:
         if isinstance(self.datastore, PostgresDatastore):
             with self.datastore.transaction(commit=True) as curs:
                 yield curs
         else:
-            with self.datastore.transaction(commit=False) as curs:
+            with self.datastore.transaction(commit=writes) as curs:
                 yield SQLiteCursor(curs)
 
     def select(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
