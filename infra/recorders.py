@@ -39,6 +39,20 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
             self.sql_create_statements += part.postgres_statements(schema, self.events_table_name)
         db = Database(datastore)
         self.appends = Appends(db, db.table(self.events_table_name))
+        # One lookup by primary key per aggregate, whatever the statistics say. A join (even a
+        # LATERAL one) the planner may turn into a hash join over the whole table: psycopg
+        # prepares the statement after five runs, and PostgreSQL's generic plan for a table
+        # never analysed (autovacuum off) was a sequential scan, 44 pages read per append and
+        # a fifth of the database's time per command. A scalar subquery per key is never
+        # turned into a join; OFFSET 0 keeps it from being evaluated twice for the filter.
+        self.hash_question = (
+            "SELECT originator_id, originator_version, hash FROM (SELECT"
+            " k.id AS originator_id, k.version AS originator_version,"
+            f" (SELECT h.hash FROM {self.appends.hashes_table} h"
+            "  WHERE h.originator_id = k.id AND h.originator_version = k.version) AS hash"
+            " FROM unnest(%s::uuid[], %s::bigint[]) AS k(id, version) OFFSET 0) found"
+            " WHERE hash IS NOT NULL"
+        )
         # The library's own LOCK TABLE needs rights on the log that the service's role does
         # not have; the lock function takes the same lock (see infra.chain).
         [set_lock_timeout, _lock_table] = self.lock_table_statements
@@ -101,23 +115,6 @@ class StagegatePostgresRecorder(PostgresApplicationRecorder):
     def _ask_hashes(self, curs: Any, wanted: list[tuple[str, int]]) -> None:
         curs.execute(
             self.hash_question, ([key for key, _ in wanted], [version for _, version in wanted])
-        )
-
-    @property
-    def hash_question(self) -> str:
-        """One lookup by primary key per aggregate, whatever the statistics say. A join (even
-        a LATERAL one) the planner may turn into a hash join over the whole table: psycopg
-        prepares the statement after five runs, and PostgreSQL's generic plan for a table
-        never analysed (autovacuum off) was a sequential scan, 44 pages read per append and
-        a fifth of the database's time per command. A scalar subquery per key is never
-        turned into a join; OFFSET 0 keeps it from being evaluated twice for the filter."""
-        return (
-            "SELECT originator_id, originator_version, hash FROM (SELECT"
-            " k.id AS originator_id, k.version AS originator_version,"
-            f" (SELECT h.hash FROM {self.appends.hashes_table} h"
-            "  WHERE h.originator_id = k.id AND h.originator_version = k.version) AS hash"
-            " FROM unnest(%s::uuid[], %s::bigint[]) AS k(id, version) OFFSET 0) found"
-            " WHERE hash IS NOT NULL"
         )
 
     def _insert_stored_events(
