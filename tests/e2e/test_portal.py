@@ -352,6 +352,55 @@ def test_the_backlog_ranks_as_the_api_does_and_says_why(portal: Portal, demo: De
     portal.screenshot("backlog")
 
 
+# Holds the page's own read of the portfolio until released; `window.heldAnswered` is set in a
+# task of its own after the page has its answer, so after every step the page takes with it
+# (the answer's continuations are microtasks, and the portfolio fits one page: no more reads).
+HOLD_THE_PORTFOLIO_READ = """
+const send = window.fetch;
+window.held = [];
+window.heldAnswered = false;
+window.fetch = (input, init) => {
+  if (!String(init?.body).includes("query Portfolio")) return send(input, init);
+  return new Promise((resolve, reject) => {
+    window.held.push(() =>
+      send(input, init).then((response) => {
+        const json = response.json.bind(response);
+        response.json = async () => {
+          const body = await json();
+          setTimeout(() => { window.heldAnswered = true; }, 0);
+          return body;
+        };
+        resolve(response);
+      }, reject),
+    );
+  });
+};
+"""
+
+
+def test_a_view_left_while_it_was_read_does_not_replace_the_one_followed(
+    portal: Portal, demo: Demo
+) -> None:
+    # The portfolio is read once it is signed in to; the backlog is followed before its answer.
+    assert not demo.gql("{ useCases(first: 100) { pageInfo { hasNextPage } } }")["useCases"][
+        "pageInfo"
+    ]["hasNextPage"], "the demo portfolio fits one page (the hold assumes one read)"
+    portal.start()
+    portal.driver.execute_script(HOLD_THE_PORTFOLIO_READ)
+    portal.find("#token").send_keys(demo.admin, Keys.ENTER)
+    portal.wait(lambda d: d.execute_script("return window.held.length") == 1, "the read held")
+    portal.go("#/backlog", "#backlog-table tbody tr")
+    portal.live_for("backlog")
+
+    portal.driver.execute_script("window.held.forEach((release) => release())")
+    portal.wait(lambda d: d.execute_script("return window.heldAnswered"), "the portfolio's answer")
+
+    assert portal.find_all("#backlog-table tbody tr"), "the backlog is still shown"
+    assert not portal.find_all("#funnel"), "the portfolio's late answer was not shown"
+    assert portal.driver.title == "Backlog · stagegate"
+    assert portal.find("#live").get_attribute("data-for") == "backlog"
+
+
 # --- a use case -------------------------------------------------------------------------------
 
 

@@ -155,6 +155,7 @@ function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
   state.token = null;
   state.me = null;
+  state.route = null; // a view still being read must not show over the sign-in form
   state.live?.close();
   state.live = null;
   renderChrome();
@@ -316,15 +317,24 @@ async function render({ refresh = false, focus = false } = {}) {
       renderChrome();
       startLive();
     }
-    if (route.view === "use-case") await renderUseCase(route, refresh);
-    else if (route.view === "backlog") await renderBacklog(route, refresh);
-    else await renderPortfolio(route, refresh);
+    if (route.view === "use-case") await renderUseCase(route);
+    else if (route.view === "backlog") await renderBacklog(route);
+    else await renderPortfolio(route);
     if (focus) document.querySelector("#main h1")?.focus();
   } catch (error) {
     failed(error);
   } finally {
-    main().removeAttribute("aria-busy");
+    if (!superseded(route)) main().removeAttribute("aria-busy");
   }
+}
+
+/**
+ * Whether a newer render has begun since this one (the route was followed elsewhere, or read
+ * again): its answer is older than the newer one's, so it must not replace what that shows.
+ * Renders overlap: a hash change while the portfolio is still being read starts the backlog's.
+ */
+function superseded(route) {
+  return route !== state.route;
 }
 
 /** Replace the view, keeping the focused control and the scroll position across a refresh. */
@@ -387,6 +397,15 @@ async function allUseCases(first) {
   return nodes;
 }
 
+/**
+ * Hold the view's subscriptions, unless they are held already: the first render of a view to
+ * show it subscribes, whether or not it was read again meanwhile (a read again supersedes the
+ * first read, and must then subscribe in its place).
+ */
+function watchView(route, subscriptions) {
+  if (state.live && state.live.label !== route.label) state.live.watch(subscriptions, route.label);
+}
+
 function watchPortfolio(route, keys) {
   // A viewer may not follow `lifecycle` (it is history): it follows each use case listed.
   const refresh = () => scheduleRefresh();
@@ -400,13 +419,14 @@ function watchPortfolio(route, keys) {
           onError: ignore,
         }))
       : [{ query: "subscription Lifecycle { lifecycle { key entry { version } } }", variables: {}, onNext: refresh, onError: ignore }];
-  state.live?.watch(subscriptions, route.label);
+  watchView(route, subscriptions);
 }
 
-async function renderPortfolio(route, refresh) {
+async function renderPortfolio(route) {
   const answer = await ask(PORTFOLIO);
   const portfolio = answer.data.portfolio;
   const useCases = await allUseCases(answer.data.useCases);
+  if (superseded(route)) return;
   const byStage = Object.fromEntries(portfolio.stages.map((figures) => [figures.stage, figures]));
   const retired = byStage.RETIRED?.count ?? 0;
 
@@ -507,7 +527,7 @@ async function renderPortfolio(route, refresh) {
     ],
     "Portfolio",
   );
-  if (!refresh) watchPortfolio(route, useCases.map((useCase) => useCase.key));
+  watchPortfolio(route, useCases.map((useCase) => useCase.key));
 }
 
 // --- backlog -------------------------------------------------------------------------------
@@ -550,7 +570,7 @@ function scoreCell(dimension) {
   return h("td", { class: "num" }, h("span", { class: `score score-${dimension.score}`, title: dimension.rationale }, dimension.score));
 }
 
-async function renderBacklog(route, refresh) {
+async function renderBacklog(route) {
   const edges = [];
   let after = null;
   for (;;) {
@@ -559,6 +579,7 @@ async function renderBacklog(route, refresh) {
     if (!page.pageInfo.hasNextPage) break;
     after = page.pageInfo.endCursor;
   }
+  if (superseded(route)) return;
   const rows = edges.map((edge, index) =>
     h(
       "tr",
@@ -606,7 +627,7 @@ async function renderBacklog(route, refresh) {
     ],
     "Backlog",
   );
-  if (!refresh) watchPortfolio(route, edges.map((edge) => edge.node.key));
+  watchPortfolio(route, edges.map((edge) => edge.node.key));
 }
 
 // --- a use case ----------------------------------------------------------------------------
@@ -1106,9 +1127,10 @@ async function showAsOf(key, version) {
   }
 }
 
-async function renderUseCase(route, refresh) {
+async function renderUseCase(route) {
   const answer = await ask(USE_CASE, { key: route.key });
   const useCase = answer.data.useCase;
+  if (superseded(route)) return;
   if (!useCase) {
     show([h("h1", { tabindex: "-1" }, "No such use case"), h("p", {}, `No use case has the key ${route.key}. `, h("a", { href: "#/portfolio" }, "Back to the portfolio"))], "Not found");
     return;
@@ -1120,6 +1142,7 @@ async function renderUseCase(route, refresh) {
     history.push(...more.edges.map((edge) => edge.node));
     page = more.pageInfo;
   }
+  if (superseded(route)) return;
   show(
     [
       h("p", { class: "crumbs" }, h("a", { href: "#/portfolio" }, "Portfolio"), " / ", useCase.key),
@@ -1145,19 +1168,14 @@ async function renderUseCase(route, refresh) {
     useCase.title,
   );
   if (state.asOfVersion !== null) showAsOf(useCase.key, state.asOfVersion);
-  if (!refresh) {
-    state.live?.watch(
-      [
-        {
-          query: "subscription Changed($key: String!) { useCaseChanged(key: $key) { version } }",
-          variables: { key: useCase.key },
-          onNext: () => scheduleRefresh(),
-          onError: () => {},
-        },
-      ],
-      route.label,
-    );
-  }
+  watchView(route, [
+    {
+      query: "subscription Changed($key: String!) { useCaseChanged(key: $key) { version } }",
+      variables: { key: useCase.key },
+      onNext: () => scheduleRefresh(),
+      onError: () => {},
+    },
+  ]);
 }
 
 // --- start ---------------------------------------------------------------------------------
