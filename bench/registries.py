@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
@@ -49,7 +48,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest import SOURCE, STRUCTURED, Events, stored_events, throwaway_database  # noqa: E402
-from serve import cpu_seconds, stagegate, wait_ready  # noqa: E402
+from serve import serving  # noqa: E402
 
 SAGEMAKER = "aws.sagemaker"
 PHASES = ("cloudevents", "mlflow", "sagemaker")
@@ -234,21 +233,6 @@ class Deliveries:
 
 
 # --- the server and the load ---------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def serving(url: str, port: int) -> Iterator[tuple[str, Callable[[], float]]]:
-    """``stagegate serve`` (read models inline, one process), as ``serve.server`` starts it:
-    its base URL once it answers, and a function giving the CPU seconds it has used so far."""
-    base = f"http://127.0.0.1:{port}"
-    with stagegate(["serve"], url, port=str(port), projections="inline", workers="1") as proc:
-        wait_ready(base, proc)
-        print(f"server pid {proc.pid} ready on {base} (STAGEGATE_PROJECTIONS=inline)", flush=True)
-
-        def cpu() -> float:
-            return cpu_seconds(proc.pid)
-
-        yield base, cpu
 
 
 class Run:

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -131,3 +131,18 @@ def server(
             flush=True,
         )
         yield base
+
+
+@contextlib.contextmanager
+def serving(url: str, port: int) -> Iterator[tuple[str, Callable[[], float]]]:
+    """``stagegate serve`` (read models inline, one process), as ``serve.server`` starts it:
+    its base URL once it answers, and a function giving the CPU seconds it has used so far."""
+    base = f"http://127.0.0.1:{port}"
+    with stagegate(["serve"], url, port=str(port), projections="inline", workers="1") as proc:
+        wait_ready(base, proc)
+        print(f"server pid {proc.pid} ready on {base} (STAGEGATE_PROJECTIONS=inline)", flush=True)
+
+        def cpu() -> float:
+            return cpu_seconds(proc.pid)
+
+        yield base, cpu
