@@ -24,6 +24,13 @@ processes (2 by default: 16 client threads in one interpreter take turns at its 
 client then measures itself); or ``httpx``, as earlier runs did (one process, about 0.3-1 ms
 of client CPU per request, in the same interpreter as the other clients).
 
+    python bench/commands.py URL --ceiling [--rounds 3] [--seconds 15]
+
+How close the HTTP GraphQL path itself comes to the raw rates, before any command: one
+sequential client sends ``GET /healthz`` (no token, no GraphQL), the query ``{ me }`` (the
+token looked up, one operation executed) and ``scorePriority`` in turn, ``--rounds`` times, to
+one server process; each with its ratio to both raw rates and the server's CPU per request.
+
     python bench/commands.py URL --metrics-overhead [--rounds 3] [--seconds 15]
 
 What counting for ``/metrics`` costs (issue 10): the sequential client against a server with
@@ -60,7 +67,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest import throwaway_database  # noqa: E402
-from serve import server  # noqa: E402
+from serve import server, serving  # noqa: E402
 
 USE_CASES_PER_CLIENT = 4
 SCORE = """
@@ -308,6 +315,74 @@ def metrics_overhead(
     )
 
 
+CEILING_REQUESTS = ("GET /healthz", "{ me }", "scorePriority")
+
+
+def ceiling(server_url: str, rounds: int, seconds: float, port: int) -> None:
+    """What the HTTP GraphQL path allows before any command (module doc): one sequential
+    keep-alive client on one server process, ``GET /healthz``, the query ``{ me }`` and
+    ``scorePriority`` in turn, ``rounds`` times, beside both raw rates of the same run; each
+    with its rate, its ratio to raw and the server's CPU per request."""
+    raw = raw_rate(server_url, seconds)
+    durable = raw_rate(server_url, seconds, durable=True)
+    print(f"raw INSERT+COMMIT: temporary table {raw:,.0f}/s, durable table {durable:,.0f}/s")
+    rates: dict[str, list[float]] = {name: [] for name in CEILING_REQUESTS}
+    with throwaway_database(server_url, False) as url:
+        token, keys = prepare(url, 1)
+        with serving(url, port) as (base, cpu):
+            for _ in range(rounds):
+                for name in CEILING_REQUESTS:
+                    used = cpu()
+                    done, took = _sequential(base, token, keys[0], name, seconds)
+                    rate = done / took
+                    rates[name].append(rate)
+                    print(
+                        f"{name:>13}: {rate:7,.0f}/s = {rate / raw:.3f}x raw,"
+                        f" {rate / durable:.3f}x durable raw;"
+                        f" server CPU {1000 * (cpu() - used) / done:.2f} ms a request",
+                        flush=True,
+                    )
+    for name, measured in rates.items():
+        rate = statistics.median(measured)
+        print(f"median {name:>13}: {rate / raw:.3f}x raw, {rate / durable:.3f}x durable raw")
+
+
+def _sequential(
+    base: str, token: str, keys: list[str], name: str, seconds: float
+) -> tuple[int, float]:
+    """``name`` (one of CEILING_REQUESTS) back to back on one keep-alive connection, every
+    answer checked: how many were answered, in how many seconds."""
+    url = urlsplit(base)
+    connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=60)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    me = json.dumps({"query": "{ me { actorId } }"})
+
+    def ask(n: int) -> None:
+        if name == "GET /healthz":
+            connection.request("GET", "/healthz")
+        else:
+            body = me
+            if name == "scorePriority":
+                variables = {"input": _input(keys[n % len(keys)], n)}
+                body = json.dumps({"query": SCORE, "variables": variables})
+            connection.request("POST", "/graphql", body=body, headers=headers)
+        response = connection.getresponse()
+        answer = response.read()
+        if response.status != 200 or b'"errors"' in answer or b'"Error"' in answer:
+            raise RuntimeError(f"{name} was not answered: {answer[:300]!r}")
+
+    try:
+        for n in range(20):  # the connection, the token and the statements warmed
+            ask(n)
+        done, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            ask(done)
+            done += 1
+        return done, time.perf_counter() - started
+    finally:
+        connection.close()
+
+
 @contextlib.contextmanager
 def _database(server_url: str) -> Iterator[str]:
     if server_url != "sqlite":
@@ -359,12 +434,20 @@ def main() -> None:
         help="the sequential client with STAGEGATE_METRICS=token and =off, alternately",
     )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="sequential GET /healthz, { me } and scorePriority in turn, beside raw",
+    )
     args = parser.parse_args()
     clients_used = ["http", "httpx"] if args.client == "both" else [args.client]
 
     def rate_of(base: str, token: str, keys: list[list[str]], client: str) -> float:
         return command_rate(base, token, keys, args.seconds, client, args.client_processes)
 
+    if args.ceiling:
+        ceiling(args.url, args.rounds, args.seconds, args.port)
+        return
     if args.metrics_overhead:
         client = "httpx" if args.client == "both" else args.client
         metrics_overhead(args.url, args.rounds, args.seconds, args.port, client)
