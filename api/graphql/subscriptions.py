@@ -1,8 +1,10 @@
 """GraphQL subscriptions over WebSocket (``graphql-transport-ws``) at ``/graphql``.
 
-``useCaseChanged(key)`` yields the use case after each committed change to it, and
-``lifecycle(stages)`` each committed event of every use case (or of those in the given
-stages) as its history entry; both in the log's order, read from the log after each commit
+``useCaseChanged(key)`` yields the use case after each committed change to it,
+``useCasesChanged(stages)`` the key, version and stage of each use case changed (what a list
+or a board needs to read itself again, for every role that reads), and ``lifecycle(stages)``
+each committed event of every use case (or of those in the given stages) as its history
+entry; all in the log's order, read from the log after each commit
 by one follower per process (``infra.live``) and fanned out here (``api.graphql.feed``).
 
 A connection's messages are taken in order, and a ``subscribe`` once its subscription is held
@@ -28,7 +30,7 @@ import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 from fastapi import WebSocket
@@ -63,6 +65,7 @@ from domain.values import Stage as DomainStage
 from projections.live import CommittedEvent
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_TOKENS = 4000
 """As ``api.graphql.schema``'s MaxTokensLimiter."""
@@ -138,14 +141,35 @@ class LifecycleEntry:
         )
 
 
+@strawberry.type(
+    description="A committed change to a use case: which, and where it stands after it."
+)
+class UseCaseChange:
+    key: str = strawberry.field(description="The use case's key.")
+    version: int = strawberry.field(description="Its version after the change.")
+    stage: Stage = strawberry.field(description="Its stage after the change.")
+    previous_stage: Stage | None = strawberry.field(
+        description="Its stage before the change; null for its registration."
+    )
+
+    @classmethod
+    def of(cls, event: CommittedEvent) -> UseCaseChange:
+        return cls(
+            key=event.key,
+            version=event.entry.version,
+            stage=event.stage,
+            previous_stage=event.stage_before,
+        )
+
+
 def _find(context: SubscriptionContext, key: str) -> None:
     """On a worker thread: refuse a key no use case has (a typo would wait forever)."""
     try:
         context.stagegate.use_case(key, to_read=True)
     except NotFound:
         raise GraphQLError(
-            f"No use case has the key {key!r}. (`lifecycle` tells of use cases as they are "
-            "registered.)",
+            f"No use case has the key {key!r}. (`useCasesChanged` tells of use cases as they "
+            "are registered.)",
             extensions={"code": "NOT_FOUND"},
         ) from None
 
@@ -172,6 +196,21 @@ class Subscription:
         return _use_case_changes(context, str(use_case_id(key)))
 
     @strawberry.subscription(
+        description="Each committed change to any use case, registrations included: its key, "
+        "version and stage (no history: viewers may follow it); with `stages`, only changes "
+        "to use cases that were in one of them before or are after. What a list or a board "
+        "needs to know to read itself again."
+    )
+    async def use_cases_changed(
+        self,
+        info: strawberry.Info[SubscriptionContext, None],
+        stages: list[Stage] | None = None,
+    ) -> AsyncGenerator[UseCaseChange, None]:
+        context = info.context
+        context.authorize_read()
+        return _every_event(context, _stages_wanted(stages), "useCasesChanged", UseCaseChange.of)
+
+    @strawberry.subscription(
         description="Every committed event of every use case, as its history entry with the "
         "use case's key; with `stages`, only those of use cases that were in one of them "
         "before the event or are after it (so a board of those stages hears of use cases "
@@ -184,10 +223,13 @@ class Subscription:
     ) -> AsyncGenerator[LifecycleEntry, None]:
         context = info.context
         context.authorize_history()
-        if stages is not None and not stages:
-            raise GraphQLError("give at least one stage in `stages`, or leave it out for all")
-        wanted = None if stages is None else frozenset(DomainStage(s) for s in stages)
-        return _lifecycle(context, wanted)
+        return _every_event(context, _stages_wanted(stages), "lifecycle", LifecycleEntry.of)
+
+
+def _stages_wanted(stages: list[Stage] | None) -> frozenset[DomainStage] | None:
+    if stages is not None and not stages:
+        raise GraphQLError("give at least one stage in `stages`, or leave it out for all")
+    return None if stages is None else frozenset(DomainStage(s) for s in stages)
 
 
 async def _use_case_changes(
@@ -208,9 +250,14 @@ def _use_case_as_changed(event: CommittedEvent) -> UseCase:
     return UseCase(view=UseCaseView(event.use_case, event.policy))
 
 
-async def _lifecycle(
-    context: SubscriptionContext, stages: frozenset[DomainStage] | None
-) -> AsyncGenerator[LifecycleEntry, None]:
+async def _every_event(
+    context: SubscriptionContext,
+    stages: frozenset[DomainStage] | None,
+    kind: str,
+    build: Callable[[CommittedEvent], T],
+) -> AsyncGenerator[T, None]:
+    """Each committed event of every use case (of those in ``stages``), as ``build`` makes
+    it: once per event for every subscription of this ``kind``."""
     wants: Callable[[CommittedEvent], bool] = (
         (lambda _: True) if stages is None else (lambda event: event.in_any_of(stages))
     )
@@ -218,7 +265,7 @@ async def _lifecycle(
         await context.feed.following()
         context.held()
         async for event in _until_behind(events):
-            yield context.feed.shared(event, "lifecycle", LifecycleEntry.of)
+            yield context.feed.shared(event, kind, build)
 
 
 async def _until_behind(events: Any) -> AsyncIterator[CommittedEvent]:

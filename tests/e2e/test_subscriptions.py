@@ -58,6 +58,8 @@ CHANGED = """subscription Changed($key: String!) {
                               history(last: 1) { edges { node { version type } } } } }"""
 LIFECYCLE = """subscription Lifecycle($stages: [Stage!]) {
   lifecycle(stages: $stages) { key stage previousStage entry { version type actorId } } }"""
+USE_CASES_CHANGED = """subscription UseCases($stages: [Stage!]) {
+  useCasesChanged(stages: $stages) { key version stage previousStage } }"""
 
 
 def register(api: Api, key: str) -> None:
@@ -292,6 +294,52 @@ def test_lifecycle_of_some_stages_tells_of_use_cases_entering_and_leaving_them(
     ]
 
 
+def test_a_viewer_hears_of_every_use_case_changed_registrations_included(
+    live: LiveServer, services: Services
+) -> None:
+    api = live.api
+    keys = [unique_key(f"listed{n}") for n in range(3)]
+    with live.socket() as socket:
+        socket.authenticate(api.tokens.viewer)
+        socket.subscribe_held("list", USE_CASES_CHANGED)
+
+        def work(key: str) -> None:
+            register(api, key)
+            alert(api, key, "a1")
+
+        with ThreadPoolExecutor(max_workers=3) as pool:  # commits interleave
+            list(pool.map(work, keys))
+        told = [socket.next("list")["data"]["useCasesChanged"] for _ in range(len(keys) * 2)]
+    assert [(t["key"], t["version"]) for t in told] == _log_order(services, keys)
+    for change in told:
+        registered = change["version"] == 1
+        assert change["stage"] == "PROPOSED"
+        assert change["previousStage"] == (None if registered else "PROPOSED"), change
+
+
+def test_use_cases_changed_in_some_stages_tells_of_use_cases_entering_and_leaving_them(
+    live: LiveServer,
+) -> None:
+    api = live.api
+    piloted, elsewhere = unique_key("piloted"), unique_key("elsewhere")
+    with live.socket() as socket:
+        socket.authenticate(api.tokens.viewer)
+        socket.subscribe_held("pilot", USE_CASES_CHANGED, {"stages": ["PILOT"]})
+        for key in (piloted, elsewhere):
+            register(api, key)
+            api.mutate("scorePriority", {"key": key, **PRIORITY})
+            api.mutate("assignOwner", {"key": key, "role": "TECHNICAL", "person": TECH})
+        assert api.mutate("advanceStage", {"key": piloted})["stage"] == "PILOT"
+        alert(api, elsewhere, "not-in-pilot")
+        assert api.mutate("retire", {"key": piloted, "reason": "done"})["stage"] == "RETIRED"
+        # The last change told is the last committed: none of the others could come later.
+        told = [socket.next("pilot")["data"]["useCasesChanged"] for _ in range(2)]
+    assert told == [
+        {"key": piloted, "version": 4, "stage": "PILOT", "previousStage": "PROPOSED"},
+        {"key": piloted, "version": 5, "stage": "RETIRED", "previousStage": "PILOT"},
+    ]
+
+
 # --- what is refused ----------------------------------------------------------------------
 
 
@@ -311,6 +359,8 @@ def test_what_cannot_be_subscribed_to_is_an_error_saying_why(live: LiveServer) -
         assert "no-such-use-case" in error["message"]
         socket.subscribe("2", LIFECYCLE, {"stages": []})
         assert "at least one stage" in _refusal(socket, "2")["message"]
+        socket.subscribe("2b", USE_CASES_CHANGED, {"stages": []})
+        assert "at least one stage" in _refusal(socket, "2b")["message"]
         socket.subscribe("3", "{ me { role } }")
         assert "POST /graphql" in _refusal(socket, "3")["message"]
         socket.subscribe("4", 'mutation { retire(input: {key: "x", reason: "r"}) { __typename } }')
