@@ -527,10 +527,18 @@ def test_a_viewer_sees_the_use_case_but_no_history(portal: Portal, demo: Demo) -
     assert portal.find_all("#gate-checklist li")
     assert portal.find_all("#improvements tbody tr")
     portal.screenshot("use-case-viewer")
-    # Live all the same, on what a viewer may follow (`lifecycle`, being history, is not).
+    # Live all the same, on what a viewer may follow (`lifecycle`, being history, is not):
+    # a use case registered by someone else appears on the portfolio.
     portal.live_for(f"use-case/{key}")
     portal.go("#/portfolio", "#funnel .funnel-row")
     portal.live_for("portfolio")
+    registered = f"viewed-{uuid.uuid4().hex[:8]}"
+    answer = demo.gql(REGISTER, {"key": registered})["registerUseCase"]
+    assert answer["__typename"] == "UseCase", answer
+    portal.wait(
+        lambda d: portal.find_all(f"#use-cases tr[data-key='{registered}']"),
+        "the use case registered meanwhile on the viewer's portfolio",
+    )
 
 
 # --- live -------------------------------------------------------------------------------------
@@ -539,6 +547,9 @@ ASSIGN_BUSINESS_OWNER = """
 mutation Assign($key: String!) { assignOwner(input: {key: $key, role: BUSINESS,
   person: {id: "tom.becker@example.com", name: "Tom Becker", team: "Claims Operations"}}) {
   __typename ... on UseCase { version } ... on Error { message } } }"""
+REGISTER = """
+mutation Register($key: String!) { registerUseCase(input: {key: $key, title: "Seen live"}) {
+  __typename ... on Error { message } } }"""
 ADVANCE = """
 mutation Advance($key: String!) { advanceStage(input: {key: $key}) {
   __typename ... on UseCase { stage version } ... on Error { message } } }"""

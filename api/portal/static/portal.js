@@ -406,20 +406,17 @@ function watchView(route, subscriptions) {
   if (state.live && state.live.label !== route.label) state.live.watch(subscriptions, route.label);
 }
 
-function watchPortfolio(route, keys) {
-  // A viewer may not follow `lifecycle` (it is history): it follows each use case listed.
-  const refresh = () => scheduleRefresh();
-  const ignore = () => {};
-  const subscriptions =
-    state.me.role === "VIEWER"
-      ? keys.slice(0, 100).map((key) => ({
-          query: "subscription Changed($key: String!) { useCaseChanged(key: $key) { version } }",
-          variables: { key },
-          onNext: refresh,
-          onError: ignore,
-        }))
-      : [{ query: "subscription Lifecycle { lifecycle { key entry { version } } }", variables: {}, onNext: refresh, onError: ignore }];
-  watchView(route, subscriptions);
+function watchPortfolio(route) {
+  // Every role that reads may follow `useCasesChanged` (it carries no history): a use case
+  // registered or changed anywhere has the list read again.
+  watchView(route, [
+    {
+      query: "subscription UseCases { useCasesChanged { key version } }",
+      variables: {},
+      onNext: () => scheduleRefresh(),
+      onError: () => {},
+    },
+  ]);
 }
 
 async function renderPortfolio(route) {
@@ -527,7 +524,7 @@ async function renderPortfolio(route) {
     ],
     "Portfolio",
   );
-  watchPortfolio(route, useCases.map((useCase) => useCase.key));
+  watchPortfolio(route);
 }
 
 // --- backlog -------------------------------------------------------------------------------
@@ -627,7 +624,7 @@ async function renderBacklog(route) {
     ],
     "Backlog",
   );
-  watchPortfolio(route, edges.map((edge) => edge.node.key));
+  watchPortfolio(route);
 }
 
 // --- a use case ----------------------------------------------------------------------------
