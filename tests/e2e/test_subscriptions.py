@@ -230,6 +230,18 @@ def test_each_committed_change_arrives_once_committed_in_order(live: LiveServer)
             assert current >= version
 
 
+def _interleaved(api: Api, keys: list[str], alerts: int) -> None:
+    """Each use case registered and given ``alerts`` alerts, all at once: commits interleave."""
+
+    def work(key: str) -> None:
+        register(api, key)
+        for n in range(alerts):
+            alert(api, key, f"a{n}")
+
+    with ThreadPoolExecutor(max_workers=len(keys)) as pool:
+        list(pool.map(work, keys))
+
+
 def test_lifecycle_tells_every_event_of_every_use_case_in_the_logs_order(
     live: LiveServer, services: Services
 ) -> None:
@@ -238,14 +250,7 @@ def test_lifecycle_tells_every_event_of_every_use_case_in_the_logs_order(
     with live.socket() as socket:
         socket.authenticate(api.tokens.editor)
         socket.subscribe_held("all", LIFECYCLE)
-
-        def work(key: str) -> None:
-            register(api, key)
-            for n in range(6):
-                alert(api, key, f"a{n}")
-
-        with ThreadPoolExecutor(max_workers=4) as pool:  # commits interleave
-            list(pool.map(work, keys))
+        _interleaved(api, keys, alerts=6)
         told = []
         for _ in range(len(keys) * 7):
             lifecycle = socket.next("all")["data"]["lifecycle"]
@@ -269,22 +274,28 @@ def _log_order(services: Services, keys: list[str]) -> list[tuple[str, int]]:
     ]
 
 
+def _through_pilot(api: Api) -> tuple[str, str]:
+    """Two use cases registered and readied; one goes into PILOT, has an alert there and is
+    retired; the other has an alert in PROPOSED, last but one. Their keys, in that order."""
+    piloted, elsewhere = unique_key("piloted"), unique_key("elsewhere")
+    for key in (piloted, elsewhere):
+        register(api, key)
+        api.mutate("scorePriority", {"key": key, **PRIORITY})
+        api.mutate("assignOwner", {"key": key, "role": "TECHNICAL", "person": TECH})
+    assert api.mutate("advanceStage", {"key": piloted})["stage"] == "PILOT"
+    alert(api, piloted, "in-pilot")
+    alert(api, elsewhere, "not-in-pilot")
+    assert api.mutate("retire", {"key": piloted, "reason": "done"})["stage"] == "RETIRED"
+    return piloted, elsewhere
+
+
 def test_lifecycle_of_some_stages_tells_of_use_cases_entering_and_leaving_them(
     live: LiveServer,
 ) -> None:
-    api = live.api
-    piloted, elsewhere = unique_key("piloted"), unique_key("elsewhere")
     with live.socket() as socket:
-        socket.authenticate(api.tokens.auditor)
+        socket.authenticate(live.api.tokens.auditor)
         socket.subscribe_held("pilot", LIFECYCLE, {"stages": ["PILOT"]})
-        for key in (piloted, elsewhere):
-            register(api, key)
-            api.mutate("scorePriority", {"key": key, **PRIORITY})
-            api.mutate("assignOwner", {"key": key, "role": "TECHNICAL", "person": TECH})
-        assert api.mutate("advanceStage", {"key": piloted})["stage"] == "PILOT"
-        alert(api, piloted, "in-pilot")
-        alert(api, elsewhere, "not-in-pilot")
-        assert api.mutate("retire", {"key": piloted, "reason": "done"})["stage"] == "RETIRED"
+        piloted, _ = _through_pilot(live.api)
         # The last event told is the last committed: none of the others could come later.
         told = [socket.next("pilot")["data"]["lifecycle"] for _ in range(3)]
     assert [(t["key"], t["previousStage"], t["stage"], t["entry"]["type"]) for t in told] == [
@@ -302,13 +313,7 @@ def test_a_viewer_hears_of_every_use_case_changed_registrations_included(
     with live.socket() as socket:
         socket.authenticate(api.tokens.viewer)
         socket.subscribe_held("list", USE_CASES_CHANGED)
-
-        def work(key: str) -> None:
-            register(api, key)
-            alert(api, key, "a1")
-
-        with ThreadPoolExecutor(max_workers=3) as pool:  # commits interleave
-            list(pool.map(work, keys))
+        _interleaved(api, keys, alerts=1)
         told = [socket.next("list")["data"]["useCasesChanged"] for _ in range(len(keys) * 2)]
     assert [(t["key"], t["version"]) for t in told] == _log_order(services, keys)
     for change in told:
@@ -320,23 +325,16 @@ def test_a_viewer_hears_of_every_use_case_changed_registrations_included(
 def test_use_cases_changed_in_some_stages_tells_of_use_cases_entering_and_leaving_them(
     live: LiveServer,
 ) -> None:
-    api = live.api
-    piloted, elsewhere = unique_key("piloted"), unique_key("elsewhere")
     with live.socket() as socket:
-        socket.authenticate(api.tokens.viewer)
+        socket.authenticate(live.api.tokens.viewer)
         socket.subscribe_held("pilot", USE_CASES_CHANGED, {"stages": ["PILOT"]})
-        for key in (piloted, elsewhere):
-            register(api, key)
-            api.mutate("scorePriority", {"key": key, **PRIORITY})
-            api.mutate("assignOwner", {"key": key, "role": "TECHNICAL", "person": TECH})
-        assert api.mutate("advanceStage", {"key": piloted})["stage"] == "PILOT"
-        alert(api, elsewhere, "not-in-pilot")
-        assert api.mutate("retire", {"key": piloted, "reason": "done"})["stage"] == "RETIRED"
+        piloted, _ = _through_pilot(live.api)
         # The last change told is the last committed: none of the others could come later.
-        told = [socket.next("pilot")["data"]["useCasesChanged"] for _ in range(2)]
+        told = [socket.next("pilot")["data"]["useCasesChanged"] for _ in range(3)]
     assert told == [
         {"key": piloted, "version": 4, "stage": "PILOT", "previousStage": "PROPOSED"},
-        {"key": piloted, "version": 5, "stage": "RETIRED", "previousStage": "PILOT"},
+        {"key": piloted, "version": 5, "stage": "PILOT", "previousStage": "PILOT"},
+        {"key": piloted, "version": 6, "stage": "RETIRED", "previousStage": "PILOT"},
     ]
 
 
