@@ -35,6 +35,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
+from api.graphql import feed
 from domain.values import Role
 from infra.bootstrap import Services, bootstrap
 from infra.demo import load_demo
@@ -593,6 +594,31 @@ def test_the_page_follows_changes_made_by_another_client(portal: Portal, demo: D
     portal.wait(lambda d: funnel_on_screen(portal) == after, "the funnel to follow the move")
 
 
+def test_a_subscription_the_server_ends_is_taken_again(
+    portal: Portal, demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    portal.sign_in(demo.admin)
+    portal.go("#/portfolio", "#funnel .funnel-row")
+    portal.live_for("portfolio")
+
+    def registered_and_shown() -> None:
+        key = f"ended-{uuid.uuid4().hex[:8]}"
+        answer = demo.gql(REGISTER, {"key": key})["registerUseCase"]
+        assert answer["__typename"] == "UseCase", answer
+        portal.wait(
+            lambda d: portal.find_all(f"#use-cases tr[data-key='{key}']"),
+            f"{key} on the portfolio",
+        )
+
+    # The next change puts every subscription past its backlog: the server ends them all.
+    monkeypatch.setattr(feed, "MAX_BACKLOG", 0)
+    registered_and_shown()
+    monkeypatch.undo()
+    # The page read itself again and subscribed again: it hears of the next change.
+    portal.live_for("portfolio")
+    registered_and_shown()
+
+
 # --- when things go wrong ---------------------------------------------------------------------
 
 
@@ -616,6 +642,7 @@ def test_a_refused_token_sends_the_user_back_to_sign_in_saying_why(
     assert "unknown, expired or revoked" in portal.text("#signin-message")
     assert portal.find("#nav").get_attribute("hidden") is not None
     assert portal.driver.execute_script("return sessionStorage.length") == 0
+    assert portal.find("#main").get_attribute("aria-busy") is None, "the form is not busy"
 
 
 def test_a_server_that_is_down_is_said_so(portal: Portal, demo: Demo) -> None:

@@ -83,14 +83,18 @@ const RECONNECT_DELAYS_MS = [500, 1000, 2000, 5000, 10000];
  * server has taken them (the pong to a ping sent after them: it takes a connection's messages
  * in order), `onStatus("live", label)` says so. A dropped connection is opened again and its
  * subscriptions sent again, and `onReconnected` lets the page read what it may have missed.
+ * A subscription the server ends (a client too far behind: FELL_BEHIND) is no longer held:
+ * `onEnded` lets the page read again and watch again (`holds` then says it must).
  */
 export class LiveConnection {
-  constructor(token, { onStatus, onRefused, onReconnected }) {
+  constructor(token, { onStatus, onRefused, onReconnected, onEnded }) {
     this.token = token;
     this.onStatus = onStatus;
     this.onRefused = onRefused;
     this.onReconnected = onReconnected;
+    this.onEnded = onEnded;
     this.subscriptions = new Map(); // id -> {query, variables, onNext, onError}
+    this.watched = 0; // how many subscriptions the current label was watched with
     this.label = null;
     this.nextId = 1;
     this.pongsAwaited = []; // the label each ping sent stands for, oldest first
@@ -150,7 +154,11 @@ export class LiveConnection {
         break;
       }
       case "complete":
-        this.subscriptions.delete(message.id);
+        // Only the server's own end of one still held (one this page completed is gone).
+        if (this.subscriptions.delete(message.id)) {
+          this.onStatus("off", this.label);
+          this.onEnded();
+        }
         break;
       case "ping":
         this.send({ type: "pong" });
@@ -195,11 +203,17 @@ export class LiveConnection {
     this.send({ type: "ping" });
   }
 
+  /** Whether every subscription `label` was watched with is still held (or being sent). */
+  holds(label) {
+    return this.label === label && this.subscriptions.size === this.watched;
+  }
+
   /** Hold exactly these subscriptions ({query, variables, onNext, onError}) from now on. */
   watch(subscriptions, label) {
     for (const id of this.subscriptions.keys()) this.send({ id, type: "complete" });
     this.subscriptions.clear();
     this.label = label;
+    this.watched = subscriptions.length;
     this.refused = false;
     for (const subscription of subscriptions) {
       const id = String(this.nextId++);

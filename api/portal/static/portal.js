@@ -156,6 +156,8 @@ function signOut(message) {
   state.token = null;
   state.me = null;
   state.route = null; // a view still being read must not show over the sign-in form
+  clearTimeout(state.refreshTimer);
+  main().removeAttribute("aria-busy");
   state.live?.close();
   state.live = null;
   renderChrome();
@@ -179,7 +181,25 @@ function failed(error) {
 }
 
 async function ask(query, variables) {
+  return accepted(await graphql(state.token, query, variables));
+}
+
+/** Thrown for a render whose answer came after a newer render began: it is dropped. */
+class Superseded extends Error {}
+
+/**
+ * A render's read: its answer, unless a newer render has begun (before it is sent, or by
+ * the time it arrives), which then reads instead: nothing more is asked for the old one,
+ * and nothing it was answered is shown, nor its banner cleared.
+ */
+async function askFor(route, query, variables) {
+  if (superseded(route)) throw new Superseded();
   const answer = await graphql(state.token, query, variables);
+  if (superseded(route)) throw new Superseded();
+  return accepted(answer);
+}
+
+function accepted(answer) {
   clearBanner();
   const requestErrors = answer.requestErrors();
   if (answer.data === null && requestErrors.length) {
@@ -279,6 +299,7 @@ function startLive() {
     onStatus: setLiveStatus,
     onRefused: () => signOut(TOKEN_REFUSED_MESSAGE),
     onReconnected: () => scheduleRefresh(),
+    onEnded: () => scheduleRefresh(),
   });
 }
 
@@ -313,7 +334,7 @@ async function render({ refresh = false, focus = false } = {}) {
   main().setAttribute("aria-busy", "true");
   try {
     if (!state.me) {
-      state.me = (await ask("query Me { me { actorId role } }")).data.me;
+      state.me = (await askFor(route, "query Me { me { actorId role } }")).data.me;
       renderChrome();
       startLive();
     }
@@ -322,7 +343,7 @@ async function render({ refresh = false, focus = false } = {}) {
     else await renderPortfolio(route);
     if (focus) document.querySelector("#main h1")?.focus();
   } catch (error) {
-    failed(error);
+    if (!superseded(route)) failed(error); // the newer render reports its own
   } finally {
     if (!superseded(route)) main().removeAttribute("aria-busy");
   }
@@ -386,11 +407,11 @@ query MoreUseCases($after: String) {
 }
 ${LISTED_USE_CASE}`;
 
-async function allUseCases(first) {
+async function allUseCases(route, first) {
   const nodes = first.edges.map((edge) => edge.node);
   let page = first.pageInfo;
   while (page.hasNextPage) {
-    const more = (await ask(MORE_USE_CASES, { after: page.endCursor })).data.useCases;
+    const more = (await askFor(route, MORE_USE_CASES, { after: page.endCursor })).data.useCases;
     nodes.push(...more.edges.map((edge) => edge.node));
     page = more.pageInfo;
   }
@@ -398,12 +419,13 @@ async function allUseCases(first) {
 }
 
 /**
- * Hold the view's subscriptions, unless they are held already: the first render of a view to
- * show it subscribes, whether or not it was read again meanwhile (a read again supersedes the
- * first read, and must then subscribe in its place).
+ * Hold the view's subscriptions, unless every one is held already: the first render of a view
+ * to show it subscribes, whether or not it was read again meanwhile (a read again supersedes
+ * the first read, and must then subscribe in its place), and so does the render after the
+ * server ended one (FELL_BEHIND).
  */
 function watchView(route, subscriptions) {
-  if (state.live && state.live.label !== route.label) state.live.watch(subscriptions, route.label);
+  if (state.live && !state.live.holds(route.label)) state.live.watch(subscriptions, route.label);
 }
 
 function watchPortfolio(route) {
@@ -420,10 +442,9 @@ function watchPortfolio(route) {
 }
 
 async function renderPortfolio(route) {
-  const answer = await ask(PORTFOLIO);
+  const answer = await askFor(route, PORTFOLIO);
   const portfolio = answer.data.portfolio;
-  const useCases = await allUseCases(answer.data.useCases);
-  if (superseded(route)) return;
+  const useCases = await allUseCases(route, answer.data.useCases);
   const byStage = Object.fromEntries(portfolio.stages.map((figures) => [figures.stage, figures]));
   const retired = byStage.RETIRED?.count ?? 0;
 
@@ -571,12 +592,11 @@ async function renderBacklog(route) {
   const edges = [];
   let after = null;
   for (;;) {
-    const page = (await ask(BACKLOG, { after })).data.backlog;
+    const page = (await askFor(route, BACKLOG, { after })).data.backlog;
     edges.push(...page.edges);
     if (!page.pageInfo.hasNextPage) break;
     after = page.pageInfo.endCursor;
   }
-  if (superseded(route)) return;
   const rows = edges.map((edge, index) =>
     h(
       "tr",
@@ -1125,9 +1145,8 @@ async function showAsOf(key, version) {
 }
 
 async function renderUseCase(route) {
-  const answer = await ask(USE_CASE, { key: route.key });
+  const answer = await askFor(route, USE_CASE, { key: route.key });
   const useCase = answer.data.useCase;
-  if (superseded(route)) return;
   if (!useCase) {
     show([h("h1", { tabindex: "-1" }, "No such use case"), h("p", {}, `No use case has the key ${route.key}. `, h("a", { href: "#/portfolio" }, "Back to the portfolio"))], "Not found");
     return;
@@ -1135,11 +1154,10 @@ async function renderUseCase(route) {
   const history = useCase.history ? useCase.history.edges.map((edge) => edge.node) : [];
   let page = useCase.history?.pageInfo;
   while (page?.hasNextPage) {
-    const more = (await ask(MORE_HISTORY, { key: route.key, after: page.endCursor })).data.useCase.history;
+    const more = (await askFor(route, MORE_HISTORY, { key: route.key, after: page.endCursor })).data.useCase.history;
     history.push(...more.edges.map((edge) => edge.node));
     page = more.pageInfo;
   }
-  if (superseded(route)) return;
   show(
     [
       h("p", { class: "crumbs" }, h("a", { href: "#/portfolio" }, "Portfolio"), " / ", useCase.key),
