@@ -27,9 +27,10 @@ of client CPU per request, in the same interpreter as the other clients).
     python bench/commands.py URL --ceiling [--rounds 3] [--seconds 15]
 
 How close the HTTP GraphQL path itself comes to the raw rates, before any command: one
-sequential client sends ``GET /healthz`` (no token, no GraphQL), the query ``{ me }`` (the
-token looked up, one operation executed) and ``scorePriority`` in turn, ``--rounds`` times, to
-one server process; each with its ratio to both raw rates and the server's CPU per request.
+sequential client, then 16 clients, send ``GET /healthz`` (no token, no GraphQL), the query
+``{ me }`` (the token looked up, one operation executed) and ``scorePriority`` in turn,
+``--rounds`` times, to one server process; each with its ratio to both raw rates and the
+server's CPU per request.
 
     python bench/commands.py URL --metrics-overhead [--rounds 3] [--seconds 15]
 
@@ -144,13 +145,34 @@ def command_rate(
     ``http`` over ``processes`` processes, or ``httpx`` in this one)."""
     if client == "httpx":
         return _httpx_rate(base, token, keys, seconds)
+    done, elapsed = requests_answered(base, token, keys, seconds, processes)
+    return done / elapsed
+
+
+REQUESTS = ("GET /healthz", "{ me }", "scorePriority")
+"""What the ``http`` clients may send: the command, or the path to it without one."""
+
+
+def requests_answered(
+    base: str,
+    token: str,
+    keys: list[list[str]],
+    seconds: float,
+    processes: int = 2,
+    request: str = "scorePriority",
+) -> tuple[int, float]:
+    """``http`` clients, one per list of use-case keys, over ``processes`` processes, each
+    sending ``request`` (one of ``REQUESTS``) back to back for ``seconds``, every answer
+    checked: how many were answered, in how many seconds."""
     groups = [keys[n::processes] for n in range(min(processes, len(keys)))]
     context = multiprocessing.get_context("spawn")  # nothing of this process's state copied
     ready = context.Barrier(len(groups) + 1)
     results = context.Queue()
     workers = [
         context.Process(
-            target=_http_clients, args=(base, token, group, seconds, ready, results), daemon=True
+            target=_http_clients,
+            args=(base, token, group, seconds, ready, results, request),
+            daemon=True,
         )
         for group in groups
     ]
@@ -165,8 +187,8 @@ def command_rate(
     for worker in workers:
         worker.join()
     if failures:
-        raise RuntimeError(f"a command was not answered with the use case: {failures[0]}")
-    return done / elapsed
+        raise RuntimeError(f"a {request} was not answered as it should be: {failures[0]}")
+    return done, elapsed
 
 
 def _http_clients(
@@ -176,9 +198,10 @@ def _http_clients(
     seconds: float,
     ready: Any,
     results: Any,
+    request: str,
 ) -> None:
     """One client process: a thread per client, each with one keep-alive ``http.client``
-    connection; puts (commands answered, failures, seconds taken) on ``results``."""
+    connection; puts (requests answered, failures, seconds taken) on ``results``."""
     url = urlsplit(base)
     counts = [0] * len(keys)
     failures: list[str] = []
@@ -193,14 +216,9 @@ def _http_clients(
         started.wait()
         n = 0
         while time.perf_counter() < deadline[0]:
-            key = keys[index][n % len(keys[index])]
-            body = json.dumps({"query": SCORE, "variables": {"input": _input(key, n)}})
-            connection.request("POST", "/graphql", body=body, headers=headers)
-            response = connection.getresponse()
-            answer = json.loads(response.read())
-            result = (answer.get("data") or {}).get("scorePriority") or {}
-            if response.status != 200 or result.get("__typename") != "UseCase":
-                failures.append(json.dumps(answer)[:300])
+            failure = _ask(connection, headers, request, keys[index][n % len(keys[index])], n)
+            if failure is not None:
+                failures.append(failure)
                 break
             n += 1
         counts[index] = n
@@ -216,6 +234,37 @@ def _http_clients(
     for thread in threads:
         thread.join()
     results.put((sum(counts), failures, time.perf_counter() - began))
+
+
+ME = json.dumps({"query": "{ me { actorId } }"})
+
+
+def _ask(
+    connection: http.client.HTTPConnection,
+    headers: dict[str, str],
+    request: str,
+    key: str,
+    n: int,
+) -> str | None:
+    """``request`` (``n``-th of its client, to use case ``key``), and None once it is
+    answered as it should be: the answer's start where it is not."""
+    if request == "GET /healthz":
+        connection.request("GET", "/healthz")
+    else:
+        body = ME
+        if request == "scorePriority":
+            body = json.dumps({"query": SCORE, "variables": {"input": _input(key, n)}})
+        connection.request("POST", "/graphql", body=body, headers=headers)
+    response = connection.getresponse()
+    answer = response.read()
+    answered = response.status == 200
+    if answered and request != "GET /healthz":
+        data = json.loads(answer).get("data") or {}
+        if request == "{ me }":
+            answered = bool(data.get("me"))
+        else:  # the updated use case, not one of the error members
+            answered = (data.get("scorePriority") or {}).get("__typename") == "UseCase"
+    return None if answered else answer[:300].decode(errors="replace")
 
 
 def _httpx_rate(base: str, token: str, keys: list[list[str]], seconds: float) -> float:
@@ -315,72 +364,39 @@ def metrics_overhead(
     )
 
 
-CEILING_REQUESTS = ("GET /healthz", "{ me }", "scorePriority")
-
-
 def ceiling(server_url: str, rounds: int, seconds: float, port: int) -> None:
-    """What the HTTP GraphQL path allows before any command (module doc): one sequential
-    keep-alive client on one server process, ``GET /healthz``, the query ``{ me }`` and
-    ``scorePriority`` in turn, ``rounds`` times, beside both raw rates of the same run; each
-    with its rate, its ratio to raw and the server's CPU per request."""
+    """What the HTTP GraphQL path allows before any command (module doc): ``GET /healthz``,
+    the query ``{ me }`` and ``scorePriority`` in turn, ``rounds`` times, from one sequential
+    client and then from 16, to one server process, beside both raw rates of the same run;
+    each with its rate, its ratio to raw and the server's CPU per request."""
     raw = raw_rate(server_url, seconds)
     durable = raw_rate(server_url, seconds, durable=True)
     print(f"raw INSERT+COMMIT: temporary table {raw:,.0f}/s, durable table {durable:,.0f}/s")
-    rates: dict[str, list[float]] = {name: [] for name in CEILING_REQUESTS}
+    rates: dict[tuple[int, str], list[float]] = {}
     with throwaway_database(server_url, False) as url:
-        token, keys = prepare(url, 1)
+        token, keys = prepare(url, 16)
         with serving(url, port) as (base, cpu):
             for _ in range(rounds):
-                for name in CEILING_REQUESTS:
-                    used = cpu()
-                    done, took = _sequential(base, token, keys[0], name, seconds)
-                    rate = done / took
-                    rates[name].append(rate)
-                    print(
-                        f"{name:>13}: {rate:7,.0f}/s = {rate / raw:.3f}x raw,"
-                        f" {rate / durable:.3f}x durable raw;"
-                        f" server CPU {1000 * (cpu() - used) / done:.2f} ms a request",
-                        flush=True,
-                    )
-    for name, measured in rates.items():
+                for clients in (1, 16):
+                    for request in REQUESTS:
+                        used = cpu()
+                        done, took = requests_answered(
+                            base, token, keys[:clients], seconds, request=request
+                        )
+                        rate = done / took
+                        rates.setdefault((clients, request), []).append(rate)
+                        print(
+                            f"{clients:>2} client(s), {request:>13}: {rate:7,.0f}/s ="
+                            f" {rate / raw:.3f}x raw, {rate / durable:.3f}x durable raw;"
+                            f" server CPU {1000 * (cpu() - used) / done:.2f} ms a request",
+                            flush=True,
+                        )
+    for (clients, request), measured in rates.items():
         rate = statistics.median(measured)
-        print(f"median {name:>13}: {rate / raw:.3f}x raw, {rate / durable:.3f}x durable raw")
-
-
-def _sequential(
-    base: str, token: str, keys: list[str], name: str, seconds: float
-) -> tuple[int, float]:
-    """``name`` (one of CEILING_REQUESTS) back to back on one keep-alive connection, every
-    answer checked: how many were answered, in how many seconds."""
-    url = urlsplit(base)
-    connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=60)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    me = json.dumps({"query": "{ me { actorId } }"})
-
-    def ask(n: int) -> None:
-        if name == "GET /healthz":
-            connection.request("GET", "/healthz")
-        else:
-            body = me
-            if name == "scorePriority":
-                variables = {"input": _input(keys[n % len(keys)], n)}
-                body = json.dumps({"query": SCORE, "variables": variables})
-            connection.request("POST", "/graphql", body=body, headers=headers)
-        response = connection.getresponse()
-        answer = response.read()
-        if response.status != 200 or b'"errors"' in answer or b'"Error"' in answer:
-            raise RuntimeError(f"{name} was not answered: {answer[:300]!r}")
-
-    try:
-        for n in range(20):  # the connection, the token and the statements warmed
-            ask(n)
-        done, started = 0, time.perf_counter()
-        while time.perf_counter() - started < seconds:
-            ask(done)
-            done += 1
-        return done, time.perf_counter() - started
-    finally:
-        connection.close()
+        print(
+            f"median, {clients:>2} client(s), {request:>13}:"
+            f" {rate / raw:.3f}x raw, {rate / durable:.3f}x durable raw"
+        )
 
 
 @contextlib.contextmanager
@@ -437,7 +453,7 @@ def main() -> None:
     parser.add_argument(
         "--ceiling",
         action="store_true",
-        help="sequential GET /healthz, { me } and scorePriority in turn, beside raw",
+        help="GET /healthz, { me } and scorePriority in turn, 1 and 16 clients, beside raw",
     )
     args = parser.parse_args()
     clients_used = ["http", "httpx"] if args.client == "both" else [args.client]
